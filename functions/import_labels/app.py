@@ -1,0 +1,30 @@
+"""SQS batch of chunks -> import each into Encord; failed messages go back to the queue, the rest are done."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from label_importer.import_chunk import Collaborators, import_message
+from label_importer.observability import logger, metrics, tracer
+from label_importer.settings import settings
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _world() -> Collaborators:
+    return Collaborators.from_settings(settings())
+
+
+def record_handler(record: SQSRecord) -> None:
+    import_message(record.body, _world())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

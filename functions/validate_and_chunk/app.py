@@ -1,0 +1,29 @@
+"""S3 ObjectCreated on incoming/ -> validate the label file, then queue it as chunks or reject it."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from label_importer.observability import logger, metrics, tracer
+from label_importer.s3_objects import label_files
+from label_importer.settings import settings
+from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
+
+
+@cache
+def _world() -> Collaborators:
+    return Collaborators.from_settings(settings())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    jobs = []
+    for ref in label_files(event):
+        logger.set_correlation_id(ref.job_id)
+        logger.append_keys(bucket=ref.bucket, key=ref.key)
+        job = validate_and_chunk(ref, settings(), _world())
+        jobs.append({"job_id": job.job_id, "key": ref.key, "status": str(job.status)})
+    return {"jobs": jobs}

@@ -1,0 +1,1 @@
+"""Encord label importer: the Lambda layer package."""

@@ -1,0 +1,80 @@
+"""The one door to Encord: the SDK client (one per warm container), projects, and which errors are worth retrying.
+
+The SSH key comes from Secrets Manager through Powertools Parameters (cached), never from code, events or
+logs. The SDK's 180 s timeouts are cut to the configured value so one hung request cannot eat a whole
+invocation; retry policy beyond the SDK's own stays with the caller, who knows the time left.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import requests
+from aws_lambda_powertools.utilities import parameters
+from encord import EncordUserClient, Project
+from encord.exceptions import (
+    AnswerDictionaryError,
+    CorruptedLabelError,
+    EncordException,
+    FeatureDoesNotExistError,
+    InvalidArgumentsError,
+    LabelRowError,
+    OperationNotAllowed,
+    PayloadTooLargeError,
+)
+from encord.http.constants import RequestsSettings
+
+from label_importer.settings import Settings
+
+SECRET_MAX_AGE_SECONDS = 300
+PROJECT_MAX_AGE_SECONDS = 300
+
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    AnswerDictionaryError,
+    CorruptedLabelError,
+    FeatureDoesNotExistError,
+    InvalidArgumentsError,
+    LabelRowError,
+    OperationNotAllowed,
+    PayloadTooLargeError,
+)
+"""Encord rejected the content itself: sending the same labels again cannot succeed."""
+
+
+def is_transient(error: Exception) -> bool:
+    """Throttling, 5xx, timeouts and dropped connections: the same request may succeed later."""
+    if isinstance(error, PERMANENT_ERRORS):
+        return False
+    return isinstance(error, EncordException | requests.RequestException | ConnectionError | TimeoutError)
+
+
+@cache
+def _client(secret_id: str, domain: str, timeout: int) -> EncordUserClient:
+    key = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+    return EncordUserClient.create_with_ssh_private_key(
+        ssh_private_key=key,
+        domain=domain,
+        requests_settings=RequestsSettings(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout),
+    )
+
+
+def encord_client(settings: Settings) -> EncordUserClient:
+    return _client(settings.encord_secret_id, settings.encord_domain, settings.encord_timeout_seconds)
+
+
+_projects: dict[tuple[str, str], tuple[float, Project]] = {}
+
+
+def open_project(settings: Settings, project_hash: str) -> Project:
+    """The project with its ontology, reused for a few minutes by a warm container.
+
+    Fetching it costs two requests; per chunk that would more than double the round trips of an import.
+    """
+    key = (settings.encord_domain, project_hash)
+    cached = _projects.get(key)
+    if cached is not None and time.monotonic() - cached[0] < PROJECT_MAX_AGE_SECONDS:
+        return cached[1]
+    project = encord_client(settings).get_project(project_hash)
+    _projects[key] = (time.monotonic(), project)
+    return project

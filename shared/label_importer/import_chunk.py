@@ -1,0 +1,187 @@
+"""Import one chunk: list once, initialise in one bundle, apply, save in one bundle, record every row.
+
+That is three Encord round trips per chunk (four when it mixes labelled and unlabelled data units: the
+bundle creates the new label rows and fetches the existing ones in separate requests) instead of two per
+data unit. Only on the failure path does it spend more: a bundle Encord rejects is saved again row by
+row, so one bad row fails alone and the rest of the chunk lands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from encord import Project
+from encord.exceptions import LabelRowError
+from encord.objects import LabelRowV2
+
+from label_importer.chunk_queue import load_chunk
+from label_importer.encord_gateway import is_transient, open_project
+from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.label_builder import LabelBuilder, RowConflict
+from label_importer.label_format import Mode
+from label_importer.messages import Chunk, ChunkRow
+from label_importer.observability import (
+    CHUNKS_IMPORTED,
+    ENCORD_REQUEST_LATENCY,
+    JOBS_COMPLETED,
+    ROWS_FAILED,
+    ROWS_IMPORTED,
+    logger,
+    metrics,
+)
+from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.reports import ReportWriter
+from label_importer.settings import Settings
+
+_ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
+"""Problems with one row's labels found while applying them: the row fails, the chunk goes on."""
+
+
+@contextmanager
+def _timed_encord_call() -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.add_metric(
+            name=ENCORD_REQUEST_LATENCY, unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+
+
+def _failed(row: ChunkRow, reason: str) -> RowOutcome:
+    return RowOutcome(row.data_hash, RowStatus.FAILED, row.lines, reason=reason)
+
+
+class ChunkImporter:
+    def __init__(self, project: Project, bundle_size: int) -> None:
+        self._project = project
+        self._bundle_size = bundle_size
+        self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
+
+    def import_rows(self, rows: list[ChunkRow], mode: Mode) -> list[RowOutcome]:
+        """Outcomes for every row; raises only on transient Encord faults (the chunk is then retried)."""
+        with _timed_encord_call():
+            listed = self._project.list_label_rows_v2(data_hashes=[row.data_hash for row in rows])
+        label_rows = {label_row.data_hash: label_row for label_row in listed}
+        outcomes = [
+            _failed(row, "the data unit is no longer in the project") for row in rows if row.data_hash not in label_rows
+        ]
+        present = [row for row in rows if row.data_hash in label_rows]
+
+        with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
+            for row in present:
+                label_rows[row.data_hash].initialise_labels(bundle=bundle)
+
+        to_save: list[tuple[ChunkRow, LabelRowV2, int]] = []
+        for row in present:
+            label_row = label_rows[row.data_hash]
+            if not label_row.is_labelling_initialised:
+                # A bundle silently skips rows the server left out of its answer; never save those empty.
+                outcomes.append(_failed(row, "Encord did not return this label row when it was initialised"))
+                continue
+            try:
+                added = self._builder.apply(label_row, row, mode)
+            except _ROW_ERRORS as error:
+                outcomes.append(_failed(row, f"labels could not be applied: {error}"))
+                continue
+            to_save.append((row, label_row, added))
+        return outcomes + self._save(to_save)
+
+    def _save(self, to_save: list[tuple[ChunkRow, LabelRowV2, int]]) -> list[RowOutcome]:
+        if not to_save:
+            return []
+        try:
+            self._save_bundle([label_row for _, label_row, _ in to_save])
+        except Exception as error:
+            if is_transient(error):
+                raise
+            if len(to_save) == 1:
+                row, _, _ = to_save[0]
+                return [_failed(row, f"Encord rejected the labels: {error}")]
+            logger.warning("bundled save rejected; saving rows one by one", extra={"error": str(error)})
+            return [outcome for item in to_save for outcome in self._save([item])]
+        return [
+            RowOutcome(row.data_hash, RowStatus.IMPORTED, row.lines, labels_added=added) for row, _, added in to_save
+        ]
+
+    def _save_bundle(self, label_rows: list[LabelRowV2]) -> None:
+        with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
+            for label_row in label_rows:
+                label_row.save(bundle=bundle)
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The import function's outside world, built once per container (handlers) or per test."""
+
+    s3: Any
+    jobs: JobStore
+    reports: ReportWriter
+    open_project: Callable[[str], Project]
+    bundle_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Collaborators:
+        s3 = boto3.client("s3")
+        return cls(
+            s3=s3,
+            jobs=JobStore(settings.jobs_table_name),
+            reports=ReportWriter(s3),
+            open_project=lambda project_hash: open_project(settings, project_hash),
+            bundle_size=settings.bundle_size,
+        )
+
+
+def import_message(body: str, world: Collaborators) -> None:
+    """Import the chunk an SQS message carries (inline or by claim check)."""
+    chunk = load_chunk(body, world.s3)
+    logger.set_correlation_id(chunk.job_id)
+    import_chunk(chunk, world)
+
+
+def import_chunk(chunk: Chunk, world: Collaborators) -> None:
+    """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done."""
+    jobs = world.jobs
+    finished = jobs.finished_rows(chunk.job_id, [row.data_hash for row in chunk.rows])
+    pending = [row for row in chunk.rows if row.data_hash not in finished]
+    if pending:
+        jobs.transition(chunk.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
+        project = world.open_project(chunk.project_hash)
+        outcomes = ChunkImporter(project, world.bundle_size).import_rows(pending, chunk.mode)
+        jobs.record_rows(chunk.job_id, outcomes)
+        imported = sum(1 for outcome in outcomes if outcome.status is RowStatus.IMPORTED)
+        metrics.add_metric(name=ROWS_IMPORTED, unit=MetricUnit.Count, value=imported)
+        metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes) - imported)
+        metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
+    else:
+        logger.info("chunk already imported; redelivery skipped", extra={"chunk_index": chunk.chunk_index})
+    finish_if_done(chunk.job_id, jobs, world.reports)
+
+
+def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | None:
+    """Whichever consumer records the last row finishes the job: report, status, tag, exactly once.
+
+    The report is written before the status flips, so a crash in between leaves a job that the next
+    delivery finishes again (writing the same report) rather than a finished job without a report.
+    """
+    job = jobs.get(job_id)
+    if job is None or job.status in TERMINAL or job.rows_done < job.total_rows:
+        return None
+    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    finished = replace(job, status=status, finished_at=int(time.time()))
+    reports.write_final(finished, failed_rows=jobs.failed_rows(job_id))
+    if not jobs.transition(job_id, status):
+        return None
+    reports.tag_source(finished)
+    metrics.add_metric(name=JOBS_COMPLETED, unit=MetricUnit.Count, value=1)
+    logger.info(
+        "job finished",
+        extra={"status": str(status), "rows_imported": job.rows_imported, "rows_failed": job.rows_failed},
+    )
+    return finished

@@ -1,0 +1,191 @@
+"""Apply one data unit's labels from a chunk to an initialised Encord label row.
+
+Every object and classification gets a hash derived from what it is, not from when it was imported:
+(data unit, user id) for tracked objects, otherwise (data unit, canonical content, occurrence). So a retry
+after a save that succeeded but was not recorded, an SQS redelivery, or a re-upload of the same file in
+`append` mode finds its labels already present and adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+from encord.objects import ClassificationInstance, LabelRowV2, ObjectInstance
+from encord.objects.attributes import Attribute
+from encord.objects.bitmask import BitmaskCoordinates
+from encord.objects.coordinates import (
+    BoundingBoxCoordinates,
+    Coordinates,
+    PointCoordinate,
+    PolygonCoordinates,
+    PolylineCoordinates,
+    RotatableBoundingBoxCoordinates,
+    SkeletonCoordinate,
+)
+from encord.objects.frames import Range
+from encord.objects.options import Option
+from pydantic import BaseModel
+
+from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel, frame_ranges
+from label_importer.messages import ChunkRow
+from label_importer.ontology_resolver import AnswerValue, OntologyResolver, ResolvedAnswer, ResolvedObject
+
+
+class RowConflict(Exception):
+    """The file contradicts labels already on the data unit; `append` never overwrites, so the row fails."""
+
+
+def label_hash(data_hash: str, kind: str, identity: str) -> str:
+    """An 8-character hash in the SDK's own format (base64 of 6 bytes), stable for the same identity."""
+    digest = hashlib.sha256(f"{data_hash}\x1f{kind}\x1f{identity}".encode()).digest()
+    return base64.b64encode(digest[:6]).decode("ascii")
+
+
+def _canonical(label: BaseModel) -> str:
+    return orjson.dumps(label.model_dump(mode="json", exclude_none=True), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _with_occurrence(labels: Sequence[BaseModel]) -> Iterator[tuple[BaseModel, str]]:
+    """Pair each label with an identity that stays distinct when a file repeats a label verbatim."""
+    seen: Counter[str] = Counter()
+    for label in labels:
+        canonical = _canonical(label)
+        yield label, f"{canonical}#{seen[canonical]}"
+        seen[canonical] += 1
+
+
+def _ranges(ranges: list[tuple[int, int]]) -> list[Range]:
+    return [Range(start=start, end=end) for start, end in ranges]
+
+
+def _provenance(label: ObjectLabel | ClassificationLabel) -> dict[str, Any]:
+    """Only what the file states: the SDK's own defaults apply to whatever it leaves out."""
+    given = {"confidence": label.confidence, "manual_annotation": label.manual_annotation}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+class LabelBuilder:
+    def __init__(self, resolver: OntologyResolver) -> None:
+        self._resolver = resolver
+
+    def apply(self, label_row: LabelRowV2, row: ChunkRow, mode: Mode) -> int:
+        """Add the row's labels; return how many were new. Raises RowConflict or UnresolvedLabel."""
+        if mode is Mode.REPLACE:
+            for existing_object in label_row.get_object_instances():
+                label_row.remove_object(existing_object)
+            for existing_classification in label_row.get_classification_instances():
+                label_row.remove_classification(existing_classification)
+        objects = [label for record in row.records for label in record.objects]
+        classifications = [label for record in row.records for label in record.classifications]
+        return self._add_objects(label_row, row.data_hash, objects) + self._add_classifications(
+            label_row, row.data_hash, classifications
+        )
+
+    def _add_objects(self, label_row: LabelRowV2, data_hash: str, labels: list[ObjectLabel]) -> int:
+        present = {instance.object_hash for instance in label_row.get_object_instances()}
+        instances: dict[str, list[ObjectLabel]] = {}
+        for label, identity in _with_occurrence([label for label in labels if label.id is None]):
+            instances[label_hash(data_hash, "object", identity)] = [label]  # type: ignore[list-item]
+        for label in labels:
+            if label.id is not None:
+                instances.setdefault(label_hash(data_hash, "object-id", label.id), []).append(label)
+        added = 0
+        for object_hash, placements in instances.items():
+            if object_hash in present:
+                continue
+            resolved = [self._resolver.resolve_object(placement) for placement in placements]
+            label_row.add_object_instance(self._object_instance(object_hash, resolved))
+            added += 1
+        return added
+
+    def _object_instance(self, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
+        instance = ObjectInstance(placements[0].ontology, object_hash=object_hash)
+        for placement in placements:
+            instance.set_for_frames(
+                self._coordinates(placement),
+                frames=_ranges(frame_ranges(placement.label.frames)),
+                **_provenance(placement.label),
+            )
+        # Answers after all placements: a dynamic answer without frames covers the frames the object is on.
+        for placement in placements:
+            for answer in placement.answers:
+                frames = None if answer.frames is None else _ranges(answer.frames)
+                instance.set_answer(answer.value, attribute=answer.attribute, frames=frames, overwrite=True)
+        return instance
+
+    def _coordinates(self, placement: ResolvedObject) -> Coordinates:
+        label = placement.label
+        if label.bounding_box is not None:
+            box = label.bounding_box
+            return BoundingBoxCoordinates(height=box.h, width=box.w, top_left_x=box.x, top_left_y=box.y)
+        if label.rotatable_bounding_box is not None:
+            rbox = label.rotatable_bounding_box
+            return RotatableBoundingBoxCoordinates(
+                height=rbox.h, width=rbox.w, top_left_x=rbox.x, top_left_y=rbox.y, theta=rbox.theta
+            )
+        if label.polygon is not None:
+            return PolygonCoordinates(values=[PointCoordinate(x, y) for x, y in label.polygon])
+        if label.polyline is not None:
+            return PolylineCoordinates(values=[PointCoordinate(x, y) for x, y in label.polyline])
+        if label.point is not None:
+            return PointCoordinate(*label.point)
+        if label.bitmask is not None:
+            mask = label.bitmask
+            return BitmaskCoordinates(
+                BitmaskCoordinates.EncodedBitmask(
+                    top=0, left=0, height=mask.height, width=mask.width, rle_string=mask.rle
+                )
+            )
+        assert label.skeleton is not None  # the model guarantees exactly one geometry
+        template = self._resolver.skeleton_template(placement.ontology)
+        return template.create_instance(
+            [SkeletonCoordinate(x=x, y=y, name=name) for name, (x, y) in label.skeleton.items()]
+        )
+
+    def _add_classifications(self, label_row: LabelRowV2, data_hash: str, labels: list[ClassificationLabel]) -> int:
+        present = {instance.classification_hash for instance in label_row.get_classification_instances()}
+        added = 0
+        for label, identity in _with_occurrence(labels):
+            assert isinstance(label, ClassificationLabel)
+            classification_hash = label_hash(data_hash, "classification", identity)
+            if classification_hash in present:
+                continue
+            resolved = self._resolver.resolve_classification(label)
+            frames = _ranges(frame_ranges(label.frames))
+            overlapping = label_row.get_classification_instances(
+                filter_ontology_classification=resolved.ontology, filter_frames=frames
+            )
+            if overlapping:
+                if all(_same_answers(other, resolved.answers) for other in overlapping):
+                    continue  # already there with the same answer: nothing to do
+                raise RowConflict(
+                    f"{resolved.ontology.title!r} already has a different answer on these frames; "
+                    "use mode 'replace' to overwrite"
+                )
+            instance = ClassificationInstance(resolved.ontology, classification_hash=classification_hash)
+            instance.set_for_frames(frames=frames, **_provenance(label))
+            for answer in resolved.answers:
+                instance.set_answer(answer.value, attribute=answer.attribute, overwrite=True)
+            label_row.add_classification_instance(instance)
+            added += 1
+        return added
+
+
+def _answer_key(value: AnswerValue | None) -> Any:
+    if isinstance(value, Option):
+        return value.feature_node_hash
+    if isinstance(value, list):
+        return frozenset(option.feature_node_hash for option in value)
+    return value
+
+
+def _same_answers(instance: ClassificationInstance, answers: list[ResolvedAnswer]) -> bool:
+    def current(attribute: Attribute) -> Any:
+        return _answer_key(instance.get_answer(attribute))  # type: ignore[arg-type]
+
+    return all(current(answer.attribute) == _answer_key(answer.value) for answer in answers)

@@ -1,0 +1,262 @@
+"""The label file format (JSON Lines, version 1): one model per concept, shared by validator and importer.
+
+These models are the single source of truth for the format: `docs/label-format.schema.json` is generated
+from them (a test keeps the committed file in step), the validator parses every line with them, and the
+import function re-parses the records it receives with the same models. They are strict on purpose:
+unknown fields, wrong types, NaN and coordinates outside [0, 1] are rejected before anything reaches
+Encord, because a label that lands in the wrong place is worse than one that does not land at all.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+FORMAT_VERSION = "1"
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A coordinate normalised to the image size."""
+
+FrameNumber = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class Mode(StrEnum):
+    APPEND = "append"
+    REPLACE = "replace"
+
+
+class ErrorPolicy(StrEnum):
+    STRICT = "strict"
+    SKIP_INVALID = "skip-invalid"
+
+
+class Header(_Strict):
+    """Optional first line: options for the whole file."""
+
+    format_version: Literal["1"] = FORMAT_VERSION
+    project_hash: str | None = Field(default=None, min_length=1)
+    mode: Mode = Mode.APPEND
+    on_error: ErrorPolicy = ErrorPolicy.STRICT
+    dry_run: bool = False
+
+
+class FrameRange(_Strict):
+    """Inclusive range of frames, as Encord stores them."""
+
+    start: FrameNumber
+    end: FrameNumber
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FrameRange:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) must not be before start ({self.start})")
+        return self
+
+
+def _json_kind(value: Any) -> str | None:
+    """Pick a union member from the JSON type alone, so a bad value gets one error, not one per member."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "<int>"
+    if isinstance(value, str):
+        return "<text>"
+    if isinstance(value, dict | BaseModel):
+        return "<object>"
+    if isinstance(value, list):
+        return "<list of text>" if all(isinstance(item, str) for item in value) else "<list>"
+    return None
+
+
+UNION_TAGS = frozenset({"<int>", "<text>", "<object>", "<list>", "<list of text>"})
+"""Tags pydantic puts in error locations inside these unions; error reports strip them."""
+
+
+def _tagged(expected: str, members: dict[str, Any]) -> Any:
+    """A union whose member is chosen by JSON type; `expected` is what the error message asks for."""
+    tagged = tuple(Annotated[member, Tag(tag)] for tag, member in members.items())
+    return Annotated[
+        Union[tagged],  # noqa: UP007 - built from a tuple, which `|` cannot express
+        Discriminator(_json_kind, custom_error_type="wrong_type", custom_error_message=f"expected {expected}"),
+    ]
+
+
+FrameItem = _tagged("a frame number or a {start, end} range", {"<int>": FrameNumber, "<object>": FrameRange})
+_FrameList = Annotated[list[FrameItem], Field(min_length=1)]
+Frames = _tagged(
+    "a frame number, a {start, end} range, or a list of them",
+    {"<int>": FrameNumber, "<object>": FrameRange, "<list>": _FrameList, "<list of text>": _FrameList},
+)
+"""A single frame, an inclusive range, or a list of both. A single image is frame 0."""
+
+
+def frame_ranges(frames: Frames) -> list[tuple[int, int]]:
+    """Frames as inclusive (start, end) pairs, never expanded: a hostile {0, 10**9} range stays two ints."""
+    items = frames if isinstance(frames, list) else [frames]
+    return [(item.start, item.end) if isinstance(item, FrameRange) else (item, item) for item in items]
+
+
+class BoundingBox(_Strict):
+    """Axis-aligned box: top-left corner and size, normalised."""
+
+    x: Unit
+    y: Unit
+    w: Unit
+    h: Unit
+
+
+class RotatableBoundingBox(BoundingBox):
+    """Box rotated by `theta` degrees clockwise around its centre."""
+
+    theta: Annotated[float, Field(ge=0.0, lt=360.0)]
+
+
+Point = Annotated[list[Unit], Field(min_length=2, max_length=2)]
+"""`[x, y]`, normalised."""
+
+
+class Bitmask(_Strict):
+    """A mask in Encord's run-length encoding; width and height must equal the data unit's."""
+
+    rle: str = Field(min_length=1)
+    width: Annotated[int, Field(gt=0)]
+    height: Annotated[int, Field(gt=0)]
+
+
+GEOMETRY_FIELDS = (
+    "bounding_box",
+    "rotatable_bounding_box",
+    "polygon",
+    "polyline",
+    "point",
+    "bitmask",
+    "skeleton",
+)
+"""Geometry fields of an object entry, each named after the Encord ontology shape it requires."""
+
+
+class NestedAnswer(_Strict):
+    """A radio answer whose option carries nested attributes (e.g. Colour = Blue, then Any Other Colours?)."""
+
+    option: str = Field(min_length=1)
+    attributes: dict[str, AttributeAnswer] = Field(default_factory=dict)
+
+
+_STATIC_ANSWERS: dict[str, Any] = {"<text>": str, "<list of text>": list[str], "<object>": NestedAnswer}
+StaticAnswer = _tagged("a text, an option title, a list of option titles or {option, attributes}", _STATIC_ANSWERS)
+"""Text attribute -> the text; radio -> the option title (or NestedAnswer); checklist -> option titles."""
+
+
+class DynamicAnswer(_Strict):
+    """The answer of a dynamic attribute on some frames of a video (e.g. Position = Walking on 1-3)."""
+
+    answer: StaticAnswer
+    frames: Frames
+
+
+AttributeAnswer = _tagged(
+    "a text, an option title, a list of option titles, {option, attributes} or a list of {answer, frames}",
+    {**_STATIC_ANSWERS, "<list>": Annotated[list[DynamicAnswer], Field(min_length=1)]},
+)
+"""A static answer, or for a dynamic attribute a list of per-frame answers."""
+
+NestedAnswer.model_rebuild()
+
+
+class ObjectLabel(_Strict):
+    """One placement of an object instance: a geometry on some frames.
+
+    Entries in the same data unit sharing an `id` are the same instance (tracked across frames, and the
+    target of relation attributes). Without an `id`, every entry is an instance of its own.
+    """
+
+    name: str | None = Field(default=None, min_length=1, description="Ontology object title")
+    feature_hash: str | None = Field(default=None, min_length=1, description="Ontology featureNodeHash")
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+    frames: Frames = 0
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    manual_annotation: bool | None = None
+    attributes: dict[str, AttributeAnswer] = Field(default_factory=dict)
+
+    bounding_box: BoundingBox | None = None
+    rotatable_bounding_box: RotatableBoundingBox | None = None
+    polygon: Annotated[list[Point], Field(min_length=3)] | None = None
+    polyline: Annotated[list[Point], Field(min_length=2)] | None = None
+    point: Point | None = None
+    bitmask: Bitmask | None = None
+    skeleton: Annotated[dict[str, Point], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_feature_and_geometry(self) -> ObjectLabel:
+        if (self.name is None) == (self.feature_hash is None):
+            raise ValueError("give exactly one of 'name' or 'feature_hash'")
+        given = [field for field in GEOMETRY_FIELDS if getattr(self, field) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one geometry ({', '.join(GEOMETRY_FIELDS)}); got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    @property
+    def geometry_field(self) -> str:
+        return next(field for field in GEOMETRY_FIELDS if getattr(self, field) is not None)
+
+
+class ClassificationLabel(_Strict):
+    """A frame-level classification: the answer to one ontology classification question."""
+
+    name: str | None = Field(default=None, min_length=1, description="Classification (question) title")
+    feature_hash: str | None = Field(default=None, min_length=1)
+    answer: StaticAnswer
+    frames: Frames = 0
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    manual_annotation: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_feature(self) -> ClassificationLabel:
+        if (self.name is None) == (self.feature_hash is None):
+            raise ValueError("give exactly one of 'name' or 'feature_hash'")
+        return self
+
+
+class LabelRecord(_Strict):
+    """One line of the file: labels for one data unit. Several lines may target the same data unit."""
+
+    data_hash: str | None = Field(default=None, min_length=1)
+    data_title: str | None = Field(default=None, min_length=1)
+    objects: list[ObjectLabel] = Field(default_factory=list)
+    classifications: list[ClassificationLabel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_data_unit(self) -> LabelRecord:
+        if (self.data_hash is None) == (self.data_title is None):
+            raise ValueError("give exactly one of 'data_hash' or 'data_title'")
+        return self
+
+
+def is_header(line: dict[str, Any]) -> bool:
+    """A header is a first line that addresses no data unit; anything else is a label record."""
+    return "data_hash" not in line and "data_title" not in line
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of one line of a label file (header or record), for editors and other tools."""
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Encord label import file, one JSON Lines line (format version 1)",
+        "description": "The first line may be a Header (no data_hash / data_title); every other line is a "
+        "LabelRecord. Coordinates are normalised to [0, 1]; frame ranges are inclusive.",
+        "oneOf": [{"$ref": "#/$defs/Header"}, {"$ref": "#/$defs/LabelRecord"}],
+        "$defs": {},
+    }
+    for model in (Header, LabelRecord):
+        model_schema = model.model_json_schema(ref_template="#/$defs/{model}")
+        schema["$defs"].update(model_schema.pop("$defs", {}))
+        schema["$defs"][model.__name__] = model_schema
+    return schema

@@ -1,0 +1,56 @@
+"""The chunk message: one model shared by the validator that sends it and the import function that reads it.
+
+One chunk is one Encord bundle (listing + bundled initialise + bundled save), so a chunk either saves as
+a whole or is retried as a whole; SQS redelivery never leaves half a message applied.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordLabels(_Message):
+    """The labels of one file line, kept with its line number so failures point back into the file."""
+
+    line: int
+    objects: list[ObjectLabel] = Field(default_factory=list)
+    classifications: list[ClassificationLabel] = Field(default_factory=list)
+
+
+class ChunkRow(_Message):
+    """Everything the file says about one data unit (= one Encord label row), merged across lines."""
+
+    data_hash: str
+    records: list[RecordLabels]
+
+    @property
+    def lines(self) -> list[int]:
+        return [record.line for record in self.records]
+
+
+class Chunk(_Message):
+    job_id: str
+    chunk_index: int
+    project_hash: str
+    mode: Mode
+    rows: list[ChunkRow]
+
+
+class S3Location(_Message):
+    bucket: str
+    key: str
+
+
+class ChunkMessage(_Message):
+    """The SQS body: the chunk itself, or a pointer to it in S3 when it is too big for a message."""
+
+    job_id: str
+    chunk_index: int
+    chunk: Chunk | None = None
+    claim_check: S3Location | None = None

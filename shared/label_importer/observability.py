@@ -1,0 +1,23 @@
+"""Logger, metrics and tracer shared by both functions, and the names of every metric the code emits.
+
+Metric names live here once; the dashboard in template.yaml shows exactly these (a test compares the
+dashboard with the EMF output of an integration run).
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+ROWS_IMPORTED = "RowsImported"
+ROWS_FAILED = "RowsFailed"
+ROWS_SKIPPED = "RowsSkipped"
+CHUNKS_IMPORTED = "ChunksImported"
+JOBS_QUEUED = "JobsQueued"
+JOBS_REJECTED = "JobsRejected"
+JOBS_COMPLETED = "JobsCompleted"
+VALIDATION_ERRORS = "ValidationErrors"
+ENCORD_REQUEST_LATENCY = "EncordRequestLatency"

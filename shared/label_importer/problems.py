@@ -1,0 +1,121 @@
+"""What can be wrong with a label file, said so a person can fix it: stable codes, field paths, messages.
+
+Codes are part of the public contract (documented in the README, matched by users' scripts); messages
+may improve over time. Every problem names the line and the field, so a report of a 10 GB file still
+points at the exact spot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+import pydantic_core
+
+from label_importer.label_format import UNION_TAGS
+
+
+class ErrorCode(StrEnum):
+    # The file as a whole
+    EMPTY_FILE = "EMPTY_FILE"
+    NOT_UTF8 = "NOT_UTF8"
+    INVALID_JSON = "INVALID_JSON"
+    INVALID_HEADER = "INVALID_HEADER"
+    MISSING_PROJECT = "MISSING_PROJECT"
+    PROJECT_MISMATCH = "PROJECT_MISMATCH"
+    UNKNOWN_PROJECT = "UNKNOWN_PROJECT"
+    # Shape of one record
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    MISSING_FIELD = "MISSING_FIELD"
+    WRONG_TYPE = "WRONG_TYPE"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    INVALID_VALUE = "INVALID_VALUE"
+    # Against the project's data units
+    UNKNOWN_DATA_UNIT = "UNKNOWN_DATA_UNIT"
+    AMBIGUOUS_DATA_TITLE = "AMBIGUOUS_DATA_TITLE"
+    FRAME_OUT_OF_RANGE = "FRAME_OUT_OF_RANGE"
+    BITMASK_SIZE_MISMATCH = "BITMASK_SIZE_MISMATCH"
+    # Against the project's ontology
+    UNKNOWN_OBJECT = "UNKNOWN_OBJECT"
+    UNKNOWN_CLASSIFICATION = "UNKNOWN_CLASSIFICATION"
+    AMBIGUOUS_TITLE = "AMBIGUOUS_TITLE"
+    SHAPE_MISMATCH = "SHAPE_MISMATCH"
+    UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
+    UNKNOWN_OPTION = "UNKNOWN_OPTION"
+    WRONG_ANSWER_TYPE = "WRONG_ANSWER_TYPE"
+    DYNAMIC_NOT_ALLOWED = "DYNAMIC_NOT_ALLOWED"
+    SKELETON_POINTS_MISMATCH = "SKELETON_POINTS_MISMATCH"
+    CONFLICTING_LABELS = "CONFLICTING_LABELS"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one line. `line` is 1-based; 0 means the file as a whole."""
+
+    line: int
+    field: str
+    code: ErrorCode
+    message: str
+    value: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MAX_VALUE_CHARS = 120
+"""Offending values are echoed back, truncated: enough to recognise, never a whole payload."""
+
+
+def shown_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def field_path(location: Iterable[str | int]) -> str:
+    """`('objects', 0, 'bounding_box', 'x')` -> `objects[0].bounding_box.x`, without union tags."""
+    path = ""
+    for part in location:
+        if part in UNION_TAGS:
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+_CODE_BY_PYDANTIC_TYPE = {
+    "json_invalid": ErrorCode.INVALID_JSON,
+    "json_type": ErrorCode.INVALID_JSON,
+    "extra_forbidden": ErrorCode.UNKNOWN_FIELD,
+    "missing": ErrorCode.MISSING_FIELD,
+    "greater_than": ErrorCode.OUT_OF_RANGE,
+    "greater_than_equal": ErrorCode.OUT_OF_RANGE,
+    "less_than": ErrorCode.OUT_OF_RANGE,
+    "less_than_equal": ErrorCode.OUT_OF_RANGE,
+    "finite_number": ErrorCode.OUT_OF_RANGE,
+    "too_short": ErrorCode.INVALID_VALUE,
+    "too_long": ErrorCode.INVALID_VALUE,
+    "string_too_short": ErrorCode.INVALID_VALUE,
+    "string_too_long": ErrorCode.INVALID_VALUE,
+    "literal_error": ErrorCode.INVALID_VALUE,
+    "enum": ErrorCode.INVALID_VALUE,
+    "value_error": ErrorCode.INVALID_VALUE,
+}
+
+
+def problems_from_pydantic(line: int, errors: Sequence[pydantic_core.ErrorDetails]) -> list[Problem]:
+    """Translate pydantic's errors into ours: stable codes, readable paths, no library jargon."""
+    problems = []
+    for error in errors:
+        code = _CODE_BY_PYDANTIC_TYPE.get(error["type"], ErrorCode.WRONG_TYPE)
+        message = error["msg"].removeprefix("Value error, ")
+        if code is ErrorCode.UNKNOWN_FIELD:
+            message = "unknown field (the format is strict: check the spelling)"
+        value = None if code in (ErrorCode.MISSING_FIELD, ErrorCode.INVALID_JSON) else error.get("input")
+        problems.append(Problem(line, field_path(error["loc"]), code, message, shown_value(value)))
+    return problems

@@ -1,0 +1,117 @@
+"""Reports a person reads after a job: written to S3 next to the file, and the file tagged with the outcome.
+
+Every job ends with `reports/<job-id>/report.json` (machine-readable) and `summary.txt` (a few lines for
+a person); rejected and skip-invalid jobs add `errors.jsonl`, one problem per line. Writing a report is
+idempotent, so two consumers racing to finish the same job write the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+import orjson
+
+from label_importer.job_store import Job, RowOutcome
+from label_importer.problems import Problem
+
+REPORTS_PREFIX = "reports/"
+SUMMARY_FAILURES_SHOWN = 10
+
+
+def report_key(job_id: str, name: str) -> str:
+    return f"{REPORTS_PREFIX}{job_id}/{name}"
+
+
+class ReportWriter:
+    def __init__(self, s3: Any | None = None) -> None:
+        self._s3 = s3 or boto3.client("s3")
+
+    def write_problems(self, job: Job, problems: Sequence[Problem], problem_count: int) -> None:
+        body = b"".join(orjson.dumps(problem.to_dict()) + b"\n" for problem in problems)
+        self._put(job.bucket, report_key(job.job_id, "errors.jsonl"), body, "application/x-ndjson")
+        if problem_count > len(problems):
+            self._put(
+                job.bucket,
+                report_key(job.job_id, "errors-truncated.txt"),
+                f"{problem_count - len(problems)} more problems were found and not listed.\n".encode(),
+                "text/plain",
+            )
+
+    def write_final(
+        self,
+        job: Job,
+        *,
+        problems: Sequence[Problem] = (),
+        problem_count: int = 0,
+        failed_rows: Sequence[RowOutcome] = (),
+    ) -> None:
+        report = {
+            "job_id": job.job_id,
+            "status": job.status,
+            "file": f"s3://{job.bucket}/{job.key}",
+            "version_id": job.version_id,
+            "project_hash": job.project_hash,
+            "mode": job.mode,
+            "records": {"total": job.total_records, "invalid": job.invalid_records},
+            "rows": {
+                "total": job.total_rows,
+                "imported": job.rows_imported,
+                "failed": job.rows_failed,
+                "skipped": job.rows_skipped,
+            },
+            "labels_added": job.labels_added,
+            "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
+            "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
+            "failed_rows": [
+                {"data_hash": row.data_hash, "lines": row.lines, "reason": row.reason} for row in failed_rows
+            ],
+        }
+        self._put(job.bucket, report_key(job.job_id, "report.json"), orjson.dumps(report), "application/json")
+        self._put(
+            job.bucket,
+            report_key(job.job_id, "summary.txt"),
+            summary(job, problems, problem_count, failed_rows).encode(),
+            "text/plain",
+        )
+
+    def tag_source(self, job: Job) -> None:
+        """Tag the label file itself, so the outcome is visible where the user dropped it."""
+        self._s3.put_object_tagging(
+            Bucket=job.bucket,
+            Key=job.key,
+            **({"VersionId": job.version_id} if job.version_id else {}),
+            Tagging={
+                "TagSet": [
+                    {"Key": "import-job-id", "Value": job.job_id},
+                    {"Key": "import-status", "Value": str(job.status)},
+                ]
+            },
+        )
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_rows: Sequence[RowOutcome]) -> str:
+    lines = [
+        f"Import job {job.job_id}: {job.status}",
+        f"File: s3://{job.bucket}/{job.key}",
+        f"Records: {job.total_records} read, {job.invalid_records} invalid",
+        f"Rows: {job.rows_imported} imported, {job.rows_failed} failed, {job.rows_skipped} skipped "
+        f"(of {job.total_rows} queued); {job.labels_added} labels added",
+    ]
+    if problem_count:
+        lines.append(f"Problems in the file: {problem_count} (first {min(problem_count, SUMMARY_FAILURES_SHOWN)}):")
+        lines.extend(
+            f"  line {p.line}, {p.field or '(line)'}: [{p.code}] {p.message}" for p in problems[:SUMMARY_FAILURES_SHOWN]
+        )
+        lines.append(f"All problems: {report_key(job.job_id, 'errors.jsonl')}")
+    if failed_rows:
+        lines.append(f"Failed rows (first {min(len(failed_rows), SUMMARY_FAILURES_SHOWN)}):")
+        lines.extend(
+            f"  lines {','.join(map(str, row.lines))} ({row.data_hash}): {row.reason}"
+            for row in failed_rows[:SUMMARY_FAILURES_SHOWN]
+        )
+    return "\n".join(lines) + "\n"

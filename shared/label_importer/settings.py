@@ -1,0 +1,47 @@
+"""Configuration from the Lambda environment, read once per container and checked up front.
+
+A missing or malformed variable fails the first invocation with a message naming the variable, instead
+of a KeyError deep inside an import.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENCORD_PUBLIC_API = "https://api.encord.com"
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    jobs_table_name: str = Field(min_length=1)
+    encord_secret_id: str = Field(min_length=1)
+    encord_domain: str = ENCORD_PUBLIC_API
+    default_project_hash: str = ""
+    import_queue_url: str = ""
+    bundle_size: int = Field(default=100, ge=1, le=1000)
+    """Label rows per chunk = per Encord bundle; Encord caps a bundle at 1000 operations."""
+    max_reported_errors: int = Field(default=1000, ge=1)
+    encord_timeout_seconds: int = Field(default=30, ge=1)
+    """The SDK waits 180 s by default; one hung request must not eat a whole invocation."""
+
+
+def settings_from(environ: dict[str, str]) -> Settings:
+    values = {name: environ[name.upper()] for name in Settings.model_fields if name.upper() in environ}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(f"{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors(include_url=False))
+        raise ConfigurationError(f"invalid environment: {problems}") from None
+
+
+@cache
+def settings() -> Settings:
+    return settings_from(dict(os.environ))

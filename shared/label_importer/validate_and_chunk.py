@@ -1,0 +1,229 @@
+"""Validate a dropped label file and queue it as chunks, or reject it with a report; never half of each.
+
+Nothing is sent to Encord but reads (project, ontology, one listing of data units) until the whole file
+has been checked; a file with problems under the `strict` policy queues nothing at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from encord import Project
+from encord.exceptions import AuthorisationError, ResourceNotFoundError
+
+from label_importer.chunk_queue import ChunkQueue
+from label_importer.chunking import assemble_chunks, plan_chunks
+from label_importer.data_units import DataUnit, DataUnitIndex
+from label_importer.encord_gateway import open_project
+from label_importer.import_chunk import finish_if_done
+from label_importer.job_store import Job, JobStatus, JobStore
+from label_importer.label_file import is_compressed, numbered_lines
+from label_importer.label_format import ErrorPolicy, Header
+from label_importer.messages import Chunk, ChunkRow
+from label_importer.observability import JOBS_QUEUED, JOBS_REJECTED, VALIDATION_ERRORS, logger, metrics
+from label_importer.ontology_resolver import OntologyResolver
+from label_importer.problems import ErrorCode, Problem
+from label_importer.reports import ReportWriter
+from label_importer.s3_objects import LabelFileRef
+from label_importer.settings import Settings
+from label_importer.validation import FileIndex, Line, index_records, parse_header
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The validator's outside world, built once per container (handlers) or per test."""
+
+    s3: Any
+    sqs: Any
+    jobs: JobStore
+    reports: ReportWriter
+    open_project: Callable[[str], Project]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Collaborators:
+        s3 = boto3.client("s3")
+        return cls(
+            s3=s3,
+            sqs=boto3.client("sqs"),
+            jobs=JobStore(settings.jobs_table_name),
+            reports=ReportWriter(s3),
+            open_project=lambda project_hash: open_project(settings, project_hash),
+        )
+
+
+class _Rejected(Exception):
+    def __init__(self, problems: list[Problem], problem_count: int | None = None) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+        self.problem_count = len(problems) if problem_count is None else problem_count
+
+
+@dataclass(frozen=True)
+class _Validated:
+    header: Header
+    header_line: int | None
+    project_hash: str
+    units: DataUnitIndex
+    index: FileIndex
+
+
+def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators) -> Job:
+    job = Job(
+        job_id=ref.job_id,
+        status=JobStatus.VALIDATING,
+        bucket=ref.bucket,
+        key=ref.key,
+        version_id=ref.version_id,
+        project_hash="",
+        mode="",
+        created_at=int(time.time()),
+    )
+    existing = world.jobs.create(job)
+    if existing is not None and existing.status is not JobStatus.VALIDATING:
+        logger.info("duplicate event for a file already handled", extra={"status": str(existing.status)})
+        return existing
+    # A job still VALIDATING is one whose earlier attempt died midway: validating again is safe, and a
+    # chunk sent twice is harmless because consumers skip rows the job has already recorded.
+    job = existing or job
+    try:
+        validated = _validate(ref, settings, world)
+    except _Rejected as rejection:
+        return _reject(job, rejection.problems, rejection.problem_count, world)
+
+    header, index = validated.header, validated.index
+    plan = plan_chunks(index.lines_by_unit, settings.bundle_size)
+    job = replace(
+        job,
+        project_hash=validated.project_hash,
+        mode=str(header.mode),
+        total_records=index.records,
+        invalid_records=len(index.invalid_lines),
+        total_rows=len(index.lines_by_unit),
+        total_chunks=plan.count,
+        rows_skipped=index.skipped_rows,
+    )
+    world.jobs.set_plan(job)
+    if index.problem_count:
+        world.reports.write_problems(job, index.problems, index.problem_count)
+        metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=index.problem_count)
+    if header.dry_run:
+        return _finish_dry_run(job, index, world)
+
+    queue = ChunkQueue(settings.import_queue_url, ref.bucket, sqs=world.sqs, s3=world.s3)
+
+    def emit(chunk_index: int, rows: list[ChunkRow]) -> None:
+        queue.add(
+            Chunk(
+                job_id=job.job_id, chunk_index=chunk_index, project_hash=job.project_hash, mode=header.mode, rows=rows
+            )
+        )
+
+    second_read = (line for line in _read(ref, world.s3) if line[0] != validated.header_line)
+    assemble_chunks(second_read, plan, index, validated.units, emit)
+    queue.flush()
+    world.jobs.transition(job.job_id, JobStatus.QUEUED, allowed_from=[JobStatus.VALIDATING])
+    metrics.add_metric(name=JOBS_QUEUED, unit=MetricUnit.Count, value=1)
+    logger.info("job queued", extra={"rows": job.total_rows, "chunks": plan.count, "records": index.records})
+    if job.total_rows == 0:  # skip-invalid with nothing valid: no consumer will ever finish it
+        finish_if_done(job.job_id, world.jobs, world.reports)
+    return world.jobs.get(job.job_id) or job
+
+
+def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _Validated:
+    lines = _read(ref, world.s3)
+    first = next(lines, None)
+    header, header_problems = parse_header(first) if first else (None, [])
+    if header_problems:
+        raise _Rejected(header_problems)
+    records = lines if header is not None or first is None else itertools.chain([first], lines)
+    header_line = first[0] if header is not None and first is not None else None
+    header = header or Header()
+    project_hash = _project_hash(header, ref, settings)
+    project = _project(world, project_hash)
+    units = DataUnitIndex(DataUnit.from_label_row(row) for row in project.list_label_rows_v2())
+    resolver = OntologyResolver(project.ontology_structure)
+    index = index_records(records, units, resolver, settings.max_reported_errors)
+    if index.records == 0:
+        raise _Rejected([Problem(0, "", ErrorCode.EMPTY_FILE, "the file has no label records")])
+    if index.problem_count and header.on_error is ErrorPolicy.STRICT:
+        raise _Rejected(index.problems, index.problem_count)
+    return _Validated(header, header_line, project_hash, units, index)
+
+
+def _read(ref: LabelFileRef, s3: Any) -> Iterator[Line]:
+    body = s3.get_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)["Body"]
+    return numbered_lines(body, compressed=is_compressed(ref.key))
+
+
+def _project_hash(header: Header, ref: LabelFileRef, settings: Settings) -> str:
+    """Header, then key prefix, then the deployment's default; header and prefix must agree."""
+    from_key = ref.key_project_hash
+    if header.project_hash and from_key and header.project_hash != from_key:
+        raise _Rejected(
+            [
+                Problem(
+                    1,
+                    "header.project_hash",
+                    ErrorCode.PROJECT_MISMATCH,
+                    f"the header names project {header.project_hash!r} but the file is under "
+                    f"incoming/{from_key}/; move the file or fix the header",
+                )
+            ]
+        )
+    project_hash = header.project_hash or from_key or settings.default_project_hash
+    if not project_hash:
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "project_hash",
+                    ErrorCode.MISSING_PROJECT,
+                    "no project: give 'project_hash' in a header line, put the file under "
+                    "incoming/<project_hash>/, or set the DefaultProjectHash parameter",
+                )
+            ]
+        )
+    return project_hash
+
+
+def _project(world: Collaborators, project_hash: str) -> Project:
+    try:
+        return world.open_project(project_hash)
+    except (ResourceNotFoundError, AuthorisationError) as error:
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "project_hash",
+                    ErrorCode.UNKNOWN_PROJECT,
+                    f"Encord project {project_hash!r} was not found or this key cannot access it "
+                    f"({type(error).__name__})",
+                )
+            ]
+        ) from None
+
+
+def _reject(job: Job, problems: list[Problem], problem_count: int, world: Collaborators) -> Job:
+    world.jobs.transition(job.job_id, JobStatus.REJECTED, allowed_from=[JobStatus.VALIDATING])
+    rejected = world.jobs.get(job.job_id) or job
+    world.reports.write_problems(rejected, problems, problem_count)
+    world.reports.write_final(rejected, problems=problems, problem_count=problem_count)
+    world.reports.tag_source(rejected)
+    metrics.add_metric(name=JOBS_REJECTED, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=problem_count)
+    logger.info("file rejected", extra={"problems": problem_count})
+    return rejected
+
+
+def _finish_dry_run(job: Job, index: FileIndex, world: Collaborators) -> Job:
+    world.jobs.transition(job.job_id, JobStatus.VALIDATED, allowed_from=[JobStatus.VALIDATING])
+    validated = world.jobs.get(job.job_id) or job
+    world.reports.write_final(validated, problems=index.problems, problem_count=index.problem_count)
+    world.reports.tag_source(validated)
+    return validated

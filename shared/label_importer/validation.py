@@ -1,0 +1,178 @@
+"""Pre-flight validation of a label file: every problem, by line and field, before Encord is touched.
+
+Validation streams the file and keeps only an index (which lines target which data unit), never the
+labels themselves, so memory grows with the number of data units and not with the file size. The
+chunker reads the file a second time with that index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+import pydantic
+
+from label_importer.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
+from label_importer.label_format import Header, LabelRecord, frame_ranges, is_header
+from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.problems import ErrorCode, Problem, problems_from_pydantic, shown_value
+
+Line = tuple[int, bytes]
+"""A 1-based line number and the raw bytes of that line."""
+
+
+def parse_header(line: Line) -> tuple[Header | None, list[Problem]]:
+    """Return the header if `line` is one (None if it is a label record), with its problems."""
+    number, raw = line
+    try:
+        candidate = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, []  # not a header; reported as a record with the record's own error
+    if not (isinstance(candidate, dict) and is_header(candidate)):
+        return None, []
+    try:
+        return Header.model_validate(candidate), []
+    except pydantic.ValidationError as error:
+        problems = problems_from_pydantic(number, error.errors())
+        return Header(), [
+            Problem(p.line, f"header.{p.field}" if p.field else "header", p.code, p.message, p.value) for p in problems
+        ]
+
+
+def parse_record(line: Line) -> LabelRecord | list[Problem]:
+    number, raw = line
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return [
+            Problem(
+                number,
+                "",
+                ErrorCode.NOT_UTF8,
+                f"the line is not UTF-8 (byte {error.start + 1} is {raw[error.start : error.start + 1]!r}); "
+                "save the file as UTF-8",
+            )
+        ]
+    try:
+        return LabelRecord.model_validate_json(text)
+    except pydantic.ValidationError as error:
+        return problems_from_pydantic(number, error.errors())
+
+
+def check_record(
+    number: int, record: LabelRecord, units: DataUnitIndex, resolver: OntologyResolver
+) -> tuple[DataUnit | None, list[Problem]]:
+    """Check one well-formed record against the project's data units and ontology."""
+    problems: list[Problem] = []
+    try:
+        unit: DataUnit | None = units.find(record.data_hash, record.data_title)
+    except UnknownDataUnit as error:
+        unit = None
+        problems.append(Problem(number, error.field, error.code, error.message))
+
+    def frames_fit(path: str, ranges: list[tuple[int, int]]) -> None:
+        if unit is None:
+            return
+        last = max(end for _, end in ranges)
+        if last >= unit.number_of_frames:
+            frame_word = (
+                "frame 0 only (it is an image)"
+                if unit.number_of_frames == 1
+                else (f"frames 0 to {unit.number_of_frames - 1}")
+            )
+            problems.append(
+                Problem(
+                    number,
+                    path,
+                    ErrorCode.FRAME_OUT_OF_RANGE,
+                    f"frame {last} is past the end: {unit.title!r} has {frame_word}",
+                    shown_value(last),
+                )
+            )
+
+    for index, obj in enumerate(record.objects):
+        where = f"objects[{index}]"
+        try:
+            resolved = resolver.resolve_object(obj)
+        except UnresolvedLabel as error:
+            problems.extend(Problem(number, f"{where}.{i.field}", i.code, i.message) for i in error.problems)
+            continue
+        frames_fit(f"{where}.frames", frame_ranges(obj.frames))
+        for answer in resolved.answers:
+            if answer.frames is not None:
+                frames_fit(f"{where}.attributes.{answer.attribute.title}", answer.frames)
+        if (
+            obj.bitmask is not None
+            and unit is not None
+            and (obj.bitmask.width, obj.bitmask.height)
+            != (
+                unit.width,
+                unit.height,
+            )
+        ):
+            problems.append(
+                Problem(
+                    number,
+                    f"{where}.bitmask",
+                    ErrorCode.BITMASK_SIZE_MISMATCH,
+                    f"the mask is {obj.bitmask.width}x{obj.bitmask.height} but {unit.title!r} is "
+                    f"{unit.width}x{unit.height}",
+                )
+            )
+    for index, classification in enumerate(record.classifications):
+        where = f"classifications[{index}]"
+        try:
+            resolver.resolve_classification(classification)
+        except UnresolvedLabel as error:
+            problems.extend(Problem(number, f"{where}.{i.field}", i.code, i.message) for i in error.problems)
+            continue
+        frames_fit(f"{where}.frames", frame_ranges(classification.frames))
+    return unit, problems
+
+
+@dataclass
+class FileIndex:
+    """What pass 1 learned: where each data unit's valid records are, and what was wrong."""
+
+    max_problems: int
+    records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    invalid_lines: set[int] = field(default_factory=set)
+    lines_by_unit: dict[str, list[int]] = field(default_factory=dict)
+    """data hash -> line numbers of its valid records, in file order (dict order = first appearance)."""
+    units_with_invalid_records: set[str] = field(default_factory=set)
+
+    def report(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.problem_count += 1
+            if len(self.problems) < self.max_problems:
+                self.problems.append(problem)
+
+    @property
+    def skipped_rows(self) -> int:
+        """Data units that only invalid records target: under `skip-invalid` they are skipped."""
+        return len(self.units_with_invalid_records - self.lines_by_unit.keys())
+
+
+def index_records(
+    lines: Iterable[Line], units: DataUnitIndex, resolver: OntologyResolver, max_problems: int
+) -> FileIndex:
+    index = FileIndex(max_problems=max_problems)
+    for number, raw in lines:
+        index.records += 1
+        parsed = parse_record((number, raw))
+        if isinstance(parsed, list):
+            index.report(parsed)
+            index.invalid_lines.add(number)
+            continue
+        unit, problems = check_record(number, parsed, units, resolver)
+        if problems or unit is None:
+            index.report(problems)
+            index.invalid_lines.add(number)
+            if unit is not None:
+                index.units_with_invalid_records.add(unit.data_hash)
+            continue
+        index.lines_by_unit.setdefault(unit.data_hash, []).append(number)
+    return index
