@@ -32,7 +32,7 @@ def parse_header(line: Line) -> tuple[Header | None, list[Problem]]:
     if not (isinstance(candidate, dict) and is_header(candidate)):
         return None, []
     try:
-        return Header.model_validate(candidate), []
+        return Header.model_validate_json(raw), []
     except pydantic.ValidationError as error:
         problems = problems_from_pydantic(number, error.errors())
         return Header(), [

@@ -1,0 +1,121 @@
+"""What the Lambda service does around our handlers, done in-process: events from `events/`, a context,
+and an SQS poller that honours partial batch failures and redelivers like the event source mapping.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+from local.stack import BUCKET, REGION, LocalStack
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the runtime's context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 300.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def s3_object_created_event(stack: LocalStack, key: str) -> dict[str, Any]:
+    """`events/s3-object-created.json` with the bucket, key and version of an object really in the bucket."""
+    event = json.loads((EVENTS_DIR / "s3-object-created.json").read_text())
+    head = stack.client("s3").head_object(Bucket=BUCKET, Key=key)
+    s3 = event["Records"][0]["s3"]
+    s3["bucket"]["name"] = BUCKET
+    s3["bucket"]["arn"] = f"arn:aws:s3:::{BUCKET}"
+    s3["object"].update(
+        {
+            # S3 URL-encodes keys in events (spaces as '+'); the handler must decode them.
+            "key": quote_plus(key, safe="/"),
+            "size": head["ContentLength"],
+            "eTag": head["ETag"].strip('"'),
+            "versionId": head.get("VersionId"),
+        }
+    )
+    return event
+
+
+@dataclass
+class DrainStats:
+    batches: int = 0
+    messages: int = 0
+    failures: int = 0
+
+
+def drain_queue(
+    stack: LocalStack,
+    handler: Handler,
+    *,
+    batch_size: int = 5,
+    max_batches: int = 10_000,
+    function_name: str = "ImportLabelsFunction",
+) -> DrainStats:
+    """Deliver queued chunks to `handler` until the queue is empty, as the SQS event source mapping would.
+
+    Messages the handler reports in `batchItemFailures` are made visible again at once (the real queue
+    waits out the visibility timeout) and go to the dead-letter queue after maxReceiveCount deliveries.
+    """
+    sqs = stack.client("sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    stats = DrainStats()
+    while stats.batches < max_batches:
+        received = sqs.receive_message(
+            QueueUrl=stack.queue_url,
+            MaxNumberOfMessages=batch_size,
+            AttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not received:
+            return stats
+        event = {"Records": [_sqs_record(message, queue_arn) for message in received]}
+        response = handler(event, LambdaContext(function_name))
+        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        for message in received:
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        stats.batches += 1
+        stats.messages += len(received)
+        stats.failures += len(failed)
+    raise RuntimeError(f"the queue was not empty after {max_batches} batches")
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }

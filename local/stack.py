@@ -1,0 +1,173 @@
+"""The whole product on one machine: moto for S3/SQS/DynamoDB/Secrets Manager, the fake Encord API, and the
+resources the template would create, wired through the same environment variables the Lambdas read.
+
+The demo and the integration tests both stand on this, so what the demo shows is what the tests check.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from encord import Project
+from encord.objects import LabelRowV2
+from moto.server import ThreadedMotoServer
+
+from local.fake_encord import FakeEncordServer, encord_client
+from local.keys import generate_ssh_private_key
+
+REGION = "us-east-1"
+BUCKET = "encord-labels-local"
+TABLE = "encord-label-import-jobs"
+QUEUE = "encord-label-import"
+DEAD_LETTER_QUEUE = "encord-label-import-dlq"
+SECRET = "encord/ssh-private-key"
+MAX_RECEIVE_COUNT = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    """Handles to the running local services and the resources created in them."""
+
+    moto_url: str
+    encord: FakeEncordServer
+    queue_url: str
+    dead_letter_queue_url: str
+    secret_arn: str
+    ssh_private_key: str
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The Lambda environment, as template.yaml sets it, pointing at the local services."""
+        return {
+            "JOBS_TABLE_NAME": TABLE,
+            "ENCORD_SECRET_ID": self.secret_arn,
+            "ENCORD_DOMAIN": self.encord.url,
+            "DEFAULT_PROJECT_HASH": self.encord.project_hash,
+            "IMPORT_QUEUE_URL": self.queue_url,
+            "BUNDLE_SIZE": "100",
+            "ENCORD_TIMEOUT_SECONDS": "10",
+            "POWERTOOLS_SERVICE_NAME": "encord-label-importer",
+            "POWERTOOLS_METRICS_NAMESPACE": "EncordLabelImporter",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    def encord_project(self) -> Project:
+        """The project as a user would open it with the unmodified SDK: how tests read labels back."""
+        return encord_client(self.encord, self.ssh_private_key).get_project(self.encord.project_hash)
+
+    def read_back(self, data_hashes: list[str]) -> dict[str, LabelRowV2]:
+        """Fresh label rows for `data_hashes`, initialised from what the fake Encord stored."""
+        project = self.encord_project()
+        rows = project.list_label_rows_v2(data_hashes=data_hashes)
+        with project.create_bundle() as bundle:
+            for row in rows:
+                if row.label_hash is not None:
+                    row.initialise_labels(bundle=bundle)
+        return {row.data_hash: row for row in rows}
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=self.moto_url)
+
+    def reset(self) -> None:
+        """Empty every AWS resource (keeping them), so each test starts from a clean state."""
+        s3 = self.client("s3")
+        versions = s3.list_object_versions(Bucket=BUCKET)
+        for entry in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=BUCKET, Key=entry["Key"], VersionId=entry["VersionId"])
+        sqs = self.client("sqs")
+        for url in (self.queue_url, self.dead_letter_queue_url):
+            sqs.purge_queue(QueueUrl=url)
+        table = boto3.resource("dynamodb", region_name=REGION, endpoint_url=self.moto_url).Table(TABLE)
+        with table.batch_writer() as batch:
+            for item in _scan(table):
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+def _scan(table: Any) -> Iterator[dict[str, Any]]:
+    query: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
+    while True:
+        page = table.scan(**query)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _create_resources(moto_url: str, encord: FakeEncordServer) -> LocalStack:
+    def client(service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=moto_url)
+
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+
+    sqs = client("sqs")
+    dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=QUEUE,
+        Attributes={
+            "MaximumMessageSize": str(1024 * 1024),
+            "VisibilityTimeout": "1800",
+            "RedrivePolicy": f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": "{MAX_RECEIVE_COUNT}"}}',
+        },
+    )["QueueUrl"]
+
+    client("dynamodb").create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = generate_ssh_private_key()
+    secret_arn = client("secretsmanager").create_secret(Name=SECRET, SecretString=key)["ARN"]
+    return LocalStack(moto_url, encord, queue_url, dlq_url, secret_arn, key)
+
+
+@contextmanager
+def local_stack(*, encord_latency: float = 0.0) -> Iterator[LocalStack]:
+    """Start moto and the fake Encord, create the resources, and point this process's AWS SDK at them.
+
+    Environment changes (endpoint, dummy credentials, the Lambda variables) are undone on exit.
+    """
+    port = _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    moto_url = f"http://127.0.0.1:{port}"
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    try:
+        with FakeEncordServer(latency=encord_latency) as encord:
+            stack = _create_resources(moto_url, encord)
+            os.environ.update(stack.environment)
+            yield stack
+    finally:
+        moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)

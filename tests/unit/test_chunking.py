@@ -1,0 +1,47 @@
+"""Packing data units into chunks: each data unit once, in one chunk, whatever the order of its lines."""
+
+import orjson
+
+from label_importer.chunking import assemble_chunks, plan_chunks
+from label_importer.data_units import DataUnit, DataUnitIndex
+from label_importer.messages import ChunkRow
+from label_importer.validation import FileIndex
+
+
+def test_plan_keeps_first_appearance_order_and_closes_each_chunk_at_its_last_line() -> None:
+    plan = plan_chunks({"a": [1, 9], "b": [2], "c": [3, 4], "d": [5]}, rows_per_chunk=2)
+    assert plan.chunk_of_unit == {"a": 0, "b": 0, "c": 1, "d": 1}
+    assert plan.closing_line == [9, 5]
+    assert plan.count == 2
+
+
+def test_records_of_one_data_unit_are_merged_even_when_far_apart() -> None:
+    units = DataUnitIndex(DataUnit(h, f"{h}.jpg", 1, 10, 10) for h in "abc")
+    lines = [
+        (1, {"data_hash": "a", "objects": [{"name": "Cherry", "point": [0.1, 0.1]}]}),
+        (2, {"data_title": "b.jpg"}),
+        (3, {"data_hash": "c"}),
+        (5, {"data_hash": "a", "objects": [{"name": "Cherry", "point": [0.2, 0.2]}]}),
+    ]
+    raw = [(number, orjson.dumps(record)) for number, record in lines]
+    index = FileIndex(max_problems=10, lines_by_unit={"a": [1, 5], "b": [2], "c": [3]})
+    plan = plan_chunks(index.lines_by_unit, rows_per_chunk=2)
+    emitted: list[tuple[int, list[ChunkRow]]] = []
+
+    assemble_chunks(raw, plan, index, units, lambda i, rows: emitted.append((i, rows)))
+
+    # Chunk 1 (c) completes at line 3, before chunk 0 (a, b), which must wait for line 5.
+    assert [(i, [(row.data_hash, row.lines) for row in rows]) for i, rows in emitted] == [
+        (1, [("c", [3])]),
+        (0, [("a", [1, 5]), ("b", [2])]),
+    ]
+    assert [obj.point for obj in emitted[1][1][0].records[1].objects] == [[0.2, 0.2]]
+
+
+def test_invalid_lines_are_left_out() -> None:
+    units = DataUnitIndex([DataUnit("a", "a.jpg", 1, 10, 10)])
+    index = FileIndex(max_problems=10, lines_by_unit={"a": [2]}, invalid_lines={1})
+    raw = [(1, b"{broken"), (2, b'{"data_hash": "a"}')]
+    emitted: list[list[ChunkRow]] = []
+    assemble_chunks(raw, plan_chunks(index.lines_by_unit, 100), index, units, lambda i, rows: emitted.append(rows))
+    assert [[row.lines for row in rows] for rows in emitted] == [[[2]]]
