@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from local.lambda_runtime import LambdaContext, drain_queue, s3_object_created_event
+from label_importer.job_store import JobStatus
+from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
-from local.stack import BUCKET, TABLE, local_stack
+from local.stack import BUCKET, local_stack
 
 DEMO_KEY = "incoming/demo labels.jsonl"
 LOG_FILE = Path("demo-output") / "lambda-logs.jsonl"
@@ -32,30 +33,24 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     with local_stack(encord_latency=args.latency) as stack:
-        # Imported only now: the handlers read their environment when first used.
-        from functions.import_labels.app import handler as import_labels
-        from functions.validate_and_chunk.app import handler as validate_and_chunk
-        from label_importer.job_store import JobStatus, JobStore
-
+        pipeline = Pipeline.on(stack)
         titles = [f"image_{i:05d}.jpg" for i in range(args.images)]
         data_hashes = [stack.encord.add_image(title) for title in titles]
         body = jsonl(image_records(titles), header={"mode": "append", "on_error": "strict"})
-        stack.client("s3").put_object(Bucket=BUCKET, Key=DEMO_KEY, Body=body)
+        event = pipeline.upload(DEMO_KEY, body)
         print(f"Uploaded s3://{BUCKET}/{DEMO_KEY}: {len(titles)} records, {len(body) / 1024:.0f} KiB")
 
         stack.encord.reset_counts()
         LOG_FILE.parent.mkdir(exist_ok=True)
         started = time.perf_counter()
         with LOG_FILE.open("w") as log, contextlib.redirect_stdout(log):
-            result = validate_and_chunk(s3_object_created_event(stack, DEMO_KEY), LambdaContext("ValidateAndChunk"))
+            job_id = pipeline.validate_event(event)
             validated = time.perf_counter()
-            drained = drain_queue(stack, import_labels)
+            drained = pipeline.drain()
         finished = time.perf_counter()
 
-        job_id = result["jobs"][0]["job_id"]
-        job = JobStore(TABLE).get(job_id)
-        assert job is not None
-        summary = stack.client("s3").get_object(Bucket=BUCKET, Key=f"reports/{job_id}/summary.txt")["Body"].read()
+        job = pipeline.job(job_id)
+        summary = pipeline.report(job_id, "summary.txt")
         print()
         print(summary.decode().rstrip())
         print()

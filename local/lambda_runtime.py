@@ -74,8 +74,9 @@ def drain_queue(
 ) -> DrainStats:
     """Deliver queued chunks to `handler` until the queue is empty, as the SQS event source mapping would.
 
-    Messages the handler reports in `batchItemFailures` are made visible again at once (the real queue
-    waits out the visibility timeout) and go to the dead-letter queue after maxReceiveCount deliveries.
+    Messages the handler reports in `batchItemFailures`, or all of the batch when the invocation raises,
+    are made visible again at once (the real queue waits out the visibility timeout) and go to the
+    dead-letter queue after maxReceiveCount deliveries.
     """
     sqs = stack.client("sqs")
     queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -92,8 +93,11 @@ def drain_queue(
         if not received:
             return stats
         event = {"Records": [_sqs_record(message, queue_arn) for message in received]}
-        response = handler(event, LambdaContext(function_name))
-        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        try:
+            response = handler(event, LambdaContext(function_name))
+            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        except Exception:  # an invocation error fails the whole batch, as Lambda does
+            failed = {message["MessageId"] for message in received}
         for message in received:
             if message["MessageId"] in failed:
                 sqs.change_message_visibility(

@@ -6,6 +6,7 @@ The demo and the integration tests both stand on this, so what the demo shows is
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -58,6 +59,9 @@ class LocalStack:
             "IMPORT_QUEUE_URL": self.queue_url,
             "BUNDLE_SIZE": "100",
             "ENCORD_TIMEOUT_SECONDS": "10",
+            # Locally a fault goes straight to our own handling (batch-item failure, SQS redelivery)
+            # instead of waiting out the SDK's 3 s / 6 s backoff first.
+            "ENCORD_MAX_RETRIES": "0",
             "POWERTOOLS_SERVICE_NAME": "encord-label-importer",
             "POWERTOOLS_METRICS_NAMESPACE": "EncordLabelImporter",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -88,7 +92,12 @@ class LocalStack:
             s3.delete_object(Bucket=BUCKET, Key=entry["Key"], VersionId=entry["VersionId"])
         sqs = self.client("sqs")
         for url in (self.queue_url, self.dead_letter_queue_url):
-            sqs.purge_queue(QueueUrl=url)
+            # Not PurgeQueue: SQS (and moto) allow one purge per queue per minute.
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                )
         table = boto3.resource("dynamodb", region_name=REGION, endpoint_url=self.moto_url).Table(TABLE)
         with table.batch_writer() as batch:
             for item in _scan(table):
@@ -145,6 +154,7 @@ def local_stack(*, encord_latency: float = 0.0) -> Iterator[LocalStack]:
 
     Environment changes (endpoint, dummy credentials, the Lambda variables) are undone on exit.
     """
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request drowns everything
     port = _free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()

@@ -50,17 +50,21 @@ def is_transient(error: Exception) -> bool:
 
 
 @cache
-def _client(secret_id: str, domain: str, timeout: int) -> EncordUserClient:
+def _client(secret_id: str, domain: str, timeout: int, max_retries: int) -> EncordUserClient:
     key = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
     return EncordUserClient.create_with_ssh_private_key(
         ssh_private_key=key,
         domain=domain,
-        requests_settings=RequestsSettings(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout),
+        requests_settings=RequestsSettings(
+            max_retries=max_retries, connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout
+        ),
     )
 
 
 def encord_client(settings: Settings) -> EncordUserClient:
-    return _client(settings.encord_secret_id, settings.encord_domain, settings.encord_timeout_seconds)
+    return _client(
+        settings.encord_secret_id, settings.encord_domain, settings.encord_timeout_seconds, settings.encord_max_retries
+    )
 
 
 _projects: dict[tuple[str, str], tuple[float, Project]] = {}

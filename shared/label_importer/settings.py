@@ -31,6 +31,8 @@ class Settings(BaseModel):
     max_reported_errors: int = Field(default=1000, ge=1)
     encord_timeout_seconds: int = Field(default=30, ge=1)
     """The SDK waits 180 s by default; one hung request must not eat a whole invocation."""
+    encord_max_retries: int = Field(default=3, ge=0, le=10)
+    """The SDK's own retries of throttled / 5xx requests (backoff 0, 3, 6 s); SQS redelivery follows."""
 
 
 def settings_from(environ: dict[str, str]) -> Settings:

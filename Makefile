@@ -1,0 +1,38 @@
+# One command per habit. Every target sets up .venv first (from pyproject.toml), so each works on a
+# fresh clone with nothing but Python 3.11+ installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-from-pyproject
+
+.PHONY: setup demo test lint format schema check
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The whole pipeline on this machine: moto + fake Encord, a few hundred labelled images, a job report.
+demo: setup
+	$(BIN)/python -m local.demo
+
+## Unit and integration tests (what CI runs).
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Regenerate docs/label-format.schema.json from the models in shared/label_importer/label_format.py.
+schema: setup
+	$(BIN)/python -c "import json; from label_importer.label_format import json_schema; \
+	print(json.dumps(json_schema(), indent=2))" > docs/label-format.schema.json
+
+check: lint test

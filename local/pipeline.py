@@ -1,0 +1,63 @@
+"""The product as a user meets it, on the local stack: drop a file, the Lambdas run, read job and reports.
+
+Shared by the demo, the integration tests and the benchmarks, so all three exercise the same path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from label_importer.job_store import Job, JobStore
+from local.lambda_runtime import DrainStats, Handler, LambdaContext, drain_queue, s3_object_created_event
+from local.stack import BUCKET, TABLE, LocalStack
+
+
+@dataclass
+class Pipeline:
+    stack: LocalStack
+    validate: Handler
+    import_labels: Handler
+
+    @classmethod
+    def on(cls, stack: LocalStack) -> Pipeline:
+        # Imported only once the stack is up: the handlers read the environment it sets when first used.
+        from functions.import_labels.app import handler as import_labels
+        from functions.validate_and_chunk.app import handler as validate
+
+        return cls(stack, validate, import_labels)
+
+    def upload(self, key: str, body: bytes) -> dict[str, Any]:
+        """Put the file in the bucket; return the S3 event Lambda would receive for it."""
+        self.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+        return s3_object_created_event(self.stack, key)
+
+    def validate_event(self, event: dict[str, Any]) -> str:
+        return self.validate(event, LambdaContext("ValidateAndChunkFunction"))["jobs"][0]["job_id"]
+
+    def drop(self, key: str, body: bytes) -> str:
+        """Upload and run the validator on the S3 event; return the job id."""
+        return self.validate_event(self.upload(key, body))
+
+    def drain(self) -> DrainStats:
+        return drain_queue(self.stack, self.import_labels)
+
+    def run(self, key: str, body: bytes) -> Job:
+        job_id = self.drop(key, body)
+        self.drain()
+        return self.job(job_id)
+
+    def job(self, job_id: str) -> Job:
+        job = JobStore(TABLE).get(job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id}")
+        return job
+
+    def report(self, job_id: str, name: str) -> bytes:
+        return self.stack.client("s3").get_object(Bucket=BUCKET, Key=f"reports/{job_id}/{name}")["Body"].read()
+
+    def queued_messages(self) -> int:
+        attributes = self.stack.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])

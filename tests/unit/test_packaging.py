@@ -1,0 +1,25 @@
+"""The layer's requirements.txt (what `sam build` installs) must match pyproject.toml (what tests run on)."""
+
+import json
+import tomllib
+from pathlib import Path
+
+from label_importer.messages import ChunkMessage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_layer_requirements_match_the_project_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    layer = [
+        line.strip()
+        for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert layer == project
+
+
+def test_the_sample_sqs_event_carries_a_valid_chunk_message() -> None:
+    event = json.loads((ROOT / "events" / "sqs-chunk.json").read_text())
+    message = ChunkMessage.model_validate_json(event["Records"][0]["body"])
+    assert message.chunk is not None and message.chunk.rows[0].records[0].objects[0].name == "Cherry"
