@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -110,7 +110,7 @@ class JobStore:
 
     def create(self, job: Job) -> Job | None:
         """Create the job; return the existing job instead if this S3 object version already has one."""
-        item = {**_job_key(job.job_id), **{k: v for k, v in job.__dict__.items() if v is not None}}
+        item = {**_job_key(job.job_id), **asdict(job)}
         try:
             self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
         except ClientError as error:
