@@ -4,7 +4,9 @@ and an SQS poller that honours partial batch failures and redelivers like the ev
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -15,9 +17,25 @@ from urllib.parse import quote_plus
 
 from local.stack import BUCKET, REGION, LocalStack
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = REPO_ROOT / "events"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def load_handler(function_dir: str, handler: str = "app.handler") -> Handler:
+    """Import `functions/<function_dir>/<module>.py` as Lambda does with its CodeUri, under a unique name
+    (both functions' modules are called `app`), and return the handler callable."""
+    module_name, attribute = handler.rsplit(".", 1)
+    path = REPO_ROOT / "functions" / function_dir / f"{module_name}.py"
+    qualified = f"lambda_{function_dir}_{module_name}"
+    if qualified not in sys.modules:
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module
+        spec.loader.exec_module(module)
+    return getattr(sys.modules[qualified], attribute)
 
 
 @dataclass

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from label_importer.job_store import Job, JobStore
-from local.lambda_runtime import DrainStats, Handler, LambdaContext, drain_queue, s3_object_created_event
+from local.lambda_runtime import (
+    DrainStats,
+    Handler,
+    LambdaContext,
+    drain_queue,
+    load_handler,
+    s3_object_created_event,
+)
 from local.stack import BUCKET, TABLE, LocalStack
 
 
@@ -21,11 +28,8 @@ class Pipeline:
 
     @classmethod
     def on(cls, stack: LocalStack) -> Pipeline:
-        # Imported only once the stack is up: the handlers read the environment it sets when first used.
-        from functions.import_labels.app import handler as import_labels
-        from functions.validate_and_chunk.app import handler as validate
-
-        return cls(stack, validate, import_labels)
+        # Loaded only once the stack is up: the handlers read the environment it sets when first used.
+        return cls(stack, load_handler("validate_and_chunk"), load_handler("import_labels"))
 
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
         """Put the file in the bucket; return the S3 event Lambda would receive for it."""

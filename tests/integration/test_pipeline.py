@@ -35,9 +35,10 @@ def classification_answers(row) -> dict[str, object]:  # type: ignore[no-untyped
     answers = {}
     for instance in row.get_classification_instances():
         answer = instance.get_answer()
-        answers[instance.ontology_item.title] = (
-            sorted(option.title for option in answer) if isinstance(answer, list) else answer.title
-        )
+        if isinstance(answer, list):
+            answers[instance.ontology_item.title] = sorted(option.title for option in answer)
+        else:
+            answers[instance.ontology_item.title] = answer if isinstance(answer, str) else answer.title
     return answers
 
 
@@ -385,3 +386,99 @@ def test_the_sample_sqs_event_imports_its_chunk(pipeline: Pipeline) -> None:
     assert cherry.get_annotation(0).coordinates == BoundingBoxCoordinates(
         height=0.2, width=0.3, top_left_x=0.1, top_left_y=0.2
     )
+
+
+def test_every_label_kind_survives_the_round_trip(pipeline: Pipeline) -> None:
+    from encord.common.bitmask_operations import deserialise_bitmask, serialise_bitmask
+
+    image = pipeline.stack.encord.add_image("kinds.jpg", width=4, height=3)
+    video = pipeline.stack.encord.add_video("orchard.mp4", number_of_frames=5)
+    mask = bytes([1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1])
+    skeleton = {"calyx": [0.1, 0.1], "tip": [0.2, 0.9], "left": [0.05, 0.5], "right": [0.3, 0.5]}
+    records = [
+        {
+            "data_title": "kinds.jpg",
+            "objects": [
+                {
+                    "name": "Other type of fruit",
+                    "rotatable_bounding_box": {"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4, "theta": 30},
+                },
+                {"name": "Branch", "polyline": [[0.1, 0.1], [0.5, 0.5], [0.9, 0.2]]},
+                {"name": "Blueberry", "bitmask": {"rle": serialise_bitmask(mask), "width": 4, "height": 3}},
+                {"name": "Strawberry", "skeleton": skeleton},
+                {
+                    "name": "Whale",
+                    "bounding_box": {"x": 0, "y": 0, "w": 0.5, "h": 0.5},
+                    "attributes": {"Colour": {"option": "Blue", "attributes": {"Any Other Colours?": "Pink"}}},
+                },
+            ],
+            "classifications": [{"name": "Caption", "answer": "a fine day"}],
+        },
+        {
+            "data_hash": video,
+            "objects": [
+                {
+                    "name": "Person",
+                    "id": "p1",
+                    "frames": {"start": 0, "end": 2},
+                    "bounding_box": {"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2},
+                    "attributes": {
+                        "Position": [
+                            {"answer": "Standing", "frames": 0},
+                            {"answer": "Walking", "frames": {"start": 1, "end": 3}},
+                        ]
+                    },
+                },
+                {"name": "Person", "id": "p1", "frames": 3, "bounding_box": {"x": 0.2, "y": 0.1, "w": 0.2, "h": 0.2}},
+            ],
+            "classifications": [{"name": "Blueberry or cherry?", "answer": "Cherry", "frames": {"start": 0, "end": 4}}],
+        },
+    ]
+
+    job = pipeline.run("incoming/kinds.jsonl", jsonl(records))
+
+    assert (job.status, job.rows_imported) == (JobStatus.COMPLETED, 2)
+    # The image, as Encord stores it on the wire.
+    stored = {o["name"]: o for o in pipeline.stack.encord.label_row(image)["data_units"][image]["labels"]["objects"]}
+    assert stored["Other type of fruit"]["rotatableBoundingBox"] == {
+        "h": 0.4,
+        "w": 0.3,
+        "x": 0.1,
+        "y": 0.2,
+        "theta": 30,
+    }
+    assert stored["Branch"]["polyline"] == {
+        "0": {"x": 0.1, "y": 0.1},
+        "1": {"x": 0.5, "y": 0.5},
+        "2": {"x": 0.9, "y": 0.2},
+    }
+    assert {(v["name"], v["x"], v["y"]) for v in stored["Strawberry"]["skeleton"].values()} == {
+        ("calyx", 0.1, 0.1),
+        ("tip", 0.2, 0.9),
+        ("left", 0.05, 0.5),
+        ("right", 0.3, 0.5),
+    }
+    bitmask = stored["Blueberry"]["bitmask"]
+    assert (bitmask["width"], bitmask["height"]) == (4, 3)
+    assert deserialise_bitmask(bitmask["rleString"], 12) == mask
+    # And read back through the SDK.
+    rows = pipeline.stack.read_back([image, video])
+    [whale] = objects_by_title(rows[image])["Whale"]
+    colour = next(a for a in whale.ontology_item.attributes if a.title == "Colour")
+    [nested] = colour.options[0].attributes
+    assert (whale.get_answer(colour).title, whale.get_answer(nested).title) == ("Blue", "Pink")
+    assert classification_answers(rows[image]) == {"Caption": "a fine day"}
+    [person] = rows[video].get_object_instances()
+    assert [(a.frame, a.coordinates.top_left_x) for a in person.get_annotations()] == [
+        (0, 0.1),
+        (1, 0.1),
+        (2, 0.1),
+        (3, 0.2),
+    ]
+    position = person.ontology_item.attributes[0]
+    assert sorted((a.answer.title, [(r.start, r.end) for r in a.ranges]) for a in person.get_answer(position)) == [
+        ("Standing", [(0, 0)]),
+        ("Walking", [(1, 3)]),
+    ]
+    [cherry] = rows[video].get_classification_instances()
+    assert [a.frame for a in cherry.get_annotations()] == [0, 1, 2, 3, 4]
