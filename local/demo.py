@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"Time: {finished - started:.2f} s (validate {validated - started:.2f} s, import "
-            f"{finished - validated:.2f} s; {drained.messages} messages in {drained.batches} batches)"
+            f"{finished - validated:.2f} s; {drained.messages} messages in {drained.batches} batch(es))"
         )
         print(f"Lambda logs: {LOG_FILE}")
         expected = {title: record for title, record in zip(titles, image_records(titles), strict=True)}
