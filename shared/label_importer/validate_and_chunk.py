@@ -26,7 +26,14 @@ from label_importer.job_store import Job, JobStatus, JobStore
 from label_importer.label_file import is_compressed, numbered_lines
 from label_importer.label_format import ErrorPolicy, Header
 from label_importer.messages import Chunk, ChunkRow
-from label_importer.observability import JOBS_QUEUED, JOBS_REJECTED, VALIDATION_ERRORS, logger, metrics
+from label_importer.observability import (
+    JOBS_QUEUED,
+    JOBS_REJECTED,
+    ROWS_SKIPPED,
+    VALIDATION_ERRORS,
+    logger,
+    metrics,
+)
 from label_importer.ontology_resolver import OntologyResolver
 from label_importer.problems import ErrorCode, Problem
 from label_importer.reports import ReportWriter
@@ -112,6 +119,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     if index.problem_count:
         world.reports.write_problems(job, index.problems, index.problem_count)
         metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=index.problem_count)
+        metrics.add_metric(name=ROWS_SKIPPED, unit=MetricUnit.Count, value=index.skipped_rows)
     if header.dry_run:
         return _finish_dry_run(job, index, world)
 
