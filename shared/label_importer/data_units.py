@@ -51,9 +51,6 @@ class DataUnitIndex:
             self._by_hash[unit.data_hash] = unit
             self._by_title[unit.title].append(unit)
 
-    def __len__(self) -> int:
-        return len(self._by_hash)
-
     def find(self, data_hash: str | None, data_title: str | None) -> DataUnit:
         if data_hash is not None:
             unit = self._by_hash.get(data_hash)
