@@ -31,9 +31,15 @@ from encord.objects.frames import Range
 from encord.objects.options import Option
 from pydantic import BaseModel
 
-from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel, frame_ranges
+from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel, Polygons, frame_ranges
 from label_importer.messages import ChunkRow
-from label_importer.ontology_resolver import AnswerValue, OntologyResolver, ResolvedAnswer, ResolvedObject
+from label_importer.ontology_resolver import (
+    AnswerValue,
+    OntologyResolver,
+    RelationTarget,
+    ResolvedAnswer,
+    ResolvedObject,
+)
 
 
 class RowConflict(Exception):
@@ -44,6 +50,11 @@ def label_hash(data_hash: str, kind: str, identity: str) -> str:
     """An 8-character hash in the SDK's own format (base64 of 6 bytes), stable for the same identity."""
     digest = hashlib.sha256(f"{data_hash}\x1f{kind}\x1f{identity}".encode()).digest()
     return base64.b64encode(digest[:6]).decode("ascii")
+
+
+def tracked_object_hash(data_hash: str, object_id: str) -> str:
+    """The hash of the object a file calls `object_id` in this data unit, wherever and whenever it is imported."""
+    return label_hash(data_hash, "object-id", object_id)
 
 
 def _canonical(label: BaseModel) -> str:
@@ -61,6 +72,10 @@ def _with_occurrence(labels: Sequence[BaseModel]) -> Iterator[tuple[BaseModel, s
 
 def _ranges(ranges: list[tuple[int, int]]) -> list[Range]:
     return [Range(start=start, end=end) for start, end in ranges]
+
+
+def _points(points: list[list[float]]) -> list[PointCoordinate]:
+    return [PointCoordinate(x, y) for x, y in points]
 
 
 def _provenance(label: ObjectLabel | ClassificationLabel) -> dict[str, Any]:
@@ -93,17 +108,17 @@ class LabelBuilder:
             instances[label_hash(data_hash, "object", identity)] = [label]  # type: ignore[list-item]
         for label in labels:
             if label.id is not None:
-                instances.setdefault(label_hash(data_hash, "object-id", label.id), []).append(label)
+                instances.setdefault(tracked_object_hash(data_hash, label.id), []).append(label)
         added = 0
         for object_hash, placements in instances.items():
             if object_hash in present:
                 continue
             resolved = [self._resolver.resolve_object(placement) for placement in placements]
-            label_row.add_object_instance(self._object_instance(object_hash, resolved))
+            label_row.add_object_instance(self._object_instance(data_hash, object_hash, resolved))
             added += 1
         return added
 
-    def _object_instance(self, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
+    def _object_instance(self, data_hash: str, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
         instance = ObjectInstance(placements[0].ontology, object_hash=object_hash)
         for placement in placements:
             instance.set_for_frames(
@@ -115,7 +130,10 @@ class LabelBuilder:
         for placement in placements:
             for answer in placement.answers:
                 frames = None if answer.frames is None else _ranges(answer.frames)
-                instance.set_answer(answer.value, attribute=answer.attribute, frames=frames, overwrite=True)
+                value = answer.value
+                if isinstance(value, RelationTarget):  # Encord keeps the related object's hash as the text
+                    value = tracked_object_hash(data_hash, value.object_id)
+                instance.set_answer(value, attribute=answer.attribute, frames=frames, overwrite=True)
         return instance
 
     def _coordinates(self, placement: ResolvedObject) -> Coordinates:
@@ -128,10 +146,16 @@ class LabelBuilder:
             return RotatableBoundingBoxCoordinates(
                 height=rbox.h, width=rbox.w, top_left_x=rbox.x, top_left_y=rbox.y, theta=rbox.theta
             )
+        if isinstance(label.polygon, Polygons):
+            return PolygonCoordinates(
+                polygons=[
+                    [_points(ring) for ring in (polygon.outer, *polygon.holes)] for polygon in label.polygon.polygons
+                ]
+            )
         if label.polygon is not None:
-            return PolygonCoordinates(values=[PointCoordinate(x, y) for x, y in label.polygon])
+            return PolygonCoordinates(values=_points(label.polygon))
         if label.polyline is not None:
-            return PolylineCoordinates(values=[PointCoordinate(x, y) for x, y in label.polyline])
+            return PolylineCoordinates(values=_points(label.polyline))
         if label.point is not None:
             return PointCoordinate(*label.point)
         if label.bitmask is not None:

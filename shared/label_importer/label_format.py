@@ -67,6 +67,8 @@ def _json_kind(value: Any) -> str | None:
         return "<int>"
     if isinstance(value, str):
         return "<text>"
+    if (isinstance(value, dict) and "relation_to" in value) or isinstance(value, RelationAnswer):
+        return "<relation>"
     if isinstance(value, dict | BaseModel):
         return "<object>"
     if isinstance(value, list):
@@ -74,7 +76,7 @@ def _json_kind(value: Any) -> str | None:
     return None
 
 
-UNION_TAGS = frozenset({"<int>", "<text>", "<object>", "<list>", "<list of text>"})
+UNION_TAGS = frozenset({"<int>", "<text>", "<object>", "<relation>", "<list>", "<list of text>"})
 """Tags pydantic puts in error locations inside these unions; error reports strip them."""
 
 
@@ -120,6 +122,25 @@ class RotatableBoundingBox(BoundingBox):
 Point = Annotated[list[Unit], Field(min_length=2, max_length=2)]
 """`[x, y]`, normalised."""
 
+Ring = Annotated[list[Point], Field(min_length=3)]
+"""A closed outline: at least three points; the last joins the first."""
+
+
+class PolygonWithHoles(_Strict):
+    outer: Ring
+    holes: list[Ring] = Field(default_factory=list)
+
+
+class Polygons(_Strict):
+    """Several polygons (and holes) forming one object instance, e.g. a fruit split by a branch."""
+
+    polygons: Annotated[list[PolygonWithHoles], Field(min_length=1)]
+
+
+PolygonGeometry = _tagged(
+    "a list of [x, y] points or {polygons: [{outer, holes}]}", {"<list>": Ring, "<object>": Polygons}
+)
+
 
 class Bitmask(_Strict):
     """A mask in Encord's run-length encoding; width and height must equal the data unit's."""
@@ -141,6 +162,13 @@ GEOMETRY_FIELDS = (
 """Geometry fields of an object entry, each named after the Encord ontology shape it requires."""
 
 
+class RelationAnswer(_Strict):
+    """The answer of a relation attribute (title ending in `#relation`): another object of the same data
+    unit, named by its `id`. Encord stores the related object's hash as the text answer."""
+
+    relation_to: str = Field(min_length=1, max_length=128)
+
+
 class NestedAnswer(_Strict):
     """A radio answer whose option carries nested attributes (e.g. Colour = Blue, then Any Other Colours?)."""
 
@@ -148,9 +176,17 @@ class NestedAnswer(_Strict):
     attributes: dict[str, AttributeAnswer] = Field(default_factory=dict)
 
 
-_STATIC_ANSWERS: dict[str, Any] = {"<text>": str, "<list of text>": list[str], "<object>": NestedAnswer}
-StaticAnswer = _tagged("a text, an option title, a list of option titles or {option, attributes}", _STATIC_ANSWERS)
-"""Text attribute -> the text; radio -> the option title (or NestedAnswer); checklist -> option titles."""
+_STATIC_ANSWERS: dict[str, Any] = {
+    "<text>": str,
+    "<list of text>": list[str],
+    "<object>": NestedAnswer,
+    "<relation>": RelationAnswer,
+}
+StaticAnswer = _tagged(
+    "a text, an option title, a list of option titles, {option, attributes} or {relation_to}", _STATIC_ANSWERS
+)
+"""Text attribute -> the text (or RelationAnswer for `#relation` attributes); radio -> the option title (or
+NestedAnswer); checklist -> option titles."""
 
 
 class DynamicAnswer(_Strict):
@@ -161,7 +197,8 @@ class DynamicAnswer(_Strict):
 
 
 AttributeAnswer = _tagged(
-    "a text, an option title, a list of option titles, {option, attributes} or a list of {answer, frames}",
+    "a text, an option title, a list of option titles, {option, attributes}, {relation_to} "
+    "or a list of {answer, frames}",
     {**_STATIC_ANSWERS, "<list>": Annotated[list[DynamicAnswer], Field(min_length=1)]},
 )
 """A static answer, or for a dynamic attribute a list of per-frame answers."""
@@ -186,7 +223,7 @@ class ObjectLabel(_Strict):
 
     bounding_box: BoundingBox | None = None
     rotatable_bounding_box: RotatableBoundingBox | None = None
-    polygon: Annotated[list[Point], Field(min_length=3)] | None = None
+    polygon: PolygonGeometry | None = None
     polyline: Annotated[list[Point], Field(min_length=2)] | None = None
     point: Point | None = None
     bitmask: Bitmask | None = None

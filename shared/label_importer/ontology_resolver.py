@@ -26,14 +26,26 @@ from label_importer.label_format import (
     DynamicAnswer,
     NestedAnswer,
     ObjectLabel,
+    RelationAnswer,
     frame_ranges,
 )
 from label_importer.problems import ErrorCode
 
 _Feature = TypeVar("_Feature", Object, Classification)
 
-AnswerValue = str | Option | list[Option]
-"""What the SDK's `set_answer` takes: text, one radio option, or checklist options."""
+RELATION_SUFFIX = "#relation"
+
+
+@dataclass(frozen=True)
+class RelationTarget:
+    """A relation attribute's answer before import: the user `id` of another object in the data unit."""
+
+    object_id: str
+
+
+AnswerValue = str | Option | list[Option] | RelationTarget
+"""What the SDK's `set_answer` takes (text, one radio option, or checklist options), or a relation target
+that becomes the related object's hash once the data unit is known."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,28 @@ def _titles(items: Sequence[Object | Classification | Attribute | Option]) -> st
     return ", ".join(repr(item.title) for item in items) or "none"
 
 
+_Child = TypeVar("_Child", Attribute, Option)
+
+
+def _one_of(
+    items: Sequence[_Child], key: str, path: str, owner: str, kind: str, unknown: ErrorCode, errors: _Collector
+) -> _Child | None:
+    """The item titled `key`, or whose feature hash is `key`: a title two siblings share needs the hash."""
+    matches = [item for item in items if item.title == key] or [item for item in items if item.feature_node_hash == key]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        hashes = ", ".join(item.feature_node_hash for item in matches)
+        errors.add(
+            path,
+            ErrorCode.AMBIGUOUS_TITLE,
+            f"{owner!r} has {len(matches)} {kind}s titled {key!r}; give the feature hash instead (one of {hashes})",
+        )
+    else:
+        errors.add(path, unknown, f"{owner!r} has no {kind} {key!r}; expected one of {_titles(items)}")
+    return None
+
+
 class OntologyResolver:
     """Indexes an ontology once per file (or per warm container) so each lookup is a dict access."""
 
@@ -121,7 +155,9 @@ class OntologyResolver:
                     ErrorCode.SKELETON_POINTS_MISMATCH,
                     f"skeleton {template.name!r} has points {sorted(expected)}; got {sorted(label.skeleton)}",
                 )
-        answers = self._resolve_attributes(ontology.attributes, label.attributes, "attributes", errors, True)
+        answers = self._resolve_attributes(
+            ontology.title, ontology.attributes, label.attributes, "attributes", errors, allow_dynamic=True
+        )
         if errors.problems:
             raise UnresolvedLabel(errors.problems)
         return ResolvedObject(label, ontology, answers)
@@ -179,6 +215,7 @@ class OntologyResolver:
 
     def _resolve_attributes(
         self,
+        owner: str,
         attributes: Sequence[Attribute],
         given: dict[str, AttributeAnswer],
         path: str,
@@ -186,18 +223,11 @@ class OntologyResolver:
         allow_dynamic: bool,
     ) -> list[ResolvedAnswer]:
         answers: list[ResolvedAnswer] = []
-        for title, answer in given.items():
-            matches = [attribute for attribute in attributes if attribute.title == title]
-            here = f"{path}.{title}"
-            if len(matches) != 1:
-                reason = "several attributes share that title" if matches else "no such attribute"
-                errors.add(
-                    here,
-                    ErrorCode.AMBIGUOUS_TITLE if matches else ErrorCode.UNKNOWN_ATTRIBUTE,
-                    f"{reason}; expected one of {_titles(attributes)}",
-                )
-                continue
-            answers.extend(self._resolve_answer(matches[0], answer, here, errors, allow_dynamic))
+        for key, answer in given.items():
+            here = f"{path}.{key}"
+            attribute = _one_of(attributes, key, here, owner, "attribute", ErrorCode.UNKNOWN_ATTRIBUTE, errors)
+            if attribute is not None:
+                answers.extend(self._resolve_answer(attribute, answer, here, errors, allow_dynamic))
         return answers
 
     def _resolve_answer(
@@ -234,7 +264,10 @@ class OntologyResolver:
         if isinstance(attribute, TextAttribute):
             if isinstance(answer, str):
                 return [ResolvedAnswer(attribute, answer, frames)]
-            return self._wrong_answer(attribute, "a text", path, errors)
+            if isinstance(answer, RelationAnswer) and attribute.title.endswith(RELATION_SUFFIX):
+                return [ResolvedAnswer(attribute, RelationTarget(answer.relation_to), frames)]
+            expected = "a text or {relation_to: <object id>}" if attribute.title.endswith(RELATION_SUFFIX) else "a text"
+            return self._wrong_answer(attribute, expected, path, errors)
         if isinstance(attribute, ChecklistAttribute):
             if not (isinstance(answer, list) and all(isinstance(item, str) for item in answer)):
                 return self._wrong_answer(attribute, "a list of option titles", path, errors)
@@ -252,7 +285,9 @@ class OntologyResolver:
             resolved = [ResolvedAnswer(attribute, option, frames)]
             if nested and nested.attributes:
                 resolved.extend(
-                    self._resolve_attributes(option.attributes, nested.attributes, f"{path}.attributes", errors, False)
+                    self._resolve_attributes(
+                        option.title, option.attributes, nested.attributes, f"{path}.attributes", errors, False
+                    )
                 )
             return resolved
         errors.add(
@@ -263,16 +298,8 @@ class OntologyResolver:
         return []
 
     @staticmethod
-    def _option(attribute: Attribute, title: str, path: str, errors: _Collector) -> Option | None:
-        matches = [option for option in attribute.options if option.title == title]
-        if len(matches) == 1:
-            return matches[0]
-        errors.add(
-            path,
-            ErrorCode.UNKNOWN_OPTION if not matches else ErrorCode.AMBIGUOUS_TITLE,
-            f"{attribute.title!r} has no single option {title!r}; expected one of {_titles(attribute.options)}",
-        )
-        return None
+    def _option(attribute: Attribute, key: str, path: str, errors: _Collector) -> Option | None:
+        return _one_of(attribute.options, key, path, attribute.title, "option", ErrorCode.UNKNOWN_OPTION, errors)
 
     @staticmethod
     def _wrong_answer(attribute: Attribute, expected: str, path: str, errors: _Collector) -> list[ResolvedAnswer]:

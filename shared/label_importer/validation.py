@@ -7,7 +7,7 @@ chunker reads the file a second time with that index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -15,7 +15,7 @@ import pydantic
 
 from label_importer.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
 from label_importer.label_format import Header, LabelRecord, frame_ranges, is_header
-from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.ontology_resolver import OntologyResolver, RelationTarget, ResolvedObject, UnresolvedLabel
 from label_importer.problems import ErrorCode, Problem, problems_from_pydantic, shown_value
 
 Line = tuple[int, bytes]
@@ -60,11 +60,51 @@ def parse_record(line: Line) -> LabelRecord | list[Problem]:
         return problems_from_pydantic(number, error.errors())
 
 
+@dataclass
+class TrackedObjects:
+    """Object ids across the lines of each data unit: one id must stay one ontology object, and a relation
+    must point at an id the data unit has. Ids are small, so this grows with ids, not with label payload."""
+
+    declared: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    references: list[tuple[str, str, int, str]] = field(default_factory=list)
+
+    def declare(self, data_hash: str, object_id: str, title: str, number: int, path: str) -> Problem | None:
+        first = self.declared.setdefault((data_hash, object_id), (title, number))
+        if first[0] == title:
+            return None
+        return Problem(
+            number,
+            path,
+            ErrorCode.CONFLICTING_LABELS,
+            f"id {object_id!r} is a {first[0]!r} on line {first[1]} but a {title!r} here; one id is one object",
+        )
+
+    def refer(self, data_hash: str, object_id: str, number: int, path: str) -> None:
+        self.references.append((data_hash, object_id, number, path))
+
+    def dangling(self) -> Iterator[Problem]:
+        for data_hash, object_id, number, path in self.references:
+            if (data_hash, object_id) not in self.declared:
+                yield Problem(
+                    number,
+                    path,
+                    ErrorCode.UNKNOWN_OBJECT_ID,
+                    f"no object with id {object_id!r} in this data unit; a relation must name the 'id' of "
+                    "another object of the same data unit",
+                    object_id,
+                )
+
+
 def check_record(
-    number: int, record: LabelRecord, units: DataUnitIndex, resolver: OntologyResolver
+    number: int,
+    record: LabelRecord,
+    units: DataUnitIndex,
+    resolver: OntologyResolver,
+    tracked: TrackedObjects | None = None,
 ) -> tuple[DataUnit | None, list[Problem]]:
     """Check one well-formed record against the project's data units and ontology."""
     problems: list[Problem] = []
+    resolved_objects: list[tuple[str, ResolvedObject]] = []
     try:
         unit: DataUnit | None = units.find(record.data_hash, record.data_title)
     except UnknownDataUnit as error:
@@ -98,6 +138,7 @@ def check_record(
         except UnresolvedLabel as error:
             problems.extend(Problem(number, f"{where}.{i.field}", i.code, i.message) for i in error.problems)
             continue
+        resolved_objects.append((where, resolved))
         frames_fit(f"{where}.frames", frame_ranges(obj.frames))
         for answer in resolved.answers:
             if answer.frames is not None:
@@ -128,7 +169,22 @@ def check_record(
             problems.extend(Problem(number, f"{where}.{i.field}", i.code, i.message) for i in error.problems)
             continue
         frames_fit(f"{where}.frames", frame_ranges(classification.frames))
+    if tracked is not None and unit is not None and not problems:
+        problems.extend(_track(number, unit.data_hash, resolved_objects, tracked))
     return unit, problems
+
+
+def _track(
+    number: int, data_hash: str, resolved_objects: list[tuple[str, ResolvedObject]], tracked: TrackedObjects
+) -> Iterator[Problem]:
+    for where, resolved in resolved_objects:
+        if resolved.label.id is not None:
+            conflict = tracked.declare(data_hash, resolved.label.id, resolved.ontology.title, number, f"{where}.id")
+            if conflict is not None:
+                yield conflict
+        for answer in resolved.answers:
+            if isinstance(answer.value, RelationTarget):
+                tracked.refer(data_hash, answer.value.object_id, number, f"{where}.attributes.{answer.attribute.title}")
 
 
 @dataclass
@@ -143,6 +199,19 @@ class FileIndex:
     lines_by_unit: dict[str, list[int]] = field(default_factory=dict)
     """data hash -> line numbers of its valid records, in file order (dict order = first appearance)."""
     units_with_invalid_records: set[str] = field(default_factory=set)
+
+    def reject_line(self, number: int, data_hash: str | None, problems: list[Problem]) -> None:
+        """Mark a line invalid (possibly after it was first accepted, when a later line shows it wrong)."""
+        self.report(problems)
+        self.invalid_lines.add(number)
+        if data_hash is None:
+            return
+        self.units_with_invalid_records.add(data_hash)
+        lines = self.lines_by_unit.get(data_hash, [])
+        if number in lines:
+            lines.remove(number)
+            if not lines:
+                del self.lines_by_unit[data_hash]
 
     def report(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
@@ -160,6 +229,7 @@ def index_records(
     lines: Iterable[Line], units: DataUnitIndex, resolver: OntologyResolver, max_problems: int
 ) -> FileIndex:
     index = FileIndex(max_problems=max_problems)
+    tracked = TrackedObjects()
     for number, raw in lines:
         index.records += 1
         parsed = parse_record((number, raw))
@@ -167,12 +237,12 @@ def index_records(
             index.report(parsed)
             index.invalid_lines.add(number)
             continue
-        unit, problems = check_record(number, parsed, units, resolver)
+        unit, problems = check_record(number, parsed, units, resolver, tracked)
         if problems or unit is None:
-            index.report(problems)
-            index.invalid_lines.add(number)
-            if unit is not None:
-                index.units_with_invalid_records.add(unit.data_hash)
+            index.reject_line(number, unit.data_hash if unit else None, problems)
             continue
         index.lines_by_unit.setdefault(unit.data_hash, []).append(number)
+    for problem in tracked.dangling():
+        data_hash = next(h for h, lines in index.lines_by_unit.items() if problem.line in lines)
+        index.reject_line(problem.line, data_hash, [problem])
     return index

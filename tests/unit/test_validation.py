@@ -136,7 +136,7 @@ def test_each_mismatch_with_the_project_is_named(record: dict, expected: list[tu
 def test_messages_list_what_would_have_been_valid() -> None:
     record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripeness": "Rotten"})]}
     _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
-    assert problem.message == "'Ripeness' has no single option 'Rotten'; expected one of 'Ripe', 'Unripe'"
+    assert problem.message == "'Ripeness' has no option 'Rotten'; expected one of 'Ripe', 'Unripe'"
 
 
 def test_every_problem_in_a_record_is_reported_at_once() -> None:
