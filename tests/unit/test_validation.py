@@ -10,7 +10,7 @@ from label_importer.data_units import DataUnit, DataUnitIndex
 from label_importer.label_format import LabelRecord
 from label_importer.ontology_resolver import OntologyResolver
 from label_importer.problems import ErrorCode
-from label_importer.validation import check_record, index_records
+from label_importer.validation import check_record, index_records, parse_record
 from local.fake_encord import build_ontology
 
 RESOLVER = OntologyResolver(build_ontology())
@@ -157,3 +157,83 @@ def test_index_keeps_valid_lines_per_data_unit_and_caps_the_listed_problems() ->
     assert index.lines_by_unit == {"img-1": [1, 7], "vid-1": [5]}
     assert index.invalid_lines == {2, 3, 6}
     assert (index.records, index.problem_count, len(index.problems)) == (6, 3, 2)
+
+
+def test_one_id_must_stay_one_object_across_lines() -> None:
+    person = {"name": "Person", "id": "p1", "bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1}}
+    lines = [
+        (1, json.dumps({"data_hash": "vid-1", "objects": [person]}).encode()),
+        (2, json.dumps({"data_hash": "vid-1", "objects": [{**person, "frames": 2}]}).encode()),
+        (3, json.dumps({"data_hash": "vid-1", "objects": [box(id="p1")]}).encode()),
+        (4, json.dumps({"data_hash": "img-1", "objects": [box(id="p1")]}).encode()),  # another data unit: fine
+    ]
+    index = index_records(lines, UNITS, RESOLVER, max_problems=10)
+    assert [(p.line, p.field, p.code) for p in index.problems] == [(3, "objects[0].id", ErrorCode.CONFLICTING_LABELS)]
+    assert "'Person' on line 1" in index.problems[0].message
+    assert index.lines_by_unit == {"vid-1": [1, 2], "img-1": [4]}
+
+
+def test_a_relation_must_name_an_id_of_the_same_data_unit_even_a_later_one() -> None:
+    def whale(object_id: str, related: str) -> dict:
+        return {
+            "name": "Whale",
+            "id": object_id,
+            "bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1},
+            "attributes": {"Description #relation": {"relation_to": related}},
+        }
+
+    lines = [
+        (1, json.dumps({"data_hash": "img-1", "objects": [whale("calf", "mother")]}).encode()),
+        (2, json.dumps({"data_hash": "img-1", "objects": [whale("mother", "calf")]}).encode()),
+        (3, json.dumps({"data_hash": "vid-1", "objects": [whale("lonely", "mother")]}).encode()),
+    ]
+    index = index_records(lines, UNITS, RESOLVER, max_problems=10)
+    assert [(p.line, p.field, p.code) for p in index.problems] == [
+        (3, "objects[0].attributes.Description #relation", ErrorCode.UNKNOWN_OBJECT_ID)
+    ]
+    assert index.lines_by_unit == {"img-1": [1, 2]} and index.invalid_lines == {3}
+
+
+def test_relation_answers_only_fit_relation_attributes() -> None:
+    record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Description": {"relation_to": "x"}})]}
+    assert problems(record) == [("objects[0].attributes.Description", ErrorCode.WRONG_ANSWER_TYPE)]
+
+
+def test_polygons_with_holes_validate_each_ring() -> None:
+    square = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+    polygon = {"polygons": [{"outer": square, "holes": [[[0.4, 0.4], [0.6, 0.4]]]}]}
+    record = {"data_title": "cherry.jpg", "objects": [{"name": "Persimmon", "polygon": polygon}]}
+    parsed = parse_record((9, json.dumps(record).encode()))
+    assert isinstance(parsed, list)
+    assert [(p.field, p.code) for p in parsed] == [("objects[0].polygon.polygons[0].holes[0]", ErrorCode.INVALID_VALUE)]
+
+
+def test_a_title_shared_by_two_siblings_needs_the_feature_hash() -> None:
+    from encord.objects import OntologyStructure, RadioAttribute, Shape
+
+    ontology = OntologyStructure()
+    twins = [ontology.add_object("Fruit", Shape.BOUNDING_BOX, feature_node_hash=h) for h in ("fruitAAA", "fruitBBB")]
+    size = twins[0].add_attribute(RadioAttribute, "Size", feature_node_hash="sizeAAAA")
+    size.add_option("Big", feature_node_hash="bigAAAAA")
+    size.add_option("Big", feature_node_hash="bigBBBBB")
+    resolver = OntologyResolver(ontology)
+    fruit = {"bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1}}
+
+    _, found = check_record(
+        1, LabelRecord.model_validate({"data_hash": "img-1", "objects": [{"name": "Fruit", **fruit}]}), UNITS, resolver
+    )
+    assert [(p.field, p.code) for p in found] == [("objects[0].name", ErrorCode.AMBIGUOUS_TITLE)]
+    assert "fruitAAA, fruitBBB" in found[0].message
+
+    by_hash = {"feature_hash": "fruitAAA", **fruit, "attributes": {"Size": "Big"}}
+    _, found = check_record(
+        1, LabelRecord.model_validate({"data_hash": "img-1", "objects": [by_hash]}), UNITS, resolver
+    )
+    assert [(p.field, p.code) for p in found] == [("objects[0].attributes.Size", ErrorCode.AMBIGUOUS_TITLE)]
+    assert "'Size' has 2 options titled 'Big'; give the feature hash instead (one of bigAAAAA, bigBBBBB)" in (
+        found[0].message
+    )
+
+    exact = {**by_hash, "attributes": {"sizeAAAA": "bigBBBBB"}}
+    _, found = check_record(1, LabelRecord.model_validate({"data_hash": "img-1", "objects": [exact]}), UNITS, resolver)
+    assert found == []
