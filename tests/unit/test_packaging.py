@@ -1,6 +1,7 @@
 """The layer's requirements.txt (what `sam build` installs) must match pyproject.toml (what tests run on)."""
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -23,3 +24,11 @@ def test_the_sample_sqs_event_carries_a_valid_chunk_message() -> None:
     event = json.loads((ROOT / "events" / "sqs-chunk.json").read_text())
     message = ChunkMessage.model_validate_json(event["Records"][0]["body"])
     assert message.chunk is not None and message.chunk.rows[0].records[0].objects[0].name == "Cherry"
+
+
+def test_each_documented_example_is_the_sample_file_the_tests_import() -> None:
+    """docs/label-format.md shows every file of samples/kinds/ verbatim, and nothing else as a sample."""
+    doc = (ROOT / "docs" / "label-format.md").read_text()
+    shown = dict(re.findall(r"<!-- sample: (\S+) -->\n```json\n(.*?)```", doc, flags=re.DOTALL))
+    samples = {path.name: path.read_text() for path in (ROOT / "samples" / "kinds").glob("*.jsonl")}
+    assert shown == samples
