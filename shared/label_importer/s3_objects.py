@@ -22,6 +22,7 @@ class LabelFileRef:
     key: str
     version_id: str | None
     etag: str
+    size: int
 
     @property
     def job_id(self) -> str:
@@ -51,6 +52,7 @@ def label_files(event: dict) -> list[LabelFileRef]:
             key=unquote_plus(record.s3.get_object.key),
             version_id=record.s3.get_object.version_id,
             etag=record.s3.get_object.etag,
+            size=record.s3.get_object.size,
         )
         for record in S3Event(event).records
     ]

@@ -11,6 +11,8 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from label_importer.validation import Limits
+
 ENCORD_PUBLIC_API = "https://api.encord.com"
 
 
@@ -33,6 +35,17 @@ class Settings(BaseModel):
     """The SDK waits 180 s by default; one hung request must not eat a whole invocation."""
     encord_max_retries: int = Field(default=3, ge=0, le=10)
     """The SDK's own retries of throttled / 5xx requests (backoff 0, 3, 6 s); SQS redelivery follows."""
+    max_file_bytes: int = Field(default=Limits.max_file_bytes, ge=1)
+    max_line_bytes: int = Field(default=Limits.max_line_bytes, ge=1024)
+    max_records: int = Field(default=Limits.max_records, ge=1)
+    max_objects_per_data_unit: int = Field(default=Limits.max_objects_per_data_unit, ge=1)
+    max_polygon_points: int = Field(default=Limits.max_polygon_points, ge=3)
+    max_bitmask_pixels: int = Field(default=Limits.max_bitmask_pixels, ge=1)
+    max_answer_depth: int = Field(default=Limits.max_answer_depth, ge=1)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(**{name: getattr(self, name) for name in Limits.__dataclass_fields__})
 
 
 def settings_from(environ: dict[str, str]) -> Settings:

@@ -10,6 +10,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import boto3
@@ -39,7 +40,7 @@ from label_importer.problems import ErrorCode, Problem
 from label_importer.reports import ReportWriter
 from label_importer.s3_objects import LabelFileRef
 from label_importer.settings import Settings
-from label_importer.validation import FileIndex, Line, index_records, parse_header
+from label_importer.validation import FileIndex, Limits, Line, index_records, parse_header
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
             )
         )
 
-    second_read = (line for line in _read(ref, world.s3) if line[0] != validated.header_line)
+    second_read = (line for line in _read(ref, world.s3, settings.limits) if line[0] != validated.header_line)
     assemble_chunks(second_read, plan, index, validated.units, emit)
     queue.flush()
     world.jobs.transition(job.job_id, JobStatus.QUEUED, allowed_from=[JobStatus.VALIDATING])
@@ -144,7 +145,21 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
 
 
 def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _Validated:
-    lines = _read(ref, world.s3)
+    limits = settings.limits
+    if ref.size > limits.max_file_bytes:
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "",
+                    ErrorCode.FILE_TOO_LARGE,
+                    f"the file is {ref.size} bytes; at most "
+                    f"{limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
+                )
+            ]
+        )
+    index = FileIndex(max_problems=settings.max_reported_errors)
+    lines = _read(ref, world.s3, limits, index)
     first = next(lines, None)
     header, header_problems = parse_header(first) if first else (None, [])
     if header_problems:
@@ -155,18 +170,23 @@ def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _V
     project_hash = _project_hash(header, ref, settings)
     project = _project(world, project_hash)
     units = DataUnitIndex(DataUnit.from_label_row(row) for row in project.list_label_rows_v2())
-    resolver = OntologyResolver(project.ontology_structure)
-    index = index_records(records, units, resolver, settings.max_reported_errors)
+    index_records(records, units, OntologyResolver(project.ontology_structure), index, limits)
     if index.records == 0:
         raise _Rejected([Problem(0, "", ErrorCode.EMPTY_FILE, "the file has no label records")])
-    if index.problem_count and header.on_error is ErrorPolicy.STRICT:
+    if index.problem_count and (index.fatal or header.on_error is ErrorPolicy.STRICT):
         raise _Rejected(index.problems, index.problem_count)
     return _Validated(header, header_line, project_hash, units, index)
 
 
-def _read(ref: LabelFileRef, s3: Any) -> Iterator[Line]:
+def _read(ref: LabelFileRef, s3: Any, limits: Limits, index: FileIndex | None = None) -> Iterator[Line]:
+    """The file's lines; over-long ones are reported to `index` (pass 1) or silently left out (pass 2)."""
     body = s3.get_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)["Body"]
-    return numbered_lines(body, compressed=is_compressed(ref.key))
+    return numbered_lines(
+        body,
+        compressed=is_compressed(ref.key),
+        max_line_bytes=limits.max_line_bytes,
+        too_long=None if index is None else partial(index.line_too_long, limit=limits.max_line_bytes),
+    )
 
 
 def _project_hash(header: Header, ref: LabelFileRef, settings: Settings) -> str:

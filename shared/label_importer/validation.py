@@ -14,12 +14,35 @@ import orjson
 import pydantic
 
 from label_importer.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
-from label_importer.label_format import Header, LabelRecord, frame_ranges, is_header
+from label_importer.label_format import (
+    DynamicAnswer,
+    Header,
+    LabelRecord,
+    NestedAnswer,
+    ObjectLabel,
+    Polygons,
+    frame_ranges,
+    is_header,
+)
 from label_importer.ontology_resolver import OntologyResolver, RelationTarget, ResolvedObject, UnresolvedLabel
 from label_importer.problems import ErrorCode, Problem, problems_from_pydantic, shown_value
 
 Line = tuple[int, bytes]
 """A 1-based line number and the raw bytes of that line."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a hostile or accidental file from exhausting a function; each is configurable."""
+
+    max_file_bytes: int = 4 << 30
+    max_line_bytes: int = 8 << 20
+    max_records: int = 10_000_000
+    max_objects_per_data_unit: int = 10_000
+    max_polygon_points: int = 50_000
+    max_bitmask_pixels: int = 100_000_000
+    max_answer_depth: int = 8
+    """Nested attribute answers (option -> attribute -> option ...); raw JSON depth is capped by the parser."""
 
 
 def parse_header(line: Line) -> tuple[Header | None, list[Problem]]:
@@ -101,9 +124,10 @@ def check_record(
     units: DataUnitIndex,
     resolver: OntologyResolver,
     tracked: TrackedObjects | None = None,
+    limits: Limits = Limits(),
 ) -> tuple[DataUnit | None, list[Problem]]:
     """Check one well-formed record against the project's data units and ontology."""
-    problems: list[Problem] = []
+    problems: list[Problem] = list(_over_limits(number, record, limits))
     resolved_objects: list[tuple[str, ResolvedObject]] = []
     try:
         unit: DataUnit | None = units.find(record.data_hash, record.data_title)
@@ -174,6 +198,57 @@ def check_record(
     return unit, problems
 
 
+def _over_limits(number: int, record: LabelRecord, limits: Limits) -> Iterator[Problem]:
+    for index, obj in enumerate(record.objects):
+        where = f"objects[{index}]"
+        points = _point_count(obj)
+        if points > limits.max_polygon_points:
+            yield Problem(
+                number,
+                f"{where}.{obj.geometry_field}",
+                ErrorCode.TOO_MANY_POINTS,
+                f"{points} points; at most {limits.max_polygon_points} are allowed (MAX_POLYGON_POINTS)",
+            )
+        if obj.bitmask is not None and obj.bitmask.width * obj.bitmask.height > limits.max_bitmask_pixels:
+            yield Problem(
+                number,
+                f"{where}.bitmask",
+                ErrorCode.BITMASK_TOO_LARGE,
+                f"{obj.bitmask.width}x{obj.bitmask.height} pixels; at most {limits.max_bitmask_pixels} "
+                "are allowed (MAX_BITMASK_PIXELS)",
+            )
+        for title, answer in obj.attributes.items():
+            if _answer_depth(answer) > limits.max_answer_depth:
+                yield Problem(
+                    number,
+                    f"{where}.attributes.{title}",
+                    ErrorCode.NESTING_TOO_DEEP,
+                    f"answers nest deeper than {limits.max_answer_depth} levels (MAX_ANSWER_DEPTH)",
+                )
+    for index, classification in enumerate(record.classifications):
+        if _answer_depth(classification.answer) > limits.max_answer_depth:
+            yield Problem(
+                number,
+                f"classifications[{index}].answer",
+                ErrorCode.NESTING_TOO_DEEP,
+                f"answers nest deeper than {limits.max_answer_depth} levels (MAX_ANSWER_DEPTH)",
+            )
+
+
+def _point_count(obj: ObjectLabel) -> int:
+    if isinstance(obj.polygon, Polygons):
+        return sum(len(ring) for polygon in obj.polygon.polygons for ring in (polygon.outer, *polygon.holes))
+    return len(obj.polygon or obj.polyline or [])
+
+
+def _answer_depth(answer: object) -> int:
+    if isinstance(answer, NestedAnswer):
+        return 1 + max((_answer_depth(nested) for nested in answer.attributes.values()), default=0)
+    if isinstance(answer, list):
+        return max((_answer_depth(item.answer) for item in answer if isinstance(item, DynamicAnswer)), default=0)
+    return 0
+
+
 def _track(
     number: int, data_hash: str, resolved_objects: list[tuple[str, ResolvedObject]], tracked: TrackedObjects
 ) -> Iterator[Problem]:
@@ -192,6 +267,8 @@ class FileIndex:
     """What pass 1 learned: where each data unit's valid records are, and what was wrong."""
 
     max_problems: int
+    fatal: bool = False
+    """A limit of the whole file was hit: it is rejected whatever the error policy."""
     records: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
@@ -224,20 +301,42 @@ class FileIndex:
         """Data units that only invalid records target: under `skip-invalid` they are skipped."""
         return len(self.units_with_invalid_records - self.lines_by_unit.keys())
 
+    def line_too_long(self, number: int, length: int, limit: int) -> None:
+        self.records += 1
+        message = f"the line is {length} bytes long; at most {limit} are allowed (MAX_LINE_BYTES)"
+        self.reject_line(number, None, [Problem(number, "", ErrorCode.LINE_TOO_LONG, message)])
+
 
 def index_records(
-    lines: Iterable[Line], units: DataUnitIndex, resolver: OntologyResolver, max_problems: int
+    lines: Iterable[Line], units: DataUnitIndex, resolver: OntologyResolver, index: FileIndex, limits: Limits
 ) -> FileIndex:
-    index = FileIndex(max_problems=max_problems)
+    """Pass 1: check every line, keep where each data unit's valid lines are. Fills and returns `index`."""
     tracked = TrackedObjects()
+    objects_per_unit: dict[str, int] = {}
     for number, raw in lines:
         index.records += 1
+        if index.records > limits.max_records:
+            index.fatal = True
+            message = f"more than {limits.max_records} records (MAX_RECORDS); split the file"
+            index.reject_line(number, None, [Problem(number, "", ErrorCode.TOO_MANY_RECORDS, message)])
+            break
         parsed = parse_record((number, raw))
         if isinstance(parsed, list):
-            index.report(parsed)
-            index.invalid_lines.add(number)
+            index.reject_line(number, None, parsed)
             continue
-        unit, problems = check_record(number, parsed, units, resolver, tracked)
+        unit, problems = check_record(number, parsed, units, resolver, tracked, limits)
+        if unit is not None and not problems:
+            count = objects_per_unit[unit.data_hash] = objects_per_unit.get(unit.data_hash, 0) + len(parsed.objects)
+            if count > limits.max_objects_per_data_unit:
+                problems.append(
+                    Problem(
+                        number,
+                        "objects",
+                        ErrorCode.TOO_MANY_OBJECTS,
+                        f"{unit.title!r} now has {count} object placements; at most "
+                        f"{limits.max_objects_per_data_unit} are allowed (MAX_OBJECTS_PER_DATA_UNIT)",
+                    )
+                )
         if problems or unit is None:
             index.reject_line(number, unit.data_hash if unit else None, problems)
             continue

@@ -7,7 +7,7 @@ from label_importer.label_file import is_compressed, numbered_lines
 
 
 def lines_of(data: bytes, *, compressed: bool = False) -> list[tuple[int, bytes]]:
-    return list(numbered_lines(io.BytesIO(data), compressed=compressed))
+    return list(numbered_lines(io.BytesIO(data), compressed=compressed, max_line_bytes=1 << 20))
 
 
 def test_blank_lines_are_skipped_but_counted() -> None:
@@ -34,3 +34,18 @@ def test_gzip_files_read_the_same_as_plain_ones() -> None:
     plain = b'{"a": 1}\n\n{"b": 2}\n'
     assert lines_of(gzip.compress(plain), compressed=True) == lines_of(plain)
     assert is_compressed("incoming/labels.jsonl.gz") and not is_compressed("incoming/labels.jsonl")
+
+
+def test_a_line_over_the_limit_is_reported_and_never_buffered_whole() -> None:
+    too_long: list[tuple[int, int]] = []
+    data = b'{"a": 1}\n' + b"x" * 300_000 + b'\n{"b": 2}\n' + b"y" * 200_001
+    lines = list(
+        numbered_lines(
+            io.BytesIO(data),
+            compressed=False,
+            max_line_bytes=200_000,
+            too_long=lambda n, size: too_long.append((n, size)),
+        )
+    )
+    assert lines == [(1, b'{"a": 1}'), (3, b'{"b": 2}')]
+    assert too_long == [(2, 300_000), (4, 200_001)]

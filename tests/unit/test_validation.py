@@ -10,7 +10,7 @@ from label_importer.data_units import DataUnit, DataUnitIndex
 from label_importer.label_format import LabelRecord
 from label_importer.ontology_resolver import OntologyResolver
 from label_importer.problems import ErrorCode
-from label_importer.validation import check_record, index_records, parse_record
+from label_importer.validation import FileIndex, Limits, check_record, index_records, parse_record
 from local.fake_encord import build_ontology
 
 RESOLVER = OntologyResolver(build_ontology())
@@ -153,7 +153,7 @@ def test_index_keeps_valid_lines_per_data_unit_and_caps_the_listed_problems() ->
         (6, b'{"data_hash": "img-1", "objects": [{"name": "Cherry", "point": [0, 0]}]}'),
         (7, b'{"data_hash": "img-1"}'),
     ]
-    index = index_records(lines, UNITS, RESOLVER, max_problems=2)
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=2), Limits())
     assert index.lines_by_unit == {"img-1": [1, 7], "vid-1": [5]}
     assert index.invalid_lines == {2, 3, 6}
     assert (index.records, index.problem_count, len(index.problems)) == (6, 3, 2)
@@ -167,7 +167,7 @@ def test_one_id_must_stay_one_object_across_lines() -> None:
         (3, json.dumps({"data_hash": "vid-1", "objects": [box(id="p1")]}).encode()),
         (4, json.dumps({"data_hash": "img-1", "objects": [box(id="p1")]}).encode()),  # another data unit: fine
     ]
-    index = index_records(lines, UNITS, RESOLVER, max_problems=10)
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
     assert [(p.line, p.field, p.code) for p in index.problems] == [(3, "objects[0].id", ErrorCode.CONFLICTING_LABELS)]
     assert "'Person' on line 1" in index.problems[0].message
     assert index.lines_by_unit == {"vid-1": [1, 2], "img-1": [4]}
@@ -187,7 +187,7 @@ def test_a_relation_must_name_an_id_of_the_same_data_unit_even_a_later_one() -> 
         (2, json.dumps({"data_hash": "img-1", "objects": [whale("mother", "calf")]}).encode()),
         (3, json.dumps({"data_hash": "vid-1", "objects": [whale("lonely", "mother")]}).encode()),
     ]
-    index = index_records(lines, UNITS, RESOLVER, max_problems=10)
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
     assert [(p.line, p.field, p.code) for p in index.problems] == [
         (3, "objects[0].attributes.Description #relation", ErrorCode.UNKNOWN_OBJECT_ID)
     ]
@@ -237,3 +237,42 @@ def test_a_title_shared_by_two_siblings_needs_the_feature_hash() -> None:
     exact = {**by_hash, "attributes": {"sizeAAAA": "bigBBBBB"}}
     _, found = check_record(1, LabelRecord.model_validate({"data_hash": "img-1", "objects": [exact]}), UNITS, resolver)
     assert found == []
+
+
+SMALL = Limits(
+    max_records=3, max_objects_per_data_unit=2, max_polygon_points=4, max_bitmask_pixels=100, max_answer_depth=1
+)
+
+
+def test_per_label_limits_name_the_setting_to_raise() -> None:
+    deep = {"option": "Blue", "attributes": {"Any Other Colours?": {"option": "Pink", "attributes": {}}}}
+    record = {
+        "data_title": "cherry.jpg",
+        "objects": [
+            {"name": "Persimmon", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5]]},
+            {"name": "Blueberry", "bitmask": {"rle": "x", "width": 640, "height": 480}},
+            {"name": "Whale", "bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1}, "attributes": {"Colour": deep}},
+        ],
+    }
+    _, found = check_record(5, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER, limits=SMALL)
+    assert [(p.field, p.code) for p in found][:3] == [
+        ("objects[0].polygon", ErrorCode.TOO_MANY_POINTS),
+        ("objects[1].bitmask", ErrorCode.BITMASK_TOO_LARGE),
+        ("objects[2].attributes.Colour", ErrorCode.NESTING_TOO_DEEP),
+    ]
+    assert "MAX_POLYGON_POINTS" in found[0].message
+
+
+def test_objects_per_data_unit_are_counted_across_lines() -> None:
+    point = {"name": "Pedicel", "point": [0.1, 0.1]}
+    lines = [(n, json.dumps({"data_hash": "img-1", "objects": [point]}).encode()) for n in (1, 2, 3)]
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
+    assert [(p.line, p.code) for p in index.problems] == [(3, ErrorCode.TOO_MANY_OBJECTS)]
+    assert not index.fatal
+
+
+def test_too_many_records_stops_reading_and_rejects_the_whole_file() -> None:
+    lines = [(n, b'{"data_hash": "img-1"}') for n in range(1, 10)]
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
+    assert [(p.line, p.code) for p in index.problems] == [(4, ErrorCode.TOO_MANY_RECORDS)]
+    assert index.fatal and index.records == 4
