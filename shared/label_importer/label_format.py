@@ -277,6 +277,27 @@ class LabelRecord(_Strict):
         return self
 
 
+FIELD_NAMES = frozenset(
+    name
+    for model in (
+        Header,
+        LabelRecord,
+        ObjectLabel,
+        ClassificationLabel,
+        RotatableBoundingBox,
+        Bitmask,
+        FrameRange,
+        NestedAnswer,
+        DynamicAnswer,
+        RelationAnswer,
+        Polygons,
+        PolygonWithHoles,
+    )
+    for name in model.model_fields
+)
+"""Every field name the format knows: what a misspelt field is compared with."""
+
+
 def is_header(line: dict[str, Any]) -> bool:
     """A header is a first line that addresses no data unit; anything else is a label record."""
     return "data_hash" not in line and "data_title" not in line

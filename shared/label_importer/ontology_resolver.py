@@ -29,7 +29,7 @@ from label_importer.label_format import (
     RelationAnswer,
     frame_ranges,
 )
-from label_importer.problems import ErrorCode
+from label_importer.problems import ErrorCode, did_you_mean
 
 _Feature = TypeVar("_Feature", Object, Classification)
 
@@ -117,7 +117,12 @@ def _one_of(
             f"{owner!r} has {len(matches)} {kind}s titled {key!r}; give the feature hash instead (one of {hashes})",
         )
     else:
-        errors.add(path, unknown, f"{owner!r} has no {kind} {key!r}; expected one of {_titles(items)}")
+        errors.add(
+            path,
+            unknown,
+            f"{owner!r} has no {kind} {key!r}{did_you_mean(key, [item.title for item in items])}; "
+            f"expected one of {_titles(items)}",
+        )
     return None
 
 
@@ -210,7 +215,11 @@ class OntologyResolver:
             )
             return None
         known = [items[0] for items in by_title.values()]
-        errors.add("name", unknown, f"no ontology {noun} titled {title!r}; the ontology has {_titles(known)}")
+        errors.add(
+            "name",
+            unknown,
+            f"no ontology {noun} titled {title!r}{did_you_mean(title, by_title)}; the ontology has {_titles(known)}",
+        )
         return None
 
     def _resolve_attributes(

@@ -7,6 +7,7 @@ points at the exact spot.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -14,7 +15,7 @@ from typing import Any
 
 import pydantic_core
 
-from label_importer.label_format import UNION_TAGS
+from label_importer.label_format import FIELD_NAMES, UNION_TAGS
 
 
 class ErrorCode(StrEnum):
@@ -83,6 +84,13 @@ def shown_value(value: Any) -> str | None:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
+def did_you_mean(given: str, known: Iterable[str]) -> str:
+    """`; did you mean 'bounding_box'?` for a near miss, else a pointer to the list of valid names."""
+    by_folded = {name.casefold(): name for name in known}
+    close = difflib.get_close_matches(given.casefold(), by_folded, n=1, cutoff=0.6)
+    return f"; did you mean {by_folded[close[0]]!r}?" if close else ""
+
+
 def field_path(location: Iterable[str | int]) -> str:
     """`('objects', 0, 'bounding_box', 'x')` -> `objects[0].bounding_box.x`, without union tags."""
     path = ""
@@ -123,7 +131,7 @@ def problems_from_pydantic(line: int, errors: Sequence[pydantic_core.ErrorDetail
         code = _CODE_BY_PYDANTIC_TYPE.get(error["type"], ErrorCode.WRONG_TYPE)
         message = error["msg"].removeprefix("Value error, ")
         if code is ErrorCode.UNKNOWN_FIELD:
-            message = "unknown field (the format is strict: check the spelling)"
+            message = "unknown field" + did_you_mean(str(error["loc"][-1]), FIELD_NAMES)
         value = None if code in (ErrorCode.MISSING_FIELD, ErrorCode.INVALID_JSON) else error.get("input")
         problems.append(Problem(line, field_path(error["loc"]), code, message, shown_value(value)))
     return problems

@@ -276,3 +276,15 @@ def test_too_many_records_stops_reading_and_rejects_the_whole_file() -> None:
     index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
     assert [(p.line, p.code) for p in index.problems] == [(4, ErrorCode.TOO_MANY_RECORDS)]
     assert index.fatal and index.records == 4
+
+
+def test_near_miss_names_get_a_suggestion() -> None:
+    parsed = parse_record((2, b'{"data_title": "a", "objects": [{"name": "Cherry", "boundingbox": {}}]}'))
+    assert isinstance(parsed, list)
+    assert parsed[0].message == "unknown field; did you mean 'bounding_box'?"
+    record = {"data_title": "cherry.jpg", "objects": [box(name="cherry", attributes={"ripeness": "ripe"})]}
+    _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
+    assert "no ontology object titled 'cherry'; did you mean 'Cherry'?" in problem.message
+    record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripenes": "Ripe"})]}
+    _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
+    assert problem.message.startswith("'Cherry' has no attribute 'Ripenes'; did you mean 'Ripeness'?")
