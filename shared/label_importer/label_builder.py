@@ -28,17 +28,16 @@ from encord.objects.coordinates import (
     SkeletonCoordinate,
 )
 from encord.objects.frames import Range
-from encord.objects.options import Option
 from pydantic import BaseModel
 
 from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel, Polygons, frame_ranges
 from label_importer.messages import ChunkRow
 from label_importer.ontology_resolver import (
-    AnswerValue,
     OntologyResolver,
     RelationTarget,
     ResolvedAnswer,
     ResolvedObject,
+    answer_key,
 )
 
 
@@ -200,16 +199,8 @@ class LabelBuilder:
         return added
 
 
-def _answer_key(value: AnswerValue | None) -> Any:
-    if isinstance(value, Option):
-        return value.feature_node_hash
-    if isinstance(value, list):
-        return frozenset(option.feature_node_hash for option in value)
-    return value
-
-
 def _same_answers(instance: ClassificationInstance, answers: list[ResolvedAnswer]) -> bool:
     def current(attribute: Attribute) -> Any:
-        return _answer_key(instance.get_answer(attribute))  # type: ignore[arg-type]
+        return answer_key(instance.get_answer(attribute))  # type: ignore[arg-type]
 
-    return all(current(answer.attribute) == _answer_key(answer.value) for answer in answers)
+    return all(current(answer.attribute) == answer_key(answer.value) for answer in answers)

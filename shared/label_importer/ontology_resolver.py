@@ -48,6 +48,15 @@ AnswerValue = str | Option | list[Option] | RelationTarget
 that becomes the related object's hash once the data unit is known."""
 
 
+def answer_key(value: AnswerValue | None) -> object:
+    """What makes two answers the same answer: option identity, not the SDK objects carrying it."""
+    if isinstance(value, Option):
+        return value.feature_node_hash
+    if isinstance(value, list):
+        return frozenset(option.feature_node_hash for option in value)
+    return value
+
+
 @dataclass(frozen=True)
 class ResolvedAnswer:
     attribute: Attribute

@@ -24,7 +24,14 @@ from label_importer.label_format import (
     frame_ranges,
     is_header,
 )
-from label_importer.ontology_resolver import OntologyResolver, RelationTarget, ResolvedObject, UnresolvedLabel
+from label_importer.ontology_resolver import (
+    OntologyResolver,
+    RelationTarget,
+    ResolvedClassification,
+    ResolvedObject,
+    UnresolvedLabel,
+    answer_key,
+)
 from label_importer.problems import ErrorCode, Problem, problems_from_pydantic, shown_value
 
 Line = tuple[int, bytes]
@@ -84,12 +91,30 @@ def parse_record(line: Line) -> LabelRecord | list[Problem]:
 
 
 @dataclass
-class TrackedObjects:
-    """Object ids across the lines of each data unit: one id must stay one ontology object, and a relation
-    must point at an id the data unit has. Ids are small, so this grows with ids, not with label payload."""
+class DataUnitTracker:
+    """What must agree across the lines of one data unit: one id stays one ontology object, a relation
+    points at an id the data unit has, and one classification has one answer per frame. It keeps ids,
+    frame ranges and answer keys, never geometry, so it stays small next to the file."""
 
     declared: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     references: list[tuple[str, str, int, str]] = field(default_factory=list)
+    classified: dict[tuple[str, str], list[tuple[list[tuple[int, int]], object, int]]] = field(default_factory=dict)
+
+    def classify(self, data_hash: str, resolved: ResolvedClassification, number: int, path: str) -> Problem | None:
+        ranges = frame_ranges(resolved.label.frames)
+        answer = tuple((a.attribute.feature_node_hash, answer_key(a.value)) for a in resolved.answers)
+        earlier = self.classified.setdefault((data_hash, resolved.ontology.feature_node_hash), [])
+        for other_ranges, other_answer, other_line in earlier:
+            if other_answer != answer and _overlap(ranges, other_ranges):
+                return Problem(
+                    number,
+                    path,
+                    ErrorCode.CONFLICTING_LABELS,
+                    f"{resolved.ontology.title!r} has a different answer on some of these frames on line "
+                    f"{other_line}; a classification has one answer per frame",
+                )
+        earlier.append((ranges, answer, number))
+        return None
 
     def declare(self, data_hash: str, object_id: str, title: str, number: int, path: str) -> Problem | None:
         first = self.declared.setdefault((data_hash, object_id), (title, number))
@@ -123,12 +148,13 @@ def check_record(
     record: LabelRecord,
     units: DataUnitIndex,
     resolver: OntologyResolver,
-    tracked: TrackedObjects | None = None,
+    tracked: DataUnitTracker | None = None,
     limits: Limits = Limits(),
 ) -> tuple[DataUnit | None, list[Problem]]:
     """Check one well-formed record against the project's data units and ontology."""
     problems: list[Problem] = list(_over_limits(number, record, limits))
     resolved_objects: list[tuple[str, ResolvedObject]] = []
+    resolved_classifications: list[tuple[str, ResolvedClassification]] = []
     try:
         unit: DataUnit | None = units.find(record.data_hash, record.data_title)
     except UnknownDataUnit as error:
@@ -188,13 +214,13 @@ def check_record(
     for index, classification in enumerate(record.classifications):
         where = f"classifications[{index}]"
         try:
-            resolver.resolve_classification(classification)
+            resolved_classifications.append((where, resolver.resolve_classification(classification)))
         except UnresolvedLabel as error:
             problems.extend(Problem(number, f"{where}.{i.field}", i.code, i.message) for i in error.problems)
             continue
         frames_fit(f"{where}.frames", frame_ranges(classification.frames))
     if tracked is not None and unit is not None and not problems:
-        problems.extend(_track(number, unit.data_hash, resolved_objects, tracked))
+        problems.extend(_track(number, unit.data_hash, resolved_objects, resolved_classifications, tracked))
     return unit, problems
 
 
@@ -249,9 +275,21 @@ def _answer_depth(answer: object) -> int:
     return 0
 
 
+def _overlap(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
+    return any(start <= other_end and other_start <= end for start, end in a for other_start, other_end in b)
+
+
 def _track(
-    number: int, data_hash: str, resolved_objects: list[tuple[str, ResolvedObject]], tracked: TrackedObjects
+    number: int,
+    data_hash: str,
+    resolved_objects: list[tuple[str, ResolvedObject]],
+    resolved_classifications: list[tuple[str, ResolvedClassification]],
+    tracked: DataUnitTracker,
 ) -> Iterator[Problem]:
+    for where, classification in resolved_classifications:
+        conflict = tracked.classify(data_hash, classification, number, f"{where}.answer")
+        if conflict is not None:
+            yield conflict
     for where, resolved in resolved_objects:
         if resolved.label.id is not None:
             conflict = tracked.declare(data_hash, resolved.label.id, resolved.ontology.title, number, f"{where}.id")
@@ -311,7 +349,7 @@ def index_records(
     lines: Iterable[Line], units: DataUnitIndex, resolver: OntologyResolver, index: FileIndex, limits: Limits
 ) -> FileIndex:
     """Pass 1: check every line, keep where each data unit's valid lines are. Fills and returns `index`."""
-    tracked = TrackedObjects()
+    tracked = DataUnitTracker()
     objects_per_unit: dict[str, int] = {}
     for number, raw in lines:
         index.records += 1

@@ -288,3 +288,25 @@ def test_near_miss_names_get_a_suggestion() -> None:
     record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripenes": "Ripe"})]}
     _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
     assert problem.message.startswith("'Cherry' has no attribute 'Ripenes'; did you mean 'Ripeness'?")
+
+
+def test_one_classification_has_one_answer_per_frame_across_lines() -> None:
+    def radio(answer: str, frames: object) -> bytes:
+        return json.dumps(
+            {
+                "data_hash": "vid-1",
+                "classifications": [{"name": "Blueberry or cherry?", "answer": answer, "frames": frames}],
+            }
+        ).encode()
+
+    lines = [
+        (1, radio("Cherry", {"start": 0, "end": 3})),
+        (2, radio("Cherry", {"start": 2, "end": 5})),  # same answer: agrees
+        (3, radio("Blueberry", [6, {"start": 8, "end": 9}])),  # other frames: fine
+        (4, radio("Blueberry", {"start": 3, "end": 4})),  # frames 3-4 are Cherry already
+    ]
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
+    assert [(p.line, p.field, p.code) for p in index.problems] == [
+        (4, "classifications[0].answer", ErrorCode.CONFLICTING_LABELS)
+    ]
+    assert "on line 1" in index.problems[0].message
