@@ -31,6 +31,15 @@ SECRET = "encord/ssh-private-key"
 MAX_RECEIVE_COUNT = 5
 
 
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "encord-label-importer",
+    "POWERTOOLS_METRICS_NAMESPACE": "EncordLabelImporter",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+"""As template.yaml sets them. Powertools reads them when `label_importer.observability` is first imported,
+so a process must set them before importing any handler code."""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,9 +71,14 @@ class LocalStack:
             # Locally a fault goes straight to our own handling (batch-item failure, SQS redelivery)
             # instead of waiting out the SDK's 3 s / 6 s backoff first.
             "ENCORD_MAX_RETRIES": "0",
-            "POWERTOOLS_SERVICE_NAME": "encord-label-importer",
-            "POWERTOOLS_METRICS_NAMESPACE": "EncordLabelImporter",
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            # Limits lowered from the defaults so that tests can cross each of them with small files.
+            "MAX_FILE_BYTES": str(64 << 20),
+            "MAX_LINE_BYTES": str(256 << 10),
+            "MAX_RECORDS": "5000",
+            "MAX_OBJECTS_PER_DATA_UNIT": "100",
+            "MAX_POLYGON_POINTS": "2000",
+            "MAX_BITMASK_PIXELS": "1000000",
+            **POWERTOOLS_ENVIRONMENT,
         }
 
     def encord_project(self) -> Project:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from local.stack import POWERTOOLS_ENVIRONMENT, LocalStack, local_stack
+
+os.environ.update(POWERTOOLS_ENVIRONMENT)  # before any test module imports the handlers' code
+
 from local.pipeline import Pipeline
-from local.stack import LocalStack, local_stack
 
 
 @pytest.fixture(scope="session")

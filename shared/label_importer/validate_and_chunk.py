@@ -6,8 +6,10 @@ has been checked; a file with problems under the `strict` policy queues nothing 
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -70,6 +72,10 @@ class _Rejected(Exception):
         super().__init__(f"{len(problems)} problems")
         self.problems = problems
         self.problem_count = len(problems) if problem_count is None else problem_count
+
+
+def _whole_file(code: ErrorCode, message: str) -> _Rejected:
+    return _Rejected([Problem(0, "", code, message)])
 
 
 @dataclass(frozen=True)
@@ -147,19 +153,23 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
 def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _Validated:
     limits = settings.limits
     if ref.size > limits.max_file_bytes:
-        raise _Rejected(
-            [
-                Problem(
-                    0,
-                    "",
-                    ErrorCode.FILE_TOO_LARGE,
-                    f"the file is {ref.size} bytes; at most "
-                    f"{limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
-                )
-            ]
+        raise _whole_file(
+            ErrorCode.FILE_TOO_LARGE,
+            f"the file is {ref.size} bytes; at most {limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
         )
     index = FileIndex(max_problems=settings.max_reported_errors)
-    lines = _read(ref, world.s3, limits, index)
+    try:
+        return _validate_lines(_read(ref, world.s3, limits, index), ref, settings, world, index)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise _whole_file(
+            ErrorCode.INVALID_GZIP,
+            f"the file ends in .gz but cannot be decompressed ({error}); compress it with gzip, or drop the .gz suffix",
+        ) from None
+
+
+def _validate_lines(
+    lines: Iterator[Line], ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex
+) -> _Validated:
     first = next(lines, None)
     header, header_problems = parse_header(first) if first else (None, [])
     if header_problems:
@@ -170,9 +180,9 @@ def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _V
     project_hash = _project_hash(header, ref, settings)
     project = _project(world, project_hash)
     units = DataUnitIndex(DataUnit.from_label_row(row) for row in project.list_label_rows_v2())
-    index_records(records, units, OntologyResolver(project.ontology_structure), index, limits)
+    index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
     if index.records == 0:
-        raise _Rejected([Problem(0, "", ErrorCode.EMPTY_FILE, "the file has no label records")])
+        raise _whole_file(ErrorCode.EMPTY_FILE, "the file has no label records")
     if index.problem_count and (index.fatal or header.on_error is ErrorPolicy.STRICT):
         raise _Rejected(index.problems, index.problem_count)
     return _Validated(header, header_line, project_hash, units, index)

@@ -70,8 +70,13 @@ def parse_header(line: Line) -> tuple[Header | None, list[Problem]]:
         ]
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def parse_record(line: Line) -> LabelRecord | list[Problem]:
     number, raw = line
+    if raw.startswith(_UTF16_BOMS):
+        return [Problem(number, "", ErrorCode.NOT_UTF8, "the file is UTF-16; save it as UTF-8")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

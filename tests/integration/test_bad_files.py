@@ -1,0 +1,106 @@
+"""The bad-file corpus: every file in tests/data/bad/ goes through the real validator handler.
+
+For each, `expected.json` lists the (line, code) pairs the report must contain, no more and no less.
+Whatever the file, no exception escapes, Encord gets no write, and nothing is queued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from label_importer.job_store import JobStatus
+from label_importer.s3_objects import label_files
+from label_importer.settings import settings_from
+from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
+from local.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = ROOT / "tests" / "data" / "bad"
+EXPECTED: dict[str, dict[str, Any]] = json.loads((BAD / "expected.json").read_text())
+OK_LINE = b'{"data_title": "cherry.jpg", "objects": [{"name": "Pedicel", "point": [0.5, 0.5]}]}\n'
+
+
+@pytest.fixture
+def project(pipeline: Pipeline) -> Pipeline:
+    encord = pipeline.stack.encord
+    encord.add_image("cherry.jpg")
+    encord.add_image("mask.png", width=4, height=3)
+    encord.add_video("orchard.mp4", number_of_frames=10)
+    encord.add_image("twin.jpg")
+    encord.add_image("twin.jpg")
+    encord.reset_counts()
+    return pipeline
+
+
+def reported(pipeline: Pipeline, job_id: str) -> set[tuple[int, str]]:
+    """What the rejected job's report says, after checking that nothing was imported or queued."""
+    job = pipeline.job(job_id)
+    assert job.status is JobStatus.REJECTED
+    assert pipeline.stack.encord.write_requests() == 0
+    assert pipeline.queued_messages() == 0
+    errors = [orjson.loads(line) for line in pipeline.report(job_id, "errors.jsonl").splitlines()]
+    assert all(error["message"] for error in errors)
+    return {(error["line"], error["code"]) for error in errors}
+
+
+def test_the_corpus_is_large_and_every_file_has_an_expectation() -> None:
+    files = {path.name for path in BAD.iterdir() if path.name != "expected.json"}
+    assert files == set(EXPECTED) and len(files) >= 60
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_bad_file_is_rejected_with_its_problems_by_line(project: Pipeline, name: str) -> None:
+    key = EXPECTED[name].get("key", f"incoming/{name}")
+
+    job_id = project.drop(key, (BAD / name).read_bytes())
+
+    assert reported(project, job_id) == {(line, code) for line, code in EXPECTED[name]["expected"]}
+
+
+def test_a_line_over_the_limit_is_reported_without_reading_it_whole(project: Pipeline) -> None:
+    long_line = b'{"data_title": "cherry.jpg", "objects": [], "x": "' + b"a" * (300 << 10) + b'"}\n'
+    job_id = project.drop("incoming/long-line.jsonl", OK_LINE + long_line + OK_LINE)
+    assert reported(project, job_id) == {(2, "LINE_TOO_LONG")}
+
+
+def test_too_many_records_rejects_whatever_the_policy(project: Pipeline) -> None:
+    body = b'{"on_error": "skip-invalid"}\n' + b'{"data_title": "cherry.jpg"}\n' * 5001
+    job_id = project.drop("incoming/too-many.jsonl", body)
+    assert reported(project, job_id) == {(5002, "TOO_MANY_RECORDS")}
+
+
+def test_a_file_over_the_size_limit_is_not_read(project: Pipeline) -> None:
+    event = project.upload("incoming/huge.jsonl", OK_LINE)
+    event["Records"][0]["s3"]["object"]["size"] = 1 << 40  # what S3 reports for a 1 TiB object
+    assert reported(project, project.validate_event(event)) == {(0, "FILE_TOO_LARGE")}
+
+
+def test_no_project_anywhere_is_an_error(project: Pipeline) -> None:
+    """With no default project deployed, a file that names none cannot be imported."""
+    config = settings_from({**os.environ, "DEFAULT_PROJECT_HASH": ""})
+    [ref] = label_files(project.upload("incoming/no-project.jsonl", OK_LINE))
+
+    job = validate_and_chunk(ref, config, Collaborators.from_settings(config))
+
+    assert reported(project, job.job_id) == {(0, "MISSING_PROJECT")}
+
+
+def test_every_error_code_in_the_readme_is_produced_by_a_test_here() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("Error codes") : readme.index("### Job statuses")]
+    first_cells = re.findall(r"^\| (`[^|]+)\|", table, flags=re.MULTILINE)
+    documented = {code for cell in first_cells for code in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+    produced = {code for case in EXPECTED.values() for _, code in case["expected"]}
+    produced |= {"LINE_TOO_LONG", "TOO_MANY_RECORDS", "FILE_TOO_LARGE", "MISSING_PROJECT"}  # the tests above
+    # The demo ontology has no two siblings with one title; tests/unit/test_validation.py builds one that does.
+    produced.add("AMBIGUOUS_TITLE")
+    assert documented == produced
