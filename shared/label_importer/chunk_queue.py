@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import orjson
 
 from label_importer.messages import Chunk, ChunkMessage, S3Location
 
@@ -29,22 +30,22 @@ class ChunkQueue:
         self._pending: list[dict[str, str]] = []
         self._pending_bytes = 0
 
-    def add(self, chunk: Chunk) -> None:
-        body = ChunkMessage(job_id=chunk.job_id, chunk_index=chunk.chunk_index, chunk=chunk).model_dump_json(
-            exclude_none=True
-        )
-        if len(body.encode()) > INLINE_LIMIT:
-            location = S3Location(bucket=self._bucket, key=f"{CHUNKS_PREFIX}{chunk.job_id}/{chunk.chunk_index}.json")
+    def add(self, chunk: dict[str, Any]) -> None:
+        """Queue one chunk document (see `messages.chunk_document`), inline or by claim check."""
+        job_id, chunk_index = chunk["job_id"], chunk["chunk_index"]
+        body = orjson.dumps({"job_id": job_id, "chunk_index": chunk_index, "chunk": chunk}).decode()
+        if len(body) > INLINE_LIMIT:
+            location = S3Location(bucket=self._bucket, key=f"{CHUNKS_PREFIX}{job_id}/{chunk_index}.json")
             self._s3.put_object(
-                Bucket=location.bucket, Key=location.key, Body=chunk.model_dump_json(), ContentType="application/json"
+                Bucket=location.bucket, Key=location.key, Body=orjson.dumps(chunk), ContentType="application/json"
             )
-            body = ChunkMessage(
-                job_id=chunk.job_id, chunk_index=chunk.chunk_index, claim_check=location
-            ).model_dump_json(exclude_none=True)
+            body = ChunkMessage(job_id=job_id, chunk_index=chunk_index, claim_check=location).model_dump_json(
+                exclude_none=True
+            )
         size = len(body.encode())
         if len(self._pending) == BATCH_LIMIT_ENTRIES or self._pending_bytes + size > BATCH_LIMIT_BYTES:
             self.flush()
-        self._pending.append({"Id": f"chunk-{chunk.chunk_index}", "MessageBody": body})
+        self._pending.append({"Id": f"chunk-{chunk_index}", "MessageBody": body})
         self._pending_bytes += size
 
     def flush(self) -> None:

@@ -8,13 +8,14 @@ as soon as the last line of its last data unit has been read, so memory holds on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from label_importer.data_units import DataUnitIndex
-from label_importer.label_format import LabelRecord
-from label_importer.messages import ChunkRow, RecordLabels
-from label_importer.validation import FileIndex, Line, parse_record
+from label_importer.validation import FileIndex, Line
 
 
 @dataclass(frozen=True)
@@ -46,27 +47,32 @@ def assemble_chunks(
     plan: ChunkPlan,
     index: FileIndex,
     units: DataUnitIndex,
-    emit: Callable[[int, list[ChunkRow]], None],
+    emit: Callable[[int, list[dict[str, Any]]], None],
 ) -> None:
-    """Read the file again and call `emit(chunk_index, rows)` as each chunk completes."""
-    open_chunks: dict[int, dict[str, list[RecordLabels]]] = {}
-    for number, record in _valid_records(lines, index):
-        data_hash = units.find(record.data_hash, record.data_title).data_hash
-        chunk_index = plan.chunk_of_unit[data_hash]
-        rows = open_chunks.setdefault(chunk_index, {})
-        rows.setdefault(data_hash, []).append(
-            RecordLabels(line=number, objects=record.objects, classifications=record.classifications)
-        )
-        if number == plan.closing_line[chunk_index]:
-            completed = open_chunks.pop(chunk_index)
-            emit(chunk_index, [ChunkRow(data_hash=h, records=records) for h, records in completed.items()])
+    """Read the file again and call `emit(chunk_index, rows)` as each chunk completes.
 
-
-def _valid_records(lines: Iterable[Line], index: FileIndex) -> Iterator[tuple[int, LabelRecord]]:
+    Rows are plain dicts shaped like `messages.ChunkRow`, built with orjson rather than the pydantic models:
+    every line here already passed validation in pass 1, and the import function validates the message
+    with `messages.Chunk` when it reads it, so building models again here only doubled the cost of pass 2.
+    Open chunks keep their lines as raw bytes until they complete.
+    """
+    open_chunks: dict[int, dict[str, list[tuple[int, bytes]]]] = {}
     for number, raw in lines:
         if number in index.invalid_lines:
             continue
-        record = parse_record((number, raw))
-        if isinstance(record, list):
-            raise RuntimeError(f"line {number} changed between the two reads of the file")
-        yield number, record
+        record = orjson.loads(raw)
+        data_hash = units.find(record.get("data_hash"), record.get("data_title")).data_hash
+        chunk_index = plan.chunk_of_unit[data_hash]
+        open_chunks.setdefault(chunk_index, {}).setdefault(data_hash, []).append((number, raw))
+        if number == plan.closing_line[chunk_index]:
+            emit(chunk_index, [_row(h, records) for h, records in open_chunks.pop(chunk_index).items()])
+
+
+def _row(data_hash: str, lines: list[tuple[int, bytes]]) -> dict[str, Any]:
+    records = []
+    for number, raw in lines:
+        record = orjson.loads(raw)
+        records.append(
+            {"line": number, "objects": record.get("objects", []), "classifications": record.get("classifications", [])}
+        )
+    return {"data_hash": data_hash, "records": records}

@@ -6,6 +6,8 @@ a whole or is retried as a whole; SQS redelivery never leaves half a message app
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel
@@ -54,3 +56,11 @@ class ChunkMessage(_Message):
     chunk_index: int
     chunk: Chunk | None = None
     claim_check: S3Location | None = None
+
+
+def chunk_document(
+    job_id: str, chunk_index: int, project_hash: str, mode: Mode, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A `Chunk` as the JSON the queue carries, from rows validated in pass 1 (see chunking.assemble_chunks);
+    the import function parses it back with `Chunk`, so the model still guards the boundary."""
+    return {"job_id": job_id, "chunk_index": chunk_index, "project_hash": project_hash, "mode": str(mode), "rows": rows}

@@ -28,7 +28,7 @@ from label_importer.import_chunk import finish_if_done
 from label_importer.job_store import Job, JobStatus, JobStore
 from label_importer.label_file import is_compressed, numbered_lines
 from label_importer.label_format import ErrorPolicy, Header
-from label_importer.messages import Chunk, ChunkRow
+from label_importer.messages import chunk_document
 from label_importer.observability import (
     JOBS_QUEUED,
     JOBS_REJECTED,
@@ -132,12 +132,8 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
 
     queue = ChunkQueue(settings.import_queue_url, ref.bucket, sqs=world.sqs, s3=world.s3)
 
-    def emit(chunk_index: int, rows: list[ChunkRow]) -> None:
-        queue.add(
-            Chunk(
-                job_id=job.job_id, chunk_index=chunk_index, project_hash=job.project_hash, mode=header.mode, rows=rows
-            )
-        )
+    def emit(chunk_index: int, rows: list[dict[str, Any]]) -> None:
+        queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))
 
     second_read = (line for line in _read(ref, world.s3, settings.limits) if line[0] != validated.header_line)
     assemble_chunks(second_read, plan, index, validated.units, emit)

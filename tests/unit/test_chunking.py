@@ -4,7 +4,8 @@ import orjson
 
 from label_importer.chunking import assemble_chunks, plan_chunks
 from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.messages import ChunkRow
+from label_importer.label_format import Mode
+from label_importer.messages import Chunk, chunk_document
 from label_importer.validation import FileIndex
 
 
@@ -26,22 +27,24 @@ def test_records_of_one_data_unit_are_merged_even_when_far_apart() -> None:
     raw = [(number, orjson.dumps(record)) for number, record in lines]
     index = FileIndex(max_problems=10, lines_by_unit={"a": [1, 5], "b": [2], "c": [3]})
     plan = plan_chunks(index.lines_by_unit, rows_per_chunk=2)
-    emitted: list[tuple[int, list[ChunkRow]]] = []
+    emitted: list[tuple[int, list[dict]]] = []
 
     assemble_chunks(raw, plan, index, units, lambda i, rows: emitted.append((i, rows)))
 
     # Chunk 1 (c) completes at line 3, before chunk 0 (a, b), which must wait for line 5.
-    assert [(i, [(row.data_hash, row.lines) for row in rows]) for i, rows in emitted] == [
+    assert [(i, [(row["data_hash"], [r["line"] for r in row["records"]]) for row in rows]) for i, rows in emitted] == [
         (1, [("c", [3])]),
         (0, [("a", [1, 5]), ("b", [2])]),
     ]
-    assert [obj.point for obj in emitted[1][1][0].records[1].objects] == [[0.2, 0.2]]
+    assert [obj["point"] for obj in emitted[1][1][0]["records"][1]["objects"]] == [[0.2, 0.2]]
+    # What the import function reads back is a valid Chunk.
+    Chunk.model_validate_json(orjson.dumps(chunk_document("job", 0, "project", Mode.APPEND, emitted[1][1])))
 
 
 def test_invalid_lines_are_left_out() -> None:
     units = DataUnitIndex([DataUnit("a", "a.jpg", 1, 10, 10)])
     index = FileIndex(max_problems=10, lines_by_unit={"a": [2]}, invalid_lines={1})
     raw = [(1, b"{broken"), (2, b'{"data_hash": "a"}')]
-    emitted: list[list[ChunkRow]] = []
+    emitted: list[list[dict]] = []
     assemble_chunks(raw, plan_chunks(index.lines_by_unit, 100), index, units, lambda i, rows: emitted.append(rows))
-    assert [[row.lines for row in rows] for rows in emitted] == [[[2]]]
+    assert [[[r["line"] for r in row["records"]] for row in rows] for rows in emitted] == [[[2]]]
