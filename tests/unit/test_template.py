@@ -79,17 +79,22 @@ def test_every_handler_resolves_to_a_callable(template: dict[str, Any]) -> None:
 
 
 def test_handlers_get_the_environment_the_settings_read(template: dict[str, Any]) -> None:
+    """Every variable the template sets is one the code reads, and every required setting is set."""
     from label_importer.settings import Settings
 
-    common = template["Globals"]["Function"]["Environment"]["Variables"]
-    functions = resources(template, "AWS::Serverless::Function")
-    validator = {**common, **functions["ValidateAndChunkFunction"]["Properties"]["Environment"]["Variables"]}
-    required = {name.upper() for name, field in Settings.model_fields.items() if field.is_required()}
-    assert required <= set(common)
-    assert "IMPORT_QUEUE_URL" in validator
-    assert set(common) - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= {
-        name.upper() for name in Settings.model_fields
+    known = {name.upper() for name in Settings.model_fields} | {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
     }
+    required = {name.upper() for name, field in Settings.model_fields.items() if field.is_required()}
+    common = template["Globals"]["Function"]["Environment"]["Variables"]
+    for function in resources(template, "AWS::Serverless::Function").values():
+        own = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert set(common) | set(own) <= known
+        assert required <= set(common) | set(own)
+    validator = resources(template, "AWS::Serverless::Function")["ValidateAndChunkFunction"]
+    assert "IMPORT_QUEUE_URL" in validator["Properties"]["Environment"]["Variables"]
 
 
 def test_queue_feeds_the_importer_with_partial_failures_and_bounded_concurrency(transformed: dict[str, Any]) -> None:
