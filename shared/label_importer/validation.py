@@ -118,7 +118,8 @@ class DataUnitTracker:
                     f"{resolved.ontology.title!r} has a different answer on some of these frames on line "
                     f"{other_line}; a classification has one answer per frame",
                 )
-        earlier.append((ranges, answer, number))
+        if not any(other_ranges == ranges and other_answer == answer for other_ranges, other_answer, _ in earlier):
+            earlier.append((ranges, answer, number))  # repeats of one label add nothing to remember
         return None
 
     def declare(self, data_hash: str, object_id: str, title: str, number: int, path: str) -> Problem | None:
