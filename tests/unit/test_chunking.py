@@ -48,3 +48,26 @@ def test_invalid_lines_are_left_out() -> None:
     emitted: list[list[dict]] = []
     assemble_chunks(raw, plan_chunks(index.lines_by_unit, 100), index, units, lambda i, rows: emitted.append(rows))
     assert [[[r["line"] for r in row["records"]] for row in rows] for rows in emitted] == [[[2]]]
+
+
+def test_interleaved_files_spill_to_disk_and_emit_the_same_chunks() -> None:
+    units = DataUnitIndex(DataUnit(f"u{i}", f"u{i}.jpg", 1, 10, 10) for i in range(6))
+    lines = [
+        (n, orjson.dumps({"data_hash": f"u{n % 6}", "objects": [{"name": "Pedicel", "point": [n / 100, 0.5]}]}))
+        for n in range(1, 61)
+    ]
+    lines_by_unit: dict[str, list[int]] = {}
+    for n, _ in lines:
+        lines_by_unit.setdefault(f"u{n % 6}", []).append(n)
+    index = FileIndex(max_problems=10, lines_by_unit=lines_by_unit)
+    plan = plan_chunks(index.lines_by_unit, rows_per_chunk=2)
+
+    def chunks(budget: int) -> list[tuple[int, list[dict]]]:
+        emitted: list[tuple[int, list[dict]]] = []
+        assemble_chunks(lines, plan, index, units, lambda i, rows: emitted.append((i, rows)), spill_after_bytes=budget)
+        return emitted
+
+    in_memory, spilled = chunks(1 << 20), chunks(200)
+    assert spilled == in_memory
+    assert sorted(i for i, _ in spilled) == [0, 1, 2]
+    assert [len(row["records"]) for _, rows in spilled for row in rows] == [10] * 6

@@ -1,9 +1,16 @@
-"""template.yaml is what users deploy: it must lint, transform, and say what the code and the brief need."""
+"""template.yaml is what users deploy: it must lint, transform offline, and say what the code and the brief need.
+
+Most checks read the template as written (cfn-lint's loader keeps `!Sub`/`!Ref` as intrinsic dicts); those
+about what SAM generates (the Lambda functions, the event source mapping, the bucket notification) read the
+CloudFormation the SAM transform yields, produced here without AWS credentials or network.
+"""
 
 from __future__ import annotations
 
 import copy
-import os
+import fnmatch
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,74 +19,255 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 from cfnlint.decode import cfn_yaml
+from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
+VALIDATOR = "ValidateAndChunkFunction"
+IMPORTER = "ImportLabelsFunction"
+ROLES = {VALIDATOR: "ValidateAndChunkRole", IMPORTER: "ImportLabelsRole"}
+SERVICE = "encord-label-importer"
+NAMESPACE = "EncordLabelImporter"
+COMMON_ENVIRONMENT = {
+    "JOBS_TABLE_NAME",
+    "ENCORD_SECRET_ID",
+    "ENCORD_DOMAIN",
+    "DEFAULT_PROJECT_HASH",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+LABEL_SUFFIXES = [".json", ".jsonl", ".jsonl.gz"]
+DATA_SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
+"""Services whose actions must name their resources; only X-Ray has no resource-level permissions."""
+DUMMY_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:encord/ssh-key-AbCdEf"
+
+
+class OfflinePolicyLoader(ManagedPolicyLoader):
+    """A managed-policy loader that never calls IAM.
+
+    `transform` asks the loader only when a function lists AWS managed policies by name; both functions
+    use explicit roles, so reaching IAM here would mean the template changed in a way this test should see.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(iam_client=None)  # type: ignore[arg-type]
+
+    def _load_policies_from_iam(self) -> None:
+        raise AssertionError("the SAM transform wanted AWS managed policies; the functions should use explicit roles")
+
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return cfn_yaml.load(str(TEMPLATE))
+    """The template as written, as plain JSON data (intrinsics are one-key dicts such as {"Ref": ...})."""
+    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
 
 
 @pytest.fixture(scope="module")
 def transformed(template: dict[str, Any]) -> dict[str, Any]:
-    """The CloudFormation that SAM would deploy, produced offline (no managed policies are used).
+    """The CloudFormation that SAM would deploy, produced offline.
 
-    Local code folders become S3 URIs first, as `sam package` does before the transform runs.
+    Local code folders become S3 URIs first, as `sam package` does before CloudFormation runs the transform.
+    The translator reads the region from a boto3 session (no network call), so one is set for the duration.
     """
     packaged = copy.deepcopy(template)
     for resource in packaged["Resources"].values():
         for uri in ("CodeUri", "ContentUri"):
             if uri in resource.get("Properties", {}):
-                resource["Properties"][uri] = f"s3://artifacts/{resource['Properties'][uri].strip('/')}.zip"
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    saved = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator resolves pseudo parameters from a session
-    try:
-        return transform(packaged, {}, NoManagedPolicies())  # type: ignore[arg-type]
-    finally:
-        if saved is None:
-            del os.environ["AWS_DEFAULT_REGION"]
-        else:
-            os.environ["AWS_DEFAULT_REGION"] = saved
+                folder = resource["Properties"][uri].strip("/").replace("/", "-")
+                resource["Properties"][uri] = f"s3://sam-artifacts/{folder}.zip"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(packaged, {}, OfflinePolicyLoader())
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def test_cfn_lint_finds_nothing() -> None:
-    """cfn-lint also runs the SAM transform and checks the CloudFormation it yields."""
+def render(value: Any) -> str:
+    """A canonical string for a value that may hold intrinsics, so that ARNs can be compared and matched.
+
+    `Ref X` and `GetAtt X.Y` render as `${X}` and `${X.Y}`, the way `!Sub` writes them, so a `!Sub` string
+    and the `!Join` that builds the same name render alike.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict) and len(value) == 1:
+        [(function, args)] = value.items()
+        if function == "Ref":
+            return f"${{{args}}}"
+        if function == "Fn::GetAtt":
+            return "${" + (".".join(args) if isinstance(args, list) else args) + "}"
+        if function == "Fn::Sub" and isinstance(args, str):
+            return args
+        if function == "Fn::Join":
+            separator, parts = args
+            return separator.join(render(part) for part in parts)
+        if function == "Fn::Select":
+            index, source = args
+            return f"${{Select({index}, {render(source)})}}"
+        if function == "Fn::Split":
+            delimiter, source = args
+            return f"Split({delimiter}, {render(source)})"
+    raise ValueError(f"cannot render {value!r}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def bucket_arn(template: dict[str, Any]) -> str:
+    """The label bucket's ARN, from its BucketName: the form the policies must use to avoid a cycle."""
+    return "arn:${AWS::Partition}:s3:::" + render(template["Resources"]["LabelBucket"]["Properties"]["BucketName"])
+
+
+def allow_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    properties = template["Resources"][role]["Properties"]
+    return [
+        statement
+        for policy in properties.get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+    ]
+
+
+def grants(template: dict[str, Any], role: str, services: tuple[str, ...]) -> dict[str, set[str]]:
+    """Action (lower case, as IAM compares them) -> rendered resources, for the actions of `services`."""
+    table: dict[str, set[str]] = {}
+    for statement in allow_statements(template, role):
+        for action in as_list(statement["Action"]):
+            if action.lower().split(":")[0] in services:
+                table.setdefault(action.lower(), set()).update(render(r) for r in as_list(statement["Resource"]))
+    return table
+
+
+def may(template: dict[str, Any], role: str, action: str, resource: str) -> bool:
+    """Whether any Allow statement of `role` matches `action` on `resource`, honouring IAM wildcards."""
+    for statement in allow_statements(template, role):
+        actions = [a.lower() for a in as_list(statement["Action"])]
+        targets = [render(r) for r in as_list(statement["Resource"])]
+        if any(fnmatch.fnmatchcase(action.lower(), a) for a in actions) and any(
+            fnmatch.fnmatchcase(resource, t) for t in targets
+        ):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- lint and transform
+
+
+def test_cfn_lint_finds_nothing_in_the_template() -> None:
     assert [str(match) for match in lint_file(TEMPLATE)] == []
 
 
-def test_every_handler_resolves_to_a_callable(template: dict[str, Any]) -> None:
-    """Import each function as Lambda would: its CodeUri and the layer on the path, in a fresh interpreter."""
-    functions = resources(template, "AWS::Serverless::Function")
-    assert set(functions) == {"ValidateAndChunkFunction", "ImportLabelsFunction"}
+def test_cfn_lint_finds_nothing_in_what_the_transform_yields(transformed: dict[str, Any], tmp_path: Path) -> None:
+    """This cfn-lint checks SAM resources against SAM's schema without running the transform, so what SAM
+    generates (event source mappings, invoke permissions, the dependencies they add) is only linted here;
+    a circular dependency between the bucket, its notification and the functions' policies shows up here.
+    """
+    path = tmp_path / "transformed.json"
+    path.write_text(json.dumps(transformed, indent=1))
+    assert [str(match) for match in lint_file(path)] == []
+
+
+def test_the_transform_yields_the_two_functions_on_the_layer(transformed: dict[str, Any]) -> None:
+    functions = resources(transformed, "AWS::Lambda::Function")
+    assert set(functions) == {VALIDATOR, IMPORTER}
+    [layer] = resources(transformed, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         properties = function["Properties"]
-        module, attribute = properties["Handler"].rsplit(".", 1)
-        code_dir = ROOT / properties["CodeUri"]
-        script = f"import {module}; assert callable({module}.{attribute}), '{name}'"
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(code_dir), str(ROOT / "shared")]),
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_SERVICE_NAME": "encord-label-importer",
-        }
-        result = subprocess.run([sys.executable, "-c", script], cwd=code_dir, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, f"{name}: {result.stderr}"
+        assert properties["Handler"] == "app.handler"
+        assert properties["Runtime"] == "python3.13"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["Layers"] == [{"Ref": layer}]
+        assert properties["Role"] == {"Fn::GetAtt": [ROLES[name], "Arn"]}
+    assert functions[VALIDATOR]["Properties"]["Timeout"] <= 900
 
 
-def test_handlers_get_the_environment_the_settings_read(template: dict[str, Any]) -> None:
-    """Every variable the template sets is one the code reads, and every required setting is set."""
+def test_the_layer_and_code_folders_match_the_packaging_contract(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["ImporterLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert (ROOT / "shared" / "requirements.txt").is_file()
+    assert (ROOT / "shared" / "label_importer" / "__init__.py").is_file()
+    code = {name: r["Properties"]["CodeUri"] for name, r in resources(template, "AWS::Serverless::Function").items()}
+    assert code == {VALIDATOR: "functions/validate_and_chunk/", IMPORTER: "functions/import_labels/"}
+
+
+def test_the_queue_feeds_the_importer_with_partial_failures_and_bounded_concurrency(
+    transformed: dict[str, Any],
+) -> None:
+    [mapping] = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["ImportQueue", "Arn"]}
+    assert properties["FunctionName"] == {"Ref": IMPORTER}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ImportMaxConcurrency"}}
+    assert 1 <= properties["BatchSize"] <= 10
+    assert properties["MaximumBatchingWindowInSeconds"] <= 5
+
+    queue = transformed["Resources"]["ImportQueue"]["Properties"]
+    importer = transformed["Resources"][IMPORTER]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * importer["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ImportDeadLetterQueue", "Arn"]}
+    assert queue["MaximumMessageSize"] == 1024 * 1024
+    assert queue["MessageRetentionPeriod"] >= 4 * 24 * 3600
+    dead_letters = transformed["Resources"]["ImportDeadLetterQueue"]["Properties"]
+    assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_parameters_keep_their_contract(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert "Default" not in parameters["EncordSshKeySecretArn"]
+    assert re.fullmatch(parameters["EncordSshKeySecretArn"]["AllowedPattern"], DUMMY_SECRET_ARN)
+    assert parameters["EncordDomain"]["Default"] == "https://api.encord.com"
+    assert parameters["DefaultProjectHash"]["Default"] == ""
+    bundle = parameters["BundleSize"]
+    assert (bundle["Default"], bundle["MinValue"], bundle["MaxValue"]) == (100, 1, 1000)
+    concurrency = parameters["ImportMaxConcurrency"]
+    assert (concurrency["Default"], concurrency["MinValue"]) == (5, 2)
+    assert parameters["LogRetentionDays"]["Default"] == 30
+    assert parameters["LogLevel"]["Default"] == "INFO"
+    assert parameters["AlarmEmail"]["Default"] == ""
+
+
+# ---------------------------------------------------------------- the code the template runs
+
+
+def environment(transformed: dict[str, Any], function: str) -> dict[str, Any]:
+    return transformed["Resources"][function]["Properties"]["Environment"]["Variables"]
+
+
+def test_each_function_gets_the_environment_of_the_contract(transformed: dict[str, Any]) -> None:
+    """The variables the handlers are written against; others may be added only if the code reads them."""
+    validator, importer = environment(transformed, VALIDATOR), environment(transformed, IMPORTER)
+    assert COMMON_ENVIRONMENT | {"IMPORT_QUEUE_URL", "BUNDLE_SIZE"} <= set(validator)
+    assert COMMON_ENVIRONMENT | {"BUNDLE_SIZE"} <= set(importer)
+    assert "IMPORT_QUEUE_URL" not in importer
+    for variables in (validator, importer):
+        assert variables["JOBS_TABLE_NAME"] == {"Ref": "JobsTable"}
+        assert variables["ENCORD_SECRET_ID"] == {"Ref": "EncordSshKeySecretArn"}
+        assert variables["ENCORD_DOMAIN"] == {"Ref": "EncordDomain"}
+        assert variables["DEFAULT_PROJECT_HASH"] == {"Ref": "DefaultProjectHash"}
+        assert variables["BUNDLE_SIZE"] == {"Ref": "BundleSize"}
+        assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
+        assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert validator["IMPORT_QUEUE_URL"] == {"Ref": "ImportQueue"}
+
+
+def test_the_environment_names_only_settings_the_code_reads(transformed: dict[str, Any]) -> None:
+    """A misspelt variable would be silently ignored and its setting left at the default."""
     from label_importer.settings import Settings
 
     known = {name.upper() for name in Settings.model_fields} | {
@@ -88,82 +276,357 @@ def test_handlers_get_the_environment_the_settings_read(template: dict[str, Any]
         "POWERTOOLS_LOG_LEVEL",
     }
     required = {name.upper() for name, field in Settings.model_fields.items() if field.is_required()}
-    common = template["Globals"]["Function"]["Environment"]["Variables"]
-    for function in resources(template, "AWS::Serverless::Function").values():
-        own = function["Properties"].get("Environment", {}).get("Variables", {})
-        assert set(common) | set(own) <= known
-        assert required <= set(common) | set(own)
-    validator = resources(template, "AWS::Serverless::Function")["ValidateAndChunkFunction"]
-    assert "IMPORT_QUEUE_URL" in validator["Properties"]["Environment"]["Variables"]
+    for function in (VALIDATOR, IMPORTER):
+        names = set(environment(transformed, function))
+        assert required <= names, function
+        assert names <= known, function
 
 
-def test_queue_feeds_the_importer_with_partial_failures_and_bounded_concurrency(transformed: dict[str, Any]) -> None:
-    [mapping] = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ImportMaxConcurrency"}}
-    queue = transformed["Resources"]["ImportQueue"]["Properties"]
-    importer = transformed["Resources"]["ImportLabelsFunction"]["Properties"]
-    assert queue["VisibilityTimeout"] >= 6 * importer["Timeout"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
-    assert queue["MaximumMessageSize"] == 1024 * 1024
+def dummy_environment(template: dict[str, Any], variables: dict[str, Any]) -> dict[str, str]:
+    """The function's variables with each Ref made concrete: parameter defaults, else plausible dummies."""
+    concrete = {}
+    for name, value in variables.items():
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            target = value["Ref"]
+            parameter = template["Parameters"].get(target, {})
+            if target == "EncordSshKeySecretArn":
+                value = DUMMY_SECRET_ARN
+            elif "Default" in parameter:
+                value = parameter["Default"]
+            else:
+                value = f"dummy-{target.lower()}"
+        concrete[name] = str(value)
+    return concrete
+
+
+IMPORT_HANDLER = """
+import importlib, inspect, sys
+module = importlib.import_module(sys.argv[1])
+handler = getattr(module, sys.argv[2])
+assert callable(handler), f"{sys.argv[1]}.{sys.argv[2]} is not callable"
+inspect.signature(handler).bind({}, object())  # Lambda calls handler(event, context)
+print(module.__file__)
+"""
+
+
+@pytest.mark.parametrize("function", [VALIDATOR, IMPORTER])
+def test_the_handler_resolves_to_a_callable(
+    template: dict[str, Any], transformed: dict[str, Any], function: str
+) -> None:
+    """Import the handler as Lambda would: its CodeUri and the layer's content on the path, the function's
+    environment set, in a fresh interpreter (both functions have a module called `app`).
+    """
+    properties = template["Resources"][function]["Properties"]
+    module, attribute = properties["Handler"].rsplit(".", 1)
+    code_dir = ROOT / properties["CodeUri"]
+    env = {
+        **dummy_environment(template, environment(transformed, function)),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{code_dir}:{ROOT / 'shared'}",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_HANDLER, module, attribute],
+        cwd=code_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"{function}: {result.stderr}"
+    assert Path(result.stdout.strip()).resolve().parent == code_dir.resolve()
+
+
+def test_each_function_logs_to_its_own_log_group_with_a_retention(template: dict[str, Any]) -> None:
+    for function in (VALIDATOR, IMPORTER):
+        properties = template["Resources"][function]["Properties"]
+        group_ref = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        group = template["Resources"][group_ref]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert render(group["Properties"]["LogGroupName"]) == "/aws/lambda/" + render(properties["FunctionName"])
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+# ---------------------------------------------------------------- data at rest and the bucket's doors
+
+
+def test_everything_is_encrypted_at_rest(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    [sse] = res["LabelBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
+    for queue in ("ImportQueue", "ImportDeadLetterQueue"):
+        assert res[queue]["Properties"]["SqsManagedSseEnabled"] is True
+    assert res["JobsTable"]["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_the_bucket_is_private_tls_only_versioned_and_tidies_up(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["LabelBucket"]["Properties"]
+    access = bucket["PublicAccessBlockConfiguration"]
+    assert set(access) == {
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    }
+    assert all(value is True for value in access.values())
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+    [policy] = resources(template, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": "LabelBucket"}
+    [tls] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "s3:*")
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {render(r) for r in tls["Resource"]} == {"${LabelBucket.Arn}", "${LabelBucket.Arn}/*"}
+
+    rules = [rule for rule in bucket["LifecycleConfiguration"]["Rules"] if rule["Status"] == "Enabled"]
+    expiring = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
+    assert set(expiring) == {"reports/", "chunks/"}
+    assert any("NoncurrentVersionExpiration" in rule for rule in rules)
+
+
+def test_the_queues_refuse_plain_http(template: dict[str, Any]) -> None:
+    [policy] = resources(template, "AWS::SQS::QueuePolicy").values()
+    assert policy["Properties"]["Queues"] == [{"Ref": "ImportQueue"}, {"Ref": "ImportDeadLetterQueue"}]
+    [tls] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "sqs:*")
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_jobs_table_has_the_keys_the_code_uses(template: dict[str, Any]) -> None:
+    table = template["Resources"]["JobsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
+    keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
+    assert (types, keys) == ({"pk": "S", "sk": "S"}, {"pk": "HASH", "sk": "RANGE"})
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
 def test_only_label_files_under_incoming_trigger_the_validator(transformed: dict[str, Any]) -> None:
-    bucket = transformed["Resources"]["LabelBucket"]["Properties"]
-    rules = [
-        {rule["Name"]: rule["Value"] for rule in config["Filter"]["S3Key"]["Rules"]}
-        for config in bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    notifications = transformed["Resources"]["LabelBucket"]["Properties"]["NotificationConfiguration"]
+    assert set(notifications) == {"LambdaConfigurations"}
+    configurations = notifications["LambdaConfigurations"]
+    for configuration in configurations:
+        assert configuration["Event"] == "s3:ObjectCreated:*"
+        assert configuration["Function"] == {"Fn::GetAtt": [VALIDATOR, "Arn"]}
+    filters = [
+        {rule["Name"].lower(): rule["Value"] for rule in configuration["Filter"]["S3Key"]["Rules"]}
+        for configuration in configurations
     ]
-    assert sorted(rules, key=lambda r: r["suffix"]) == [
-        {"prefix": "incoming/", "suffix": ".json"},
-        {"prefix": "incoming/", "suffix": ".jsonl"},
-        {"prefix": "incoming/", "suffix": ".jsonl.gz"},
+    assert sorted(filters, key=lambda f: f["suffix"]) == [
+        {"prefix": "incoming/", "suffix": suffix} for suffix in LABEL_SUFFIXES
     ]
+    # S3 rejects overlapping rules for one event type; with one prefix, suffixes overlap if one ends another.
+    for suffix in LABEL_SUFFIXES:
+        assert not any(other != suffix and other.endswith(suffix) for other in LABEL_SUFFIXES)
 
 
-def test_everything_is_encrypted_at_rest_and_the_bucket_is_private(template: dict[str, Any]) -> None:
-    res = template["Resources"]
-    bucket = res["LabelBucket"]["Properties"]
-    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
-    [tls] = res["LabelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert (tls["Effect"], tls["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
-    for queue in ("ImportQueue", "ImportDeadLetterQueue"):
-        assert res[queue]["Properties"]["SqsManagedSseEnabled"] is True
-    table = res["JobsTable"]["Properties"]
-    assert table["SSESpecification"] == {"SSEEnabled": True}
-    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+def test_only_the_label_bucket_may_invoke_the_validator(transformed: dict[str, Any]) -> None:
+    permissions = [
+        p["Properties"]
+        for p in resources(transformed, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": VALIDATOR}
+    ]
+    assert permissions
+    for permission in permissions:
+        assert permission["Principal"] == "s3.amazonaws.com"
+        assert render(permission["SourceArn"]) == bucket_arn(transformed)
+        assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
-def _statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    [policy] = template["Resources"][role]["Properties"]["Policies"]
-    return policy["PolicyDocument"]["Statement"]
+# ---------------------------------------------------------------- least privilege
 
 
-def _grants(template: dict[str, Any], role: str, action: str) -> list[str]:
-    """The S3 key prefixes (…:::bucket/<prefix>) on which `role` may do `action`."""
-    prefixes = []
-    for statement in _statements(template, role):
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if action not in actions:
-            continue
-        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        prefixes.extend(target["Fn::Join"][1][-1] for target in targets if "Fn::Join" in target)
-    return prefixes
+def test_each_function_has_one_inline_policy_and_no_managed_ones(template: dict[str, Any]) -> None:
+    for role in ROLES.values():
+        properties = template["Resources"][role]["Properties"]
+        assert len(properties["Policies"]) == 1
+        assert "ManagedPolicyArns" not in properties
+        for statement in properties["Policies"][0]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert {"NotAction", "NotResource", "NotPrincipal"}.isdisjoint(statement)
 
 
-def test_each_function_may_touch_only_its_own_prefixes(template: dict[str, Any]) -> None:
-    assert _grants(template, "ImportLabelsRole", "s3:PutObject") == ["/reports/*"]
-    assert _grants(template, "ImportLabelsRole", "s3:GetObject") == ["/chunks/*"]
-    assert sorted(_grants(template, "ValidateAndChunkRole", "s3:PutObject")) == ["/chunks/*", "/reports/*"]
-    assert _grants(template, "ValidateAndChunkRole", "s3:GetObject") == ["/incoming/*"]
+def test_the_validator_may_do_exactly_its_job(template: dict[str, Any]) -> None:
+    bucket = bucket_arn(template)
+    incoming = {f"{bucket}/incoming/*"}
+    assert grants(template, ROLES[VALIDATOR], DATA_SERVICES) == {
+        "s3:getobject": incoming,
+        "s3:getobjectversion": incoming,
+        "s3:putobjecttagging": incoming,
+        "s3:putobjectversiontagging": incoming,
+        "s3:putobject": {f"{bucket}/reports/*", f"{bucket}/chunks/*"},
+        "sqs:sendmessage": {"${ImportQueue.Arn}"},
+        "dynamodb:getitem": {"${JobsTable.Arn}"},
+        "dynamodb:putitem": {"${JobsTable.Arn}"},
+        "dynamodb:updateitem": {"${JobsTable.Arn}"},
+        "secretsmanager:getsecretvalue": {"${EncordSshKeySecretArn}"},
+    }
+
+
+def test_the_importer_may_do_exactly_its_job(template: dict[str, Any]) -> None:
+    bucket = bucket_arn(template)
+    incoming = {f"{bucket}/incoming/*"}
+    table = {"${JobsTable.Arn}"}
+    queue = {"${ImportQueue.Arn}"}
+    assert grants(template, ROLES[IMPORTER], DATA_SERVICES) == {
+        "sqs:receivemessage": queue,
+        "sqs:deletemessage": queue,
+        "sqs:getqueueattributes": queue,
+        "sqs:changemessagevisibility": queue,
+        "s3:getobject": {f"{bucket}/chunks/*"},
+        "s3:putobject": {f"{bucket}/reports/*"},
+        "s3:getobjecttagging": incoming,
+        "s3:putobjecttagging": incoming,
+        "s3:putobjectversiontagging": incoming,
+        "dynamodb:getitem": table,
+        "dynamodb:batchgetitem": table,
+        "dynamodb:putitem": table,
+        "dynamodb:updateitem": table,
+        "dynamodb:query": table,
+        "dynamodb:conditioncheckitem": table,
+        "secretsmanager:getsecretvalue": {"${EncordSshKeySecretArn}"},
+    }
+
+
+def test_the_importer_cannot_write_label_files(template: dict[str, Any]) -> None:
+    assert not may(template, ROLES[IMPORTER], "s3:PutObject", f"{bucket_arn(template)}/incoming/labels.jsonl")
+
+
+def test_the_write_check_sees_a_wildcard_grant(template: dict[str, Any]) -> None:
+    """The check above must fail for a grant that allows the write only through wildcards."""
+    widened = copy.deepcopy(template)
+    [policy] = widened["Resources"][ROLES[IMPORTER]]["Properties"]["Policies"]
+    name = widened["Resources"]["LabelBucket"]["Properties"]["BucketName"]
+    arn = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", name, "/*"]]}
+    policy["PolicyDocument"]["Statement"].append({"Effect": "Allow", "Action": "s3:Put*", "Resource": arn})
+    assert may(widened, ROLES[IMPORTER], "s3:PutObject", f"{bucket_arn(widened)}/incoming/labels.jsonl")
 
 
 def test_no_wildcards_except_where_aws_has_no_resource_level_permissions(template: dict[str, Any]) -> None:
-    for role in ("ValidateAndChunkRole", "ImportLabelsRole"):
-        for statement in _statements(template, role):
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            assert "*" not in actions and not any(action.endswith(":*") for action in actions)
-            if statement["Resource"] == "*":
+    for role in ROLES.values():
+        for statement in allow_statements(template, role):
+            actions = [action.lower() for action in as_list(statement["Action"])]
+            targets = [render(target) for target in as_list(statement["Resource"])]
+            assert not any(action == "*" or action.endswith(":*") for action in actions), statement
+            if any(action.split(":")[0] in DATA_SERVICES for action in actions):
+                assert all(target != "*" and not target.endswith(":::*") for target in targets), statement
+            if "*" in targets:
                 assert all(action.startswith("xray:") for action in actions), statement
+
+
+def test_s3_grants_name_the_label_bucket_itself(template: dict[str, Any]) -> None:
+    """The policies spell out the bucket's name instead of referring to it; a typo would grant nothing."""
+    prefix = bucket_arn(template) + "/"
+    for role in ROLES.values():
+        for targets in grants(template, role, ("s3",)).values():
+            assert all(target.startswith(prefix) for target in targets), targets
+
+
+# ---------------------------------------------------------------- operations
+
+
+def dashboard_metrics(
+    template: dict[str, Any],
+) -> dict[tuple[str, str, frozenset[tuple[str, str]]], set[str]]:
+    """(namespace, metric, dimensions) -> statistics shown, read from the dashboard's JSON body."""
+    dashboard = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", dashboard))
+    shown: dict[tuple[str, str, frozenset[tuple[str, str]]], set[str]] = {}
+    for widget in body["widgets"]:
+        properties = widget["properties"]
+        for line in properties.get("metrics", []):
+            options = line[-1] if isinstance(line[-1], dict) else {}
+            namespace, metric, *dimensions = [part for part in line if isinstance(part, str)]
+            key = (namespace, metric, frozenset(zip(dimensions[::2], dimensions[1::2], strict=True)))
+            shown.setdefault(key, set()).add(options.get("stat", properties.get("stat", "Average")))
+    return shown
+
+
+def test_the_dashboard_shows_every_custom_metric_the_code_emits(template: dict[str, Any]) -> None:
+    from label_importer import observability
+
+    emitted = {value for name, value in vars(observability).items() if name.isupper() and isinstance(value, str)}
+    service = frozenset({("service", SERVICE)})
+    custom = {metric: stats for (ns, metric, dims), stats in dashboard_metrics(template).items() if ns == NAMESPACE}
+    assert set(custom) == {
+        "RowsImported",
+        "RowsFailed",
+        "RowsSkipped",
+        "ChunksImported",
+        "JobsQueued",
+        "JobsRejected",
+        "JobsCompleted",
+        "ValidationErrors",
+        "EncordRequestLatency",
+    }
+    assert emitted <= set(custom)
+    assert all((NAMESPACE, metric, service) in dashboard_metrics(template) for metric in custom)
+    assert {"p50", "p99"} <= custom["EncordRequestLatency"]
+
+
+def test_the_dashboard_shows_the_queues_and_both_functions(template: dict[str, Any]) -> None:
+    shown = set(dashboard_metrics(template))
+    queue, dead_letters = (
+        frozenset({("QueueName", "<ImportQueue.QueueName>")}),
+        frozenset({("QueueName", "<ImportDeadLetterQueue.QueueName>")}),
+    )
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue) in shown
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", queue) in shown
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters) in shown
+    for function in (VALIDATOR, IMPORTER):
+        for metric in ("Errors", "Throttles", "Duration", "ConcurrentExecutions"):
+            assert ("AWS/Lambda", metric, frozenset({("FunctionName", f"<{function}>")})) in shown
+
+
+def alarm_on(template: dict[str, Any], namespace: str, metric: str, dimension: Any) -> dict[str, Any]:
+    [alarm] = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == (namespace, metric)
+        and [d["Value"] for d in a["Properties"]["Dimensions"]] == [dimension]
+    ]
+    return alarm
+
+
+def test_alarms_watch_dead_letters_import_errors_and_stuck_chunks(template: dict[str, Any]) -> None:
+    dead = alarm_on(
+        template,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"Fn::GetAtt": ["ImportDeadLetterQueue", "QueueName"]},
+    )
+    errors = alarm_on(template, "AWS/Lambda", "Errors", {"Ref": IMPORTER})
+    stuck = alarm_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": ["ImportQueue", "QueueName"]})
+    for alarm in (dead, errors):
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert stuck["ComparisonOperator"] == "GreaterThanThreshold"
+    assert 0 < stuck["Threshold"] <= 3600
+    notify = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+    for alarm in (dead, errors, stuck):
+        assert alarm["AlarmActions"] == notify
+
+
+def test_the_alarm_topic_exists_only_with_an_email_and_can_deliver(template: dict[str, Any]) -> None:
+    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    topic = template["Resources"]["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+    # CloudWatch cannot use the AWS managed SNS key, so alarms on a topic encrypted with it never arrive.
+    assert topic["Properties"].get("KmsMasterKeyId") != "alias/aws/sns"
+
+
+def test_outputs_name_what_users_and_other_tools_need(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert {
+        "LabelBucketName",
+        "ImportQueueUrl",
+        "DeadLetterQueueUrl",
+        "JobsTableName",
+        "DashboardUrl",
+    } <= set(outputs)
+    assert outputs["LabelBucketName"]["Value"] == {"Ref": "LabelBucket"}
+    assert outputs["ImportQueueUrl"]["Value"] == {"Ref": "ImportQueue"}
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "ImportDeadLetterQueue"}
+    assert outputs["JobsTableName"]["Value"] == {"Ref": "JobsTable"}
