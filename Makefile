@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: setup demo test lint format schema check
+.PHONY: setup demo test lint format schema bench check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,9 @@ format: setup
 schema: setup
 	$(BIN)/python -c "import json; from label_importer.label_format import json_schema; \
 	print(json.dumps(json_schema(), indent=2))" > docs/label-format.schema.json
+
+## Benchmarks (minutes, not seconds): validator speed and memory on 200 MB and 1 GB files.
+bench: setup
+	$(BIN)/python -m bench.validator_memory
 
 check: lint test

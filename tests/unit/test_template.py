@@ -1,4 +1,4 @@
-"""template.yaml is what users deploy: it must lint, transform offline, and say what the code and the brief need.
+"""template.yaml is what users deploy: it must lint, transform offline, and give the code what it needs.
 
 Most checks read the template as written (cfn-lint's loader keeps `!Sub`/`!Ref` as intrinsic dicts); those
 about what SAM generates (the Lambda functions, the event source mapping, the bucket notification) read the
@@ -56,7 +56,7 @@ class OfflinePolicyLoader(ManagedPolicyLoader):
         super().__init__(iam_client=None)  # type: ignore[arg-type]
 
     def _load_policies_from_iam(self) -> None:
-        raise AssertionError("the SAM transform wanted AWS managed policies; the functions should use explicit roles")
+        raise AssertionError("the SAM transform asked for AWS managed policies; use explicit roles")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,8 @@ def as_list(value: Any) -> list[Any]:
 
 def bucket_arn(template: dict[str, Any]) -> str:
     """The label bucket's ARN, from its BucketName: the form the policies must use to avoid a cycle."""
-    return "arn:${AWS::Partition}:s3:::" + render(template["Resources"]["LabelBucket"]["Properties"]["BucketName"])
+    name = template["Resources"]["LabelBucket"]["Properties"]["BucketName"]
+    return "arn:${AWS::Partition}:s3:::" + render(name)
 
 
 def allow_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -140,9 +141,10 @@ def grants(template: dict[str, Any], role: str, services: tuple[str, ...]) -> di
     """Action (lower case, as IAM compares them) -> rendered resources, for the actions of `services`."""
     table: dict[str, set[str]] = {}
     for statement in allow_statements(template, role):
+        targets = {render(target) for target in as_list(statement["Resource"])}
         for action in as_list(statement["Action"]):
             if action.lower().split(":")[0] in services:
-                table.setdefault(action.lower(), set()).update(render(r) for r in as_list(statement["Resource"]))
+                table.setdefault(action.lower(), set()).update(targets)
     return table
 
 
@@ -165,7 +167,7 @@ def test_cfn_lint_finds_nothing_in_the_template() -> None:
     assert [str(match) for match in lint_file(TEMPLATE)] == []
 
 
-def test_cfn_lint_finds_nothing_in_what_the_transform_yields(transformed: dict[str, Any], tmp_path: Path) -> None:
+def test_cfn_lint_finds_nothing_after_the_transform(transformed: dict[str, Any], tmp_path: Path) -> None:
     """This cfn-lint checks SAM resources against SAM's schema without running the transform, so what SAM
     generates (event source mappings, invoke permissions, the dependencies they add) is only linted here;
     a circular dependency between the bucket, its notification and the functions' policies shows up here.
@@ -199,7 +201,8 @@ def test_the_layer_and_code_folders_match_the_packaging_contract(template: dict[
     assert layer["Metadata"]["BuildMethod"] == "python3.13"
     assert (ROOT / "shared" / "requirements.txt").is_file()
     assert (ROOT / "shared" / "label_importer" / "__init__.py").is_file()
-    code = {name: r["Properties"]["CodeUri"] for name, r in resources(template, "AWS::Serverless::Function").items()}
+    functions = resources(template, "AWS::Serverless::Function")
+    code = {name: function["Properties"]["CodeUri"] for name, function in functions.items()}
     assert code == {VALIDATOR: "functions/validate_and_chunk/", IMPORTER: "functions/import_labels/"}
 
 
@@ -344,7 +347,8 @@ def test_each_function_logs_to_its_own_log_group_with_a_retention(template: dict
         group_ref = properties["LoggingConfig"]["LogGroup"]["Ref"]
         group = template["Resources"][group_ref]
         assert group["Type"] == "AWS::Logs::LogGroup"
-        assert render(group["Properties"]["LogGroupName"]) == "/aws/lambda/" + render(properties["FunctionName"])
+        function_name = render(properties["FunctionName"])
+        assert render(group["Properties"]["LogGroupName"]) == f"/aws/lambda/{function_name}"
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
@@ -547,9 +551,11 @@ def dashboard_metrics(
 def test_the_dashboard_shows_every_custom_metric_the_code_emits(template: dict[str, Any]) -> None:
     from label_importer import observability
 
-    emitted = {value for name, value in vars(observability).items() if name.isupper() and isinstance(value, str)}
+    constants = vars(observability).items()
+    emitted = {value for name, value in constants if name.isupper() and isinstance(value, str)}
     service = frozenset({("service", SERVICE)})
-    custom = {metric: stats for (ns, metric, dims), stats in dashboard_metrics(template).items() if ns == NAMESPACE}
+    shown = dashboard_metrics(template)
+    custom = {metric: stats for (namespace, metric, _), stats in shown.items() if namespace == NAMESPACE}
     assert set(custom) == {
         "RowsImported",
         "RowsFailed",
@@ -562,7 +568,7 @@ def test_the_dashboard_shows_every_custom_metric_the_code_emits(template: dict[s
         "EncordRequestLatency",
     }
     assert emitted <= set(custom)
-    assert all((NAMESPACE, metric, service) in dashboard_metrics(template) for metric in custom)
+    assert all((NAMESPACE, metric, service) in shown for metric in custom)
     assert {"p50", "p99"} <= custom["EncordRequestLatency"]
 
 
@@ -598,7 +604,8 @@ def test_alarms_watch_dead_letters_import_errors_and_stuck_chunks(template: dict
         {"Fn::GetAtt": ["ImportDeadLetterQueue", "QueueName"]},
     )
     errors = alarm_on(template, "AWS/Lambda", "Errors", {"Ref": IMPORTER})
-    stuck = alarm_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": ["ImportQueue", "QueueName"]})
+    queue = {"Fn::GetAtt": ["ImportQueue", "QueueName"]}
+    stuck = alarm_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage", queue)
     for alarm in (dead, errors):
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert stuck["ComparisonOperator"] == "GreaterThanThreshold"
@@ -609,7 +616,8 @@ def test_alarms_watch_dead_letters_import_errors_and_stuck_chunks(template: dict
 
 
 def test_the_alarm_topic_exists_only_with_an_email_and_can_deliver(template: dict[str, Any]) -> None:
-    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    has_email = {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert template["Conditions"]["HasAlarmEmail"] == has_email
     topic = template["Resources"]["AlarmTopic"]
     assert topic["Condition"] == "HasAlarmEmail"
     assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
