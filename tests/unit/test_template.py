@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import json
+import os
 import re
 import subprocess
 import sys
@@ -325,7 +326,7 @@ def test_the_handler_resolves_to_a_callable(
     env = {
         **dummy_environment(template, environment(transformed, function)),
         "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": f"{code_dir}:{ROOT / 'shared'}",
+        "PYTHONPATH": os.pathsep.join([str(code_dir), str(ROOT / "shared")]),
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
