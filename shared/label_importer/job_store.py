@@ -62,6 +62,7 @@ class Job:
     created_at: int
     total_records: int = 0
     invalid_records: int = 0
+    problem_count: int = 0
     total_rows: int = 0
     total_chunks: int = 0
     rows_imported: int = 0
@@ -124,17 +125,19 @@ class JobStore:
         return Job.from_item(item) if item else None
 
     def set_plan(self, job: Job) -> None:
-        """Totals go in before the first chunk is sent, so any consumer can tell when the job is done."""
+        """Totals go in before the first chunk is sent, so any consumer can tell when the job is done (and a
+        rejected job keeps what was found)."""
         self._table.update_item(
             Key=_job_key(job.job_id),
             UpdateExpression="SET project_hash = :p, #mode = :m, total_records = :r, invalid_records = :i, "
-            "total_rows = :t, total_chunks = :c, rows_skipped = :s",
+            "problem_count = :e, total_rows = :t, total_chunks = :c, rows_skipped = :s",
             ExpressionAttributeNames={"#mode": "mode"},
             ExpressionAttributeValues={
                 ":p": job.project_hash,
                 ":m": job.mode,
                 ":r": job.total_records,
                 ":i": job.invalid_records,
+                ":e": job.problem_count,
                 ":t": job.total_rows,
                 ":c": job.total_chunks,
                 ":s": job.rows_skipped,

@@ -68,10 +68,12 @@ class Collaborators:
 
 
 class _Rejected(Exception):
-    def __init__(self, problems: list[Problem], problem_count: int | None = None) -> None:
+    def __init__(self, problems: list[Problem], index: FileIndex | None = None) -> None:
         super().__init__(f"{len(problems)} problems")
         self.problems = problems
-        self.problem_count = len(problems) if problem_count is None else problem_count
+        self.problem_count = index.problem_count if index else len(problems)
+        self.records = index.records if index else 0
+        self.invalid_records = len(index.invalid_lines) if index else 0
 
 
 def _whole_file(code: ErrorCode, message: str) -> _Rejected:
@@ -108,7 +110,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     try:
         validated = _validate(ref, settings, world)
     except _Rejected as rejection:
-        return _reject(job, rejection.problems, rejection.problem_count, world)
+        return _reject(job, rejection, world)
 
     header, index = validated.header, validated.index
     plan = plan_chunks(index.lines_by_unit, settings.bundle_size)
@@ -121,6 +123,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
         total_rows=len(index.lines_by_unit),
         total_chunks=plan.count,
         rows_skipped=index.skipped_rows,
+        problem_count=index.problem_count,
     )
     world.jobs.set_plan(job)
     if index.problem_count:
@@ -180,7 +183,7 @@ def _validate_lines(
     if index.records == 0:
         raise _whole_file(ErrorCode.EMPTY_FILE, "the file has no label records")
     if index.problem_count and (index.fatal or header.on_error is ErrorPolicy.STRICT):
-        raise _Rejected(index.problems, index.problem_count)
+        raise _Rejected(index.problems, index)
     return _Validated(header, header_line, project_hash, units, index)
 
 
@@ -243,7 +246,16 @@ def _project(world: Collaborators, project_hash: str) -> Project:
         ) from None
 
 
-def _reject(job: Job, problems: list[Problem], problem_count: int, world: Collaborators) -> Job:
+def _reject(job: Job, rejection: _Rejected, world: Collaborators) -> Job:
+    problems, problem_count = rejection.problems, rejection.problem_count
+    world.jobs.set_plan(
+        replace(
+            job,
+            total_records=rejection.records,
+            invalid_records=rejection.invalid_records,
+            problem_count=problem_count,
+        )
+    )
     world.jobs.transition(job.job_id, JobStatus.REJECTED, allowed_from=[JobStatus.VALIDATING])
     rejected = world.jobs.get(job.job_id) or job
     world.reports.write_problems(rejected, problems, problem_count)

@@ -143,6 +143,7 @@ def test_a_malformed_file_is_rejected_by_line_and_leaves_encord_untouched(pipeli
 
     job = pipeline.job(job_id)
     assert job.status is JobStatus.REJECTED
+    assert (job.total_records, job.invalid_records, job.problem_count) == (6, 5, 5)
     errors = [orjson.loads(line) for line in pipeline.report(job_id, "errors.jsonl").splitlines()]
     assert [(e["line"], e["field"], e["code"]) for e in errors] == [
         (3, "data_title", "UNKNOWN_DATA_UNIT"),
