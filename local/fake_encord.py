@@ -96,7 +96,7 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
 
 def build_ontology() -> OntologyStructure:
-    """The project's ontology: "Blueberries and Cherries" from the Encord docs, plus Whale and Person.
+    """The project's ontology: "Blueberries and Cherries" from the Encord docs, plus Whale, Person and Stone.
 
     Built with the SDK's own builders so the served dict is exactly what the SDK would write. The feature node
     hashes are fixed and readable (instead of the builders' random ones) so that stored label rows can be read
@@ -150,6 +150,10 @@ def build_ontology() -> OntologyStructure:
     other_colours.add_option("White", feature_node_hash="opWhite0")
     colour.add_option("Grey", feature_node_hash="opGrey00")
     whale.add_attribute(TextAttribute, "Description #relation", feature_node_hash="atWhRela")
+
+    # Two objects with one title, as real ontologies have: files must name them by feature hash.
+    ontology.add_object("Stone", Shape.POINT, feature_node_hash="obStoneA")
+    ontology.add_object("Stone", Shape.POINT, feature_node_hash="obStoneB")
 
     person = ontology.add_object("Person", Shape.BOUNDING_BOX, feature_node_hash="obPerson")
     position = person.add_attribute(RadioAttribute, "Position", feature_node_hash="atPePosi", dynamic=True)

@@ -106,7 +106,9 @@ def post_v1(server: FakeEncordServer, query_type: str, method: str, uid: Any, pa
 def test_project_and_ontology_resolve_by_title(server: FakeEncordServer, project: Project) -> None:
     ontology = project.ontology_structure
 
-    shapes = {item.title: item.shape for item in ontology.objects}
+    shapes = {(item.title, item.feature_node_hash): item.shape for item in ontology.objects if item.title == "Stone"}
+    assert shapes == {("Stone", "obStoneA"): Shape.POINT, ("Stone", "obStoneB"): Shape.POINT}
+    shapes = {item.title: item.shape for item in ontology.objects if item.title != "Stone"}
     assert shapes == {
         "Cherry": Shape.BOUNDING_BOX,
         "Other type of fruit": Shape.ROTATABLE_BOUNDING_BOX,
