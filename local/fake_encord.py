@@ -197,16 +197,40 @@ def encord_client(server: FakeEncordServer, ssh_private_key: str) -> EncordUserC
 
 
 @dataclass
-class _DataUnit:
-    """One image or video in the project's dataset, and its label row once one exists."""
+class _Image:
+    """One image of an image group; each is its own data unit inside the group's label row."""
 
     data_hash: str
     title: str
-    is_video: bool
     width: int
     height: int
+
+    @property
+    def file_type(self) -> str:
+        return mimetypes.guess_type(self.title)[0] or "image/jpeg"
+
+    @property
+    def data_link(self) -> str:
+        return _storage_link(self.data_hash)
+
+
+@dataclass
+class _DataUnit:
+    """One item of the project's dataset, and its label row once one exists.
+
+    `data_type` is the label row's (lower case): image, video, img_group or dicom. Encord stores an image
+    sequence as a video, so it is one here too. An image group has no size of its own (its images may differ),
+    a DICOM series has no single file, hence no data link.
+    """
+
+    data_hash: str
+    title: str
+    data_type: str
+    width: int | None
+    height: int | None
     number_of_frames: int
     fps: float | None
+    images: list[_Image] = field(default_factory=list)
     label_hash: str | None = None
     created_at: datetime | None = None
     last_edited_at: datetime | None = None
@@ -214,13 +238,52 @@ class _DataUnit:
     label_row: dict[str, Any] | None = None
 
     @property
-    def file_type(self) -> str:
-        guessed, _ = mimetypes.guess_type(self.title)
-        return guessed or ("video/mp4" if self.is_video else "image/jpeg")
+    def frame_keyed(self) -> bool:
+        """Videos and DICOM series keep one data unit whose labels are keyed by frame number."""
+        return self.data_type in ("video", "dicom")
 
     @property
-    def data_link(self) -> str:
-        return f"https://storage.fake-encord.invalid/{self.data_hash}"
+    def file_type(self) -> str | None:
+        if self.data_type == "img_group":
+            return None
+        if self.data_type == "dicom":
+            return "application/dicom"
+        guessed, _ = mimetypes.guess_type(self.title)
+        return guessed or ("video/mp4" if self.data_type == "video" else "image/jpeg")
+
+    @property
+    def data_link(self) -> str | None:
+        if self.data_type in ("img_group", "dicom"):
+            return None
+        return _storage_link(self.data_hash)
+
+    def layout(self) -> dict[str, _Slot]:
+        """The data units of the label row, by hash: what the SDK must send back for each."""
+        if self.data_type == "img_group":
+            return {
+                image.data_hash: _Slot(
+                    str(frame), frame, image.width, image.height, image.title, image.file_type, image.data_link
+                )
+                for frame, image in enumerate(self.images)
+            }
+        assert self.width is not None and self.height is not None
+        frame = None if self.frame_keyed else 0
+        return {
+            self.data_hash: _Slot(0, frame, self.width, self.height, self.title, self.file_type or "", self.data_link)
+        }
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One entry of a label row's data_units: its data_sequence, and the frame it holds unless frame-keyed."""
+
+    data_sequence: int | str
+    frame: int | None
+    width: int
+    height: int
+    title: str
+    file_type: str
+    data_link: str | None  # a DICOM series has none
 
 
 @dataclass
@@ -254,6 +317,14 @@ class _ApiError(Exception):
 
 class _Invalid(Exception):
     """A label row the fake refuses to store; the message names the offending field."""
+
+
+def _storage_link(data_hash: str) -> str:
+    return f"https://storage.fake-encord.invalid/{data_hash}"
+
+
+def _new_hash() -> str:
+    return str(uuid.uuid4())
 
 
 def _now() -> datetime:
@@ -315,7 +386,7 @@ _LABEL_ROW_KEYS = (
     "classification_answers",
     "object_actions",
 )
-_DATA_UNIT_KEYS = ("data_hash", "data_title", "data_type", "data_sequence", "data_link")
+_DATA_UNIT_KEYS = ("data_hash", "data_title", "data_type", "data_sequence")
 
 
 def _attribute_tree(attributes: Iterable[Attribute]) -> dict[str, Attribute]:
@@ -381,9 +452,7 @@ def _points(value: Any, path: str) -> None:
         _numbers(point, ("x", "y"), f"{path}[{i}]")
 
 
-def _check_geometry(
-    shape: str, frame_object: dict[str, Any], path: str, unit: _DataUnit, index: _OntologyIndex
-) -> None:
+def _check_geometry(shape: str, frame_object: dict[str, Any], path: str, slot: _Slot, index: _OntologyIndex) -> None:
     """The geometry key the SDK reads for `shape` is present and well formed."""
     if shape == Shape.BOUNDING_BOX.value:
         _numbers(frame_object.get("boundingBox"), ("h", "w", "x", "y"), f"{path}.boundingBox")
@@ -407,10 +476,10 @@ def _check_geometry(
         bitmask = _mapping(frame_object.get("bitmask"), f"{path}.bitmask")
         if not isinstance(bitmask.get("rleString"), str):
             raise _Invalid(f"{path}.bitmask.rleString must be a string")
-        if (bitmask.get("height"), bitmask.get("width")) != (unit.height, unit.width):
+        if (bitmask.get("height"), bitmask.get("width")) != (slot.height, slot.width):
             raise _Invalid(
                 f"{path}.bitmask is {bitmask.get('width')}x{bitmask.get('height')}, "
-                f"the data unit is {unit.width}x{unit.height}"
+                f"the image is {slot.width}x{slot.height}"
             )
         _numbers(bitmask, ("top", "left"), f"{path}.bitmask")
     elif shape == Shape.SKELETON.value:
@@ -473,15 +542,17 @@ def _check_answers(
             _check_ranges(answer.get("range"), f"{at}.range", number_of_frames)
 
 
-def _frames(labels: Any, unit: _DataUnit, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(frame path, frame labels) pairs: images hold one frame directly, videos key frames by number."""
+def _frames(labels: Any, slot: _Slot, unit: _DataUnit, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(frame path, frame labels) pairs of one data unit: images (alone or in a group) hold one frame
+    directly, videos and DICOM series key their frames by number."""
     labels = _mapping(labels if labels is not None else {}, path)
-    if not unit.is_video:
+    if slot.frame is not None:
         yield path, labels
         return
     for frame, frame_labels in labels.items():
         if not (frame.isdigit() and int(frame) < unit.number_of_frames):
-            raise _Invalid(f"{path} has frame {frame!r}, the video has frames 0..{unit.number_of_frames - 1}")
+            last = unit.number_of_frames - 1
+            raise _Invalid(f"{path} has frame {frame!r}, the {unit.data_type} has frames 0..{last}")
         yield f"{path}.{frame}", _mapping(frame_labels, f"{path}.{frame}")
 
 
@@ -491,63 +562,78 @@ def _validate_label_row(row: Any, unit: _DataUnit, index: _OntologyIndex) -> Non
     missing = [key for key in _LABEL_ROW_KEYS if key not in row]
     if missing:
         raise _Invalid(f"label row is missing {', '.join(missing)}")
-    expected_type = "video" if unit.is_video else "image"
     for key, expected in (
         ("label_hash", unit.label_hash),
         ("data_hash", unit.data_hash),
-        ("data_type", expected_type),
+        ("data_type", unit.data_type),
     ):
         if row[key] != expected:
             raise _Invalid(f"label row {key} is {row[key]!r}, the stored row has {expected!r}")
     classification_answers = _mapping(row["classification_answers"], "classification_answers")
-    object_features = _check_data_unit(row["data_units"], unit, index, classification_answers)
+    object_features = _check_data_units(row["data_units"], unit, index, classification_answers)
     _check_object_answers(row["object_answers"], row["object_actions"], object_features, unit, index)
     _check_classification_answers(classification_answers, unit, index)
 
 
-def _check_data_unit(
+def _check_data_units(
     value: Any, unit: _DataUnit, index: _OntologyIndex, classification_answers: Mapping[str, Any]
 ) -> dict[str, str]:
-    """The single data unit and the objects on its frames; returns the ontology object of each objectHash."""
+    """The data units the stored row has, and the objects on their frames; returns each objectHash's object."""
     data_units = _mapping(value, "data_units")
-    if list(data_units) != [unit.data_hash]:
-        raise _Invalid(f"data_units must hold exactly the data unit {unit.data_hash}, got {list(data_units)}")
-    path = f"data_units.{unit.data_hash}"
-    data_unit = _mapping(data_units[unit.data_hash], path)
-    missing = [key for key in _DATA_UNIT_KEYS if key not in data_unit]
-    if missing:
-        raise _Invalid(f"{path} is missing {', '.join(missing)}")
-    if (data_unit.get("width"), data_unit.get("height")) != (unit.width, unit.height):
-        # The SDK sizes the row (and checks bitmasks) from these, not from the listing.
-        raise _Invalid(f"{path} width/height must be {unit.width}/{unit.height}, the data unit's size")
-
+    layout = unit.layout()
+    if set(data_units) != set(layout):
+        raise _Invalid(f"data_units must hold exactly the data units {sorted(layout)}, got {sorted(data_units)}")
     object_features: dict[str, str] = {}
-    for frame_path, frame_labels in _frames(data_unit.get("labels"), unit, f"{path}.labels"):
-        in_frame: set[str] = set()
-        for i, frame_object in enumerate(_sequence(frame_labels.get("objects", []), f"{frame_path}.objects")):
-            at = f"{frame_path}.objects[{i}]"
-            frame_object = _mapping(frame_object, at)
-            object_hash, feature_hash = frame_object.get("objectHash"), frame_object.get("featureHash")
-            if not isinstance(object_hash, str) or not object_hash:
-                raise _Invalid(f"{at} has no objectHash")
-            ontology_object = index.objects.get(feature_hash)
-            if ontology_object is None:
-                raise _Invalid(f"{at}.featureHash {feature_hash!r} is not an object in the ontology")
-            shape = ontology_object.shape.value
-            if frame_object.get("shape") != shape:
-                raise _Invalid(f"{at}.shape is {frame_object.get('shape')!r}, {ontology_object.title!r} is a {shape}")
-            if object_hash in in_frame:
-                raise _Invalid(f"{at}: objectHash {object_hash} appears twice in one frame")
-            if object_features.setdefault(object_hash, feature_hash) != feature_hash:
-                raise _Invalid(f"{at}: objectHash {object_hash} is used for two different ontology objects")
-            in_frame.add(object_hash)
-            _check_geometry(shape, frame_object, at, unit, index)
-        # 0.1.211 writes classifications only to classification_answers; older writers list them per frame too.
-        for i, entry in enumerate(_sequence(frame_labels.get("classifications", []), f"{frame_path}.classifications")):
-            at = f"{frame_path}.classifications[{i}]"
-            if _mapping(entry, at).get("classificationHash") not in classification_answers:
-                raise _Invalid(f"{at} has no entry in classification_answers")
+    for data_hash, slot in layout.items():
+        path = f"data_units.{data_hash}"
+        data_unit = _mapping(data_units[data_hash], path)
+        missing = [key for key in _DATA_UNIT_KEYS if key not in data_unit]
+        if missing:
+            raise _Invalid(f"{path} is missing {', '.join(missing)}")
+        if data_unit["data_sequence"] != slot.data_sequence:
+            # The SDK numbers an image group's frames by it, so a wrong one moves labels to another image.
+            raise _Invalid(f"{path}.data_sequence is {data_unit['data_sequence']!r}, expected {slot.data_sequence!r}")
+        if (data_unit.get("width"), data_unit.get("height")) != (slot.width, slot.height):
+            # The SDK sizes the row (and checks bitmasks) from these, not from the listing.
+            raise _Invalid(f"{path} width/height must be {slot.width}/{slot.height}, the data unit's size")
+        for frame_path, frame_labels in _frames(data_unit.get("labels"), slot, unit, f"{path}.labels"):
+            _check_frame(frame_path, frame_labels, slot, index, classification_answers, object_features)
     return object_features
+
+
+def _check_frame(
+    path: str,
+    labels: Mapping[str, Any],
+    slot: _Slot,
+    index: _OntologyIndex,
+    classification_answers: Mapping[str, Any],
+    object_features: dict[str, str],
+) -> None:
+    """The objects on one frame; records each objectHash's ontology object in `object_features`."""
+    in_frame: set[str] = set()
+    for i, frame_object in enumerate(_sequence(labels.get("objects", []), f"{path}.objects")):
+        at = f"{path}.objects[{i}]"
+        frame_object = _mapping(frame_object, at)
+        object_hash, feature_hash = frame_object.get("objectHash"), frame_object.get("featureHash")
+        if not isinstance(object_hash, str) or not object_hash:
+            raise _Invalid(f"{at} has no objectHash")
+        ontology_object = index.objects.get(feature_hash)
+        if ontology_object is None:
+            raise _Invalid(f"{at}.featureHash {feature_hash!r} is not an object in the ontology")
+        shape = ontology_object.shape.value
+        if frame_object.get("shape") != shape:
+            raise _Invalid(f"{at}.shape is {frame_object.get('shape')!r}, {ontology_object.title!r} is a {shape}")
+        if object_hash in in_frame:
+            raise _Invalid(f"{at}: objectHash {object_hash} appears twice in one frame")
+        if object_features.setdefault(object_hash, feature_hash) != feature_hash:
+            raise _Invalid(f"{at}: objectHash {object_hash} is used for two different ontology objects")
+        in_frame.add(object_hash)
+        _check_geometry(shape, frame_object, at, slot, index)
+    # 0.1.211 writes classifications only to classification_answers; older writers list them per frame too.
+    for i, entry in enumerate(_sequence(labels.get("classifications", []), f"{path}.classifications")):
+        at = f"{path}.classifications[{i}]"
+        if _mapping(entry, at).get("classificationHash") not in classification_answers:
+            raise _Invalid(f"{at} has no entry in classification_answers")
 
 
 def _check_object_answers(
@@ -764,21 +850,35 @@ class FakeEncordServer:
     # --- data ----------------------------------------------------------------------------------------------
 
     def add_image(self, title: str, *, width: int = 640, height: int = 480) -> str:
-        return self._add(title, is_video=False, width=width, height=height, number_of_frames=1, fps=None)
+        return self._add(_DataUnit(_new_hash(), title, "image", width, height, number_of_frames=1, fps=None))
 
     def add_video(
         self, title: str, *, number_of_frames: int, width: int = 640, height: int = 480, fps: float = 25.0
     ) -> str:
-        return self._add(title, is_video=True, width=width, height=height, number_of_frames=number_of_frames, fps=fps)
+        return self._add(_DataUnit(_new_hash(), title, "video", width, height, number_of_frames, fps))
 
     def add_images(self, count: int, *, prefix: str = "image", width: int = 640, height: int = 480) -> list[str]:
         return [self.add_image(f"{prefix}_{i:05d}.jpg", width=width, height=height) for i in range(count)]
 
-    def _add(self, title: str, **attributes: Any) -> str:
-        data_hash = str(uuid.uuid4())
+    def add_image_sequence(self, title: str, *, number_of_images: int, width: int = 640, height: int = 480) -> str:
+        """Encord encodes an image sequence (images of one size) as a video, one frame per image, and serves
+        it as a video from then on; 1 fps is a placeholder, frames are what labels address."""
+        return self._add(_DataUnit(_new_hash(), title, "video", width, height, number_of_images, fps=1.0))
+
+    def add_image_group(self, title: str, sizes: Iterable[tuple[int, int]]) -> str:
+        """An image group of one image per (width, height), titled `<title>/<index>.jpg`; sizes may differ."""
+        images = [_Image(_new_hash(), f"{title}/{i:03d}.jpg", w, h) for i, (w, h) in enumerate(sizes)]
+        if not images:
+            raise ValueError("an image group needs at least one image")
+        return self._add(_DataUnit(_new_hash(), title, "img_group", None, None, len(images), None, images))
+
+    def add_dicom_series(self, title: str, *, number_of_slices: int, width: int = 512, height: int = 512) -> str:
+        return self._add(_DataUnit(_new_hash(), title, "dicom", width, height, number_of_slices, fps=None))
+
+    def _add(self, unit: _DataUnit) -> str:
         with self._lock:
-            self._units[data_hash] = _DataUnit(data_hash, title, **attributes)
-        return data_hash
+            self._units[unit.data_hash] = unit
+        return unit.data_hash
 
     def label_row(self, data_hash: str) -> dict[str, Any] | None:
         """A copy of the label row as last created or saved, or None while the data unit has none.
@@ -913,7 +1013,18 @@ class FakeEncordServer:
 
     # --- v1 (called with the lock held) --------------------------------------------------------------------
 
-    def _metadata(self, unit: _DataUnit) -> dict[str, Any]:
+    def _metadata(self, unit: _DataUnit, *, include_images_data: bool = False) -> dict[str, Any]:
+        images_data = [
+            {
+                "index": frame,
+                "title": image.title,
+                "file_type": image.file_type,
+                "height": image.height,
+                "width": image.width,
+                "image_hash": image.data_hash,
+            }
+            for frame, image in enumerate(unit.images)
+        ]
         return {
             "label_hash": unit.label_hash,
             "created_at": _iso(unit.created_at),
@@ -923,7 +1034,7 @@ class FakeEncordServer:
             "dataset_hash": self.dataset_hash,
             "dataset_title": DATASET_TITLE,
             "data_title": unit.title,
-            "data_type": "VIDEO" if unit.is_video else "IMAGE",  # upper case here, lower case in label rows
+            "data_type": unit.data_type.upper(),  # upper case here, lower case in label rows
             "data_link": unit.data_link,
             "label_status": unit.label_status,
             "annotation_task_status": "QUEUED",
@@ -936,6 +1047,7 @@ class FakeEncordServer:
             "height": unit.height,
             "spaces": {},
             "file_type": unit.file_type,
+            "images_data": images_data if include_images_data and unit.images else None,
         }
 
     def _list(self, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -969,7 +1081,7 @@ class FakeEncordServer:
             units = []  # the filter is on annotation task status, and every task here is QUEUED
         if not payload.get("include_uninitialised_labels"):
             units = [unit for unit in units if unit.label_hash is not None]
-        return [self._metadata(unit) for unit in units]
+        return [self._metadata(unit, include_images_data=bool(payload.get("include_images_data"))) for unit in units]
 
     def _create(self, data_hashes: list[str]) -> list[dict[str, Any]]:
         unknown = [data_hash for data_hash in data_hashes if data_hash not in self._units]
@@ -989,19 +1101,23 @@ class FakeEncordServer:
         return created
 
     def _empty_label_row(self, unit: _DataUnit) -> dict[str, Any]:
-        data_unit: dict[str, Any] = {
-            "data_hash": unit.data_hash,
-            "data_title": unit.title,
-            "data_type": unit.file_type,  # a MIME type here, unlike the row's data_type
-            "data_sequence": 0,
-            "data_link": unit.data_link,
-            "width": unit.width,
-            "height": unit.height,
-            "labels": {} if unit.is_video else {"objects": [], "classifications": []},
-        }
-        if unit.is_video:
-            data_unit["data_fps"] = unit.fps
-            data_unit["data_duration"] = unit.number_of_frames / unit.fps if unit.fps else None
+        data_units: dict[str, Any] = {}
+        for data_hash, slot in unit.layout().items():
+            data_unit: dict[str, Any] = {
+                "data_hash": data_hash,
+                "data_title": slot.title,
+                "data_type": slot.file_type,  # a MIME type here, unlike the row's data_type
+                "data_sequence": slot.data_sequence,
+                "width": slot.width,
+                "height": slot.height,
+                "labels": {} if slot.frame is None else {"objects": [], "classifications": []},
+            }
+            if slot.data_link is not None:
+                data_unit["data_link"] = slot.data_link
+            if unit.fps:
+                data_unit["data_fps"] = unit.fps
+                data_unit["data_duration"] = unit.number_of_frames / unit.fps
+            data_units[data_hash] = data_unit
         return {
             "label_hash": unit.label_hash,
             "branch_name": BRANCH,
@@ -1011,11 +1127,11 @@ class FakeEncordServer:
             "dataset_hash": self.dataset_hash,
             "dataset_title": DATASET_TITLE,
             "data_title": unit.title,
-            "data_type": "video" if unit.is_video else "image",
+            "data_type": unit.data_type,
             "label_status": unit.label_status,
             "annotation_task_status": "QUEUED",
             "is_shadow_data": False,
-            "data_units": {unit.data_hash: data_unit},
+            "data_units": data_units,
             "object_answers": {},
             "classification_answers": {},
             "object_actions": {},

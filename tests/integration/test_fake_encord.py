@@ -375,6 +375,107 @@ def test_a_video_keeps_frames_ranges_and_dynamic_answers(
     assert [a["range"] for a in stored["classification_answers"].values()] == [[[0, 4]]]
 
 
+def test_an_image_group_stores_one_data_unit_per_image_with_its_own_size(
+    server: FakeEncordServer, project: Project, ssh_key: str
+) -> None:
+    group = server.add_image_group("inspection", [(640, 480), (320, 240), (640, 480)])
+    [listed] = project.list_label_rows_v2(data_hashes=[group], include_images_data=True)
+    assert (listed.data_type.value, listed.number_of_frames, listed.width, listed.height) == (
+        "img_group",
+        3,
+        None,
+        None,
+    )
+    assert [(view.width, view.height) for view in listed.get_frames_metadata()] == [(640, 480), (320, 240), (640, 480)]
+    listed.initialise_labels()
+    rle = serialise_bitmask(bytes(([0] * 30 + [1] * 30 + [0] * 260) * 240))
+    mask = BitmaskCoordinates(BitmaskCoordinates.EncodedBitmask(top=0, left=0, height=240, width=320, rle_string=rle))
+    blueberry = obj(project, "Blueberry").create_instance()
+    blueberry.set_for_frames(mask, frames=1)
+    listed.add_object_instance(blueberry)
+    box = BoundingBoxCoordinates(height=0.5, width=0.2, top_left_x=0.1, top_left_y=0.2)
+    cherry = obj(project, "Cherry").create_instance()
+    cherry.set_for_frames(box, frames=[0, 2])
+    listed.add_object_instance(cherry)
+    listed.save()
+
+    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[group])
+    fresh.initialise_labels()
+    by_title = {i.ontology_item.title: i for i in fresh.get_object_instances()}
+    assert [a.frame for a in by_title["Cherry"].get_annotations()] == [0, 2]
+    [mask_back] = by_title["Blueberry"].get_annotations()
+    assert (mask_back.frame, mask_back.coordinates.to_dict()) == (1, mask.to_dict())
+    stored = stored_row(server, group)
+    sequences = sorted(unit["data_sequence"] for unit in stored["data_units"].values())
+    assert sequences == ["0", "1", "2"]
+    assert all(len(unit["labels"]["objects"]) == 1 for unit in stored["data_units"].values())
+
+
+def test_an_image_group_refuses_a_bitmask_sized_for_another_image(server: FakeEncordServer, project: Project) -> None:
+    group = server.add_image_group("inspection", [(640, 480), (320, 240)])
+    [row] = project.list_label_rows_v2(data_hashes=[group])
+    row.initialise_labels()
+    stored = stored_row(server, group)
+    first, second = sorted(stored["data_units"].values(), key=lambda unit: unit["data_sequence"])
+    second["labels"]["objects"].append(
+        {
+            "objectHash": "m1",
+            "featureHash": "obBluebe",
+            "shape": "bitmask",
+            "bitmask": {"rleString": "", "top": 0, "left": 0, "width": 640, "height": 480},
+        }
+    )
+    stored["object_answers"]["m1"] = {"objectHash": "m1", "classifications": []}
+    reply = post_v1(server, "labelrow", "POST", [row.label_hash], {"labels": [stored]})
+    assert reply["http_status"] == 400
+    assert "the image is 320x240" in reply["message"]
+    assert first["data_hash"] != second["data_hash"]
+
+
+def test_an_image_sequence_is_a_video_with_one_frame_per_image(
+    server: FakeEncordServer, project: Project, ssh_key: str
+) -> None:
+    sequence = server.add_image_sequence("drone-pass", number_of_images=4)
+    [row] = project.list_label_rows_v2(data_hashes=[sequence])
+    assert (row.data_type.value, row.number_of_frames) == ("video", 4)
+    row.initialise_labels()
+    box = BoundingBoxCoordinates(height=0.5, width=0.2, top_left_x=0.1, top_left_y=0.2)
+    cherry = obj(project, "Cherry").create_instance()
+    cherry.set_for_frames(box, frames=Range(1, 3))
+    row.add_object_instance(cherry)
+    row.save()
+
+    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[sequence])
+    fresh.initialise_labels()
+    [back] = fresh.get_object_instances()
+    assert [(a.frame, a.coordinates) for a in back.get_annotations()] == [(1, box), (2, box), (3, box)]
+
+
+def test_a_dicom_series_keys_labels_by_slice_without_a_data_link(
+    server: FakeEncordServer, project: Project, ssh_key: str
+) -> None:
+    series = server.add_dicom_series("CT chest", number_of_slices=6, width=512, height=512)
+    [row] = project.list_label_rows_v2(data_hashes=[series])
+    assert (row.data_type.value, row.number_of_frames, row.width, row.data_link) == ("dicom", 6, 512, None)
+    row.initialise_labels()
+    outline = PolygonCoordinates([PointCoordinate(0.1, 0.1), PointCoordinate(0.5, 0.1), PointCoordinate(0.3, 0.4)])
+    persimmon = obj(project, "Persimmon").create_instance()
+    persimmon.set_for_frames(outline, frames=[2, 5])
+    row.add_object_instance(persimmon)
+    row.save()
+
+    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[series])
+    fresh.initialise_labels()
+    [back] = fresh.get_object_instances()
+    assert [(a.frame, a.coordinates.to_dict()) for a in back.get_annotations()] == [
+        (2, outline.to_dict()),
+        (5, outline.to_dict()),
+    ]
+    stored = stored_row(server, series)
+    assert "data_link" not in stored["data_units"][series]
+    assert sorted(stored["data_units"][series]["labels"]) == ["2", "5"]
+
+
 def _without_classification_range(row: dict[str, Any]) -> None:
     for answer in row["classification_answers"].values():
         del answer["range"]
