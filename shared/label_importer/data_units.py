@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from encord.constants.enums import DataType
 from encord.objects import LabelRowV2
 
 from label_importer.problems import ErrorCode
@@ -22,9 +23,16 @@ class DataUnit:
     number_of_frames: int
     width: int | None
     height: int | None
+    image_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) of each image of an image group, by frame: its images may differ in size, and the group
+    itself has none. Empty for every other data type."""
 
     @classmethod
     def from_label_row(cls, row: LabelRowV2) -> DataUnit:
+        """From a row listed with `include_images_data=True`, which is what carries an image group's sizes."""
+        image_sizes = ()
+        if row.data_type == DataType.IMG_GROUP:
+            image_sizes = tuple((frame.width, frame.height) for frame in row.get_frames_metadata())
         return cls(
             data_hash=row.data_hash,
             title=row.data_title,
@@ -32,6 +40,7 @@ class DataUnit:
             number_of_frames=max(row.number_of_frames or 1, 1),
             width=row.width,
             height=row.height,
+            image_sizes=image_sizes,
         )
 
 

@@ -178,7 +178,7 @@ def _validate_lines(
     header = header or Header()
     project_hash = _project_hash(header, ref, settings)
     project = _project(world, project_hash)
-    units = DataUnitIndex(DataUnit.from_label_row(row) for row in project.list_label_rows_v2())
+    units = DataUnitIndex(DataUnit.from_label_row(row) for row in project.list_label_rows_v2(include_images_data=True))
     index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
     if index.records == 0:
         raise _whole_file(ErrorCode.EMPTY_FILE, "the file has no label records")

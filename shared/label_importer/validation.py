@@ -15,6 +15,7 @@ import pydantic
 
 from label_importer.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
 from label_importer.label_format import (
+    Bitmask,
     DynamicAnswer,
     Header,
     LabelRecord,
@@ -150,6 +151,23 @@ class DataUnitTracker:
                 )
 
 
+def _bitmask_misfit(mask: Bitmask, unit: DataUnit, ranges: list[tuple[int, int]]) -> str | None:
+    """Why the mask does not fit a frame it is placed on, or None. Only an image group's frames differ in size,
+    so only they are checked one by one (and they are as many as its images, never a hostile range)."""
+    size = (mask.width, mask.height)
+    if not unit.image_sizes:
+        if size == (unit.width, unit.height):
+            return None
+        return f"the mask is {mask.width}x{mask.height} but {unit.title!r} is {unit.width}x{unit.height}"
+    last = unit.number_of_frames - 1
+    for start, end in ranges:
+        for frame in range(min(start, last), min(end, last) + 1):
+            width, height = unit.image_sizes[frame]
+            if size != (width, height):
+                return f"the mask is {mask.width}x{mask.height} but image {frame} of {unit.title!r} is {width}x{height}"
+    return None
+
+
 def check_record(
     number: int,
     record: LabelRecord,
@@ -196,28 +214,15 @@ def check_record(
             problems.extend(Problem(number, f"{where}.{i.field}", i.code, i.message) for i in error.problems)
             continue
         resolved_objects.append((where, resolved))
-        frames_fit(f"{where}.frames", frame_ranges(obj.frames))
+        ranges = frame_ranges(obj.frames)
+        frames_fit(f"{where}.frames", ranges)
         for answer in resolved.answers:
             if answer.frames is not None:
                 frames_fit(f"{where}.attributes.{answer.attribute.title}", answer.frames)
-        if (
-            obj.bitmask is not None
-            and unit is not None
-            and (obj.bitmask.width, obj.bitmask.height)
-            != (
-                unit.width,
-                unit.height,
-            )
-        ):
-            problems.append(
-                Problem(
-                    number,
-                    f"{where}.bitmask",
-                    ErrorCode.BITMASK_SIZE_MISMATCH,
-                    f"the mask is {obj.bitmask.width}x{obj.bitmask.height} but {unit.title!r} is "
-                    f"{unit.width}x{unit.height}",
-                )
-            )
+        if obj.bitmask is not None and unit is not None:
+            misfit = _bitmask_misfit(obj.bitmask, unit, ranges)
+            if misfit is not None:
+                problems.append(Problem(number, f"{where}.bitmask", ErrorCode.BITMASK_SIZE_MISMATCH, misfit))
     for index, classification in enumerate(record.classifications):
         where = f"classifications[{index}]"
         try:

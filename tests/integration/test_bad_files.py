@@ -37,6 +37,8 @@ def project(pipeline: Pipeline) -> Pipeline:
     encord.add_video("orchard.mp4", number_of_frames=10)
     encord.add_image("twin.jpg")
     encord.add_image("twin.jpg")
+    encord.add_image_group("inspection", [(640, 480), (4, 3), (640, 480)])
+    encord.add_dicom_series("CT chest", number_of_slices=6)
     encord.reset_counts()
     return pipeline
 

@@ -37,6 +37,9 @@ class Kinds:
             "fruit.jpg": encord.add_image("fruit.jpg", width=640, height=480),
             "mask.png": encord.add_image("mask.png", width=4, height=3),
             "orchard.mp4": encord.add_video("orchard.mp4", number_of_frames=5),
+            "inspection": encord.add_image_group("inspection", [(640, 480), (4, 3), (640, 480)]),
+            "drone-pass": encord.add_image_sequence("drone-pass", number_of_images=4),
+            "CT chest": encord.add_dicom_series("CT chest", number_of_slices=6),
         }
 
     def row(self, sample: str, title: str) -> LabelRowV2:
@@ -214,3 +217,45 @@ def test_one_id_tracks_one_object_across_frames_and_lines(kinds: Kinds) -> None:
     annotations = cherry.get_annotations()
     assert [a.frame for a in annotations] == [0, 1, 2, 3, 4]
     assert [a.coordinates.top_left_x for a in annotations] == pytest.approx([0.1, 0.15, 0.15, 0.2, 0.2], abs=EPSILON)
+
+
+def test_image_group_frames_are_its_images_each_with_its_own_size(kinds: Kinds) -> None:
+    row = kinds.row("image-group.jsonl", "inspection")
+    objects = {instance.ontology_item.title: instance for instance in row.get_object_instances()}
+    cherry = objects["Cherry"].get_annotations()
+    assert [a.frame for a in cherry] == [0, 2]
+    assert all(
+        (a.coordinates.top_left_x, a.coordinates.top_left_y, a.coordinates.width, a.coordinates.height)
+        == pytest.approx((0.25, 0.3, 0.2, 0.15), abs=EPSILON)
+        for a in cherry
+    )
+    [mask] = objects["Blueberry"].get_annotations()
+    assert mask.frame == 1
+    assert deserialise_bitmask(mask.coordinates.to_dict()["rleString"], 12) == bytes([0, 1, 1, 0, 0, 1, 1, 0] + [0] * 4)
+    [which] = row.get_classification_instances()
+    assert (which.get_answer().title, [a.frame for a in which.get_annotations()]) == ("Cherry", [0, 2])
+    stored = kinds.pipeline.stack.encord.label_row(kinds.hashes["inspection"])
+    assert stored is not None
+    per_image = {unit["data_sequence"]: len(unit["labels"]["objects"]) for unit in stored["data_units"].values()}
+    assert per_image == {"0": 1, "1": 1, "2": 1}
+
+
+def test_image_sequence_frames_are_its_images(kinds: Kinds) -> None:
+    row = kinds.row("image-sequence.jsonl", "drone-pass")
+    cherry = only_object(row).get_annotations()
+    assert [a.frame for a in cherry] == [1, 2, 3]
+    assert all(a.coordinates.top_left_x == pytest.approx(0.4, abs=EPSILON) for a in cherry)
+    [caption] = row.get_classification_instances()
+    assert (caption.get_answer(), [a.frame for a in caption.get_annotations()]) == ("first pass", [0])
+
+
+def test_dicom_series_frames_are_its_slices(kinds: Kinds) -> None:
+    row = kinds.row("dicom-series.jsonl", "CT chest")
+    nodule = only_object(row).get_annotations()
+    assert [a.frame for a in nodule] == [2, 3, 5]
+    for annotation in nodule:
+        assert flat((p.x, p.y) for p in annotation.coordinates.values) == pytest.approx(
+            flat([(0.3, 0.3), (0.45, 0.32), (0.38, 0.5)]), abs=EPSILON
+        )
+    [caption] = row.get_classification_instances()
+    assert (caption.get_answer(), [a.frame for a in caption.get_annotations()]) == ("nodule, left lobe", [2, 3, 4, 5])

@@ -20,6 +20,7 @@ UNITS = DataUnitIndex(
         DataUnit("vid-1", "orchard.mp4", 10, 1280, 720),
         DataUnit("twin-a", "twin.jpg", 1, 640, 480),
         DataUnit("twin-b", "twin.jpg", 1, 640, 480),
+        DataUnit("grp-1", "inspection", 3, None, None, image_sizes=((640, 480), (4, 3), (640, 480))),
     ]
 )
 
@@ -137,6 +138,17 @@ def test_messages_list_what_would_have_been_valid() -> None:
     record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripeness": "Rotten"})]}
     _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
     assert problem.message == "'Ripeness' has no option 'Rotten'; expected one of 'Ripe', 'Unripe'"
+
+
+def test_a_bitmask_in_an_image_group_must_fit_each_image_it_is_placed_on() -> None:
+    def mask(frames: object) -> dict:
+        return {"data_title": "inspection", "objects": [{"name": "Blueberry", "frames": frames, "bitmask": small}]}
+
+    small = {"rle": "12", "width": 4, "height": 3}
+    assert problems(mask(1)) == []
+    _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(mask([1, 2]))), UNITS, RESOLVER)
+    assert (problem.field, problem.code) == ("objects[0].bitmask", ErrorCode.BITMASK_SIZE_MISMATCH)
+    assert problem.message == "the mask is 4x3 but image 2 of 'inspection' is 640x480"
 
 
 def test_every_problem_in_a_record_is_reported_at_once() -> None:
