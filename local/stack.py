@@ -67,10 +67,10 @@ class LocalStack:
             "DEFAULT_PROJECT_HASH": self.encord.project_hash,
             "IMPORT_QUEUE_URL": self.queue_url,
             "BUNDLE_SIZE": "100",
-            "ENCORD_TIMEOUT_SECONDS": "10",
-            # Locally a fault goes straight to our own handling (batch-item failure, SQS redelivery)
-            # instead of waiting out the SDK's 3 s / 6 s backoff first.
-            "ENCORD_MAX_RETRIES": "0",
+            # Short, so tests can exceed it with a slow fake response; locally every request takes milliseconds.
+            "ENCORD_TIMEOUT_SECONDS": "3",
+            # Backoff between attempts in milliseconds rather than seconds (a Retry-After is still honoured).
+            "RETRY_BACKOFF_SECONDS": "0.01",
             # Limits lowered from the defaults so that tests can cross each of them with small files.
             "MAX_FILE_BYTES": str(64 << 20),
             "MAX_LINE_BYTES": str(256 << 10),

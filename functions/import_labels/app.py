@@ -9,9 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from label_importer.import_chunk import Collaborators, import_message
 from label_importer.observability import logger, metrics, tracer
+from label_importer.retries import Deadline
 from label_importer.settings import settings
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @cache
@@ -19,12 +18,14 @@ def _world() -> Collaborators:
     return Collaborators.from_settings(settings())
 
 
-def record_handler(record: SQSRecord) -> None:
-    import_message(record.body, _world())
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    deadline = Deadline.in_seconds(lambda_context.get_remaining_time_in_millis() / 1000)
+    import_message(record.body, _world(), deadline)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS)  # holds the batch's results: one per invocation
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -2,7 +2,8 @@
 
 The SSH key comes from Secrets Manager through Powertools Parameters (cached), never from code, events or
 logs. The SDK's 180 s timeouts are cut to the configured value so one hung request cannot eat a whole
-invocation; retry policy beyond the SDK's own stays with the caller, who knows the time left.
+invocation, and its own retries are off: urllib3 would sleep out any Retry-After without knowing the time
+left, so retrying is the caller's (retries.py), who does.
 """
 
 from __future__ import annotations
@@ -50,21 +51,19 @@ def is_transient(error: Exception) -> bool:
 
 
 @cache
-def _client(secret_id: str, domain: str, timeout: int, max_retries: int) -> EncordUserClient:
+def _client(secret_id: str, domain: str, timeout: int) -> EncordUserClient:
     key = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
     return EncordUserClient.create_with_ssh_private_key(
         ssh_private_key=key,
         domain=domain,
         requests_settings=RequestsSettings(
-            max_retries=max_retries, connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout
+            max_retries=0, connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout
         ),
     )
 
 
 def encord_client(settings: Settings) -> EncordUserClient:
-    return _client(
-        settings.encord_secret_id, settings.encord_domain, settings.encord_timeout_seconds, settings.encord_max_retries
-    )
+    return _client(settings.encord_secret_id, settings.encord_domain, settings.encord_timeout_seconds)
 
 
 _projects: dict[tuple[str, str], tuple[float, Project]] = {}

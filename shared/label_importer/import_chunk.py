@@ -3,12 +3,19 @@
 That is three Encord round trips per chunk (four when it mixes labelled and unlabelled data units: the
 bundle creates the new label rows and fetches the existing ones in separate requests) instead of two per
 data unit. Only on the failure path does it spend more: a bundle Encord rejects is saved again row by
-row, so one bad row fails alone and the rest of the chunk lands.
+row, so one bad row fails alone and the rest of the chunk lands; a transient fault repeats the whole
+attempt (fresh label rows, so nothing half-applied is saved) while the invocation has time.
+
+Around it: rows this job already recorded are skipped, and each data unit is leased for the duration
+(leases.py) so two jobs never save over each other's labels. Rows whose data unit another consumer holds
+wait for it inside the invocation, and go back to the queue with the message if time runs short.
 """
 
 from __future__ import annotations
 
+import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -17,7 +24,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from encord import Project
-from encord.exceptions import LabelRowError
+from encord.exceptions import LabelRowError, RateLimitExceededError
 from encord.objects import LabelRowV2
 
 from label_importer.chunk_queue import load_chunk
@@ -25,11 +32,15 @@ from label_importer.encord_gateway import is_transient, open_project
 from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.label_builder import LabelBuilder, RowConflict
 from label_importer.label_format import Mode
+from label_importer.leases import DataUnitLeases
 from label_importer.messages import Chunk, ChunkRow
 from label_importer.observability import (
     CHUNKS_IMPORTED,
     ENCORD_REQUEST_LATENCY,
+    ENCORD_RETRIES,
+    ENCORD_THROTTLES,
     JOBS_COMPLETED,
+    LEASE_WAITS,
     ROWS_FAILED,
     ROWS_IMPORTED,
     logger,
@@ -37,6 +48,7 @@ from label_importer.observability import (
 )
 from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.reports import ReportWriter
+from label_importer.retries import Deadline, RetryPolicy
 from label_importer.settings import Settings
 
 _ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
@@ -63,9 +75,12 @@ class ChunkImporter:
         self._project = project
         self._bundle_size = bundle_size
         self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
+        self.requests = 0
+        """Encord requests sent so far (counted before sending, so failed ones count too)."""
 
     def import_rows(self, rows: list[ChunkRow], mode: Mode) -> list[RowOutcome]:
         """Outcomes for every row; raises only on transient Encord faults (the chunk is then retried)."""
+        self.requests += 1
         with _timed_encord_call():
             listed = self._project.list_label_rows_v2(data_hashes=[row.data_hash for row in rows])
         label_rows = {label_row.data_hash: label_row for label_row in listed}
@@ -74,6 +89,8 @@ class ChunkImporter:
         ]
         present = [row for row in rows if row.data_hash in label_rows]
 
+        # A bundle creates missing label rows and fetches existing ones: one request for each kind present.
+        self.requests += len({label_rows[row.data_hash].label_hash is None for row in present})
         with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
             for row in present:
                 label_rows[row.data_hash].initialise_labels(bundle=bundle)
@@ -111,9 +128,14 @@ class ChunkImporter:
         ]
 
     def _save_bundle(self, label_rows: list[LabelRowV2]) -> None:
+        self.requests += 1
         with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
             for label_row in label_rows:
                 label_row.save(bundle=bundle)
+
+
+class DataUnitsBusy(Exception):
+    """Other consumers held some of the chunk's data units until the invocation ran short of time."""
 
 
 @dataclass(frozen=True)
@@ -122,46 +144,106 @@ class Collaborators:
 
     s3: Any
     jobs: JobStore
+    leases: DataUnitLeases
     reports: ReportWriter
     open_project: Callable[[str], Project]
     bundle_size: int
+    retry_policy: RetryPolicy
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Collaborators:
         s3 = boto3.client("s3")
         return cls(
             s3=s3,
-            jobs=JobStore(settings.jobs_table_name),
+            jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days),
+            leases=DataUnitLeases(settings.jobs_table_name, settings.lease_seconds),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
             bundle_size=settings.bundle_size,
+            retry_policy=RetryPolicy(attempt_seconds=settings.attempt_seconds),
         )
 
 
-def import_message(body: str, world: Collaborators) -> None:
+def import_message(body: str, world: Collaborators, deadline: Deadline) -> None:
     """Import the chunk an SQS message carries (inline or by claim check)."""
     chunk = load_chunk(body, world.s3)
     logger.set_correlation_id(chunk.job_id)
-    import_chunk(chunk, world)
+    import_chunk(chunk, world, deadline)
 
 
-def import_chunk(chunk: Chunk, world: Collaborators) -> None:
-    """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done."""
-    jobs = world.jobs
-    finished = jobs.finished_rows(chunk.job_id, [row.data_hash for row in chunk.rows])
-    pending = [row for row in chunk.rows if row.data_hash not in finished]
-    if pending:
-        jobs.transition(chunk.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
-        project = world.open_project(chunk.project_hash)
-        outcomes = ChunkImporter(project, world.bundle_size).import_rows(pending, chunk.mode)
-        jobs.record_rows(chunk.job_id, outcomes)
-        imported = sum(1 for outcome in outcomes if outcome.status is RowStatus.IMPORTED)
-        metrics.add_metric(name=ROWS_IMPORTED, unit=MetricUnit.Count, value=imported)
-        metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes) - imported)
-        metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
-    else:
+def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline) -> None:
+    """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done.
+
+    Raises (so the message is delivered again) when Encord stays unavailable or data units stay leased
+    until too little of the invocation is left; whatever was recorded by then is kept and skipped next time.
+    """
+    finished = world.jobs.finished_rows(chunk.job_id, [row.data_hash for row in chunk.rows])
+    remaining = [row for row in chunk.rows if row.data_hash not in finished]
+    if not remaining:
         logger.info("chunk already imported; redelivery skipped", extra={"chunk_index": chunk.chunk_index})
-    finish_if_done(chunk.job_id, jobs, world.reports)
+    else:
+        world.jobs.transition(chunk.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
+    holder = f"{chunk.job_id}/{chunk.chunk_index}/{uuid.uuid4().hex}"
+    waits = 0
+    while remaining:
+        leased = world.leases.acquire([row.data_hash for row in remaining], holder)
+        try:
+            _import_leased([row for row in remaining if row.data_hash in leased], chunk, world, deadline)
+        finally:
+            world.leases.release(leased, holder)
+        remaining = [row for row in remaining if row.data_hash not in leased]
+        if remaining:
+            waits += 1
+            metrics.add_metric(name=LEASE_WAITS, unit=MetricUnit.Count, value=1)
+            pause = random.uniform(0.5, 1.0) * min(2.0**waits, 10.0) * world.retry_policy.backoff_seconds
+            if deadline.remaining() - pause < world.retry_policy.attempt_seconds:
+                raise DataUnitsBusy(f"{len(remaining)} data units stayed leased by other imports; retrying later")
+            world.retry_policy.sleep(pause)
+    finish_if_done(chunk.job_id, world.jobs, world.reports)
+
+
+def _import_leased(rows: list[ChunkRow], chunk: Chunk, world: Collaborators, deadline: Deadline) -> None:
+    """Import and record rows whose data units this consumer holds."""
+    if not rows:
+        return
+    # Checked again under the lease: another delivery of this chunk may have recorded them while we waited.
+    finished = world.jobs.finished_rows(chunk.job_id, [row.data_hash for row in rows])
+    todo = [row for row in rows if row.data_hash not in finished]
+    if not todo:
+        return
+    attempts = requests = 0
+
+    def attempt() -> list[RowOutcome]:
+        nonlocal attempts, requests
+        attempts += 1
+        importer = ChunkImporter(world.open_project(chunk.project_hash), world.bundle_size)
+        try:
+            return importer.import_rows(todo, chunk.mode)
+        finally:
+            requests += importer.requests
+
+    def on_retry(error: BaseException) -> None:
+        throttled = isinstance(error, RateLimitExceededError)
+        metrics.add_metric(name=ENCORD_THROTTLES if throttled else ENCORD_RETRIES, unit=MetricUnit.Count, value=1)
+        logger.warning("transient Encord fault; retrying the chunk", extra={"error": str(error), "attempt": attempts})
+
+    try:
+        outcomes = world.retry_policy.call(attempt, deadline, on_retry)
+    except Exception as error:
+        if is_transient(error):
+            world.jobs.note_retry(
+                chunk.job_id,
+                {row.data_hash: row.lines for row in todo},
+                attempts=attempts,
+                error=f"{type(error).__name__}: {error}",
+                encord_requests=requests,
+            )
+        raise
+    world.jobs.record_rows(chunk.job_id, outcomes, attempts=attempts, encord_requests=requests)
+    imported = sum(1 for outcome in outcomes if outcome.status is RowStatus.IMPORTED)
+    metrics.add_metric(name=ROWS_IMPORTED, unit=MetricUnit.Count, value=imported)
+    metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes) - imported)
+    metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
 
 
 def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | None:
@@ -175,7 +257,7 @@ def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | 
         return None
     status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
     finished = replace(job, status=status, finished_at=int(time.time()))
-    reports.write_final(finished, failed_rows=jobs.failed_rows(job_id))
+    reports.write_final(finished, failed_rows=jobs.rows(job_id, RowStatus.FAILED))
     if not jobs.transition(job_id, status):
         return None
     reports.tag_source(finished)

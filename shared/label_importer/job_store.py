@@ -1,10 +1,12 @@
 """Jobs and per-row outcomes in DynamoDB: the record of what happened, and the guard against doing it twice.
 
-One table, two item kinds under the job's partition:
+One table, two item kinds under the job's partition (and data-unit leases, see leases.py):
   pk = JOB#<job id>, sk = JOB            the job: status, options, totals and atomic counters
-  pk = JOB#<job id>, sk = ROW#<hash>     one label row's outcome (IMPORTED / FAILED with a reason)
-A row item is written once, in the same transaction that bumps the job's counters, so a redelivered
-chunk can neither lose a row nor count it twice.
+  pk = JOB#<job id>, sk = ROW#<hash>     one label row: RETRYING (attempts, last error) until its outcome,
+                                         IMPORTED or FAILED with a reason, is written
+An outcome is written once, in the same transaction that bumps the job's counters, so a redelivered chunk
+can neither lose a row nor count it twice. Every item carries `expires_at`, which the table's TTL uses to
+delete old jobs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ _IN_FLIGHT = [JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.IMPORTING]
 class RowStatus(StrEnum):
     IMPORTED = "IMPORTED"
     FAILED = "FAILED"
+    RETRYING = "RETRYING"
+    """Not finished: Encord failed transiently and the chunk went back to the queue."""
+
+
+FINISHED_ROW = (RowStatus.IMPORTED, RowStatus.FAILED)
+DEFAULT_TTL_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class RowOutcome:
     lines: list[int]
     reason: str | None = None
     labels_added: int = 0
+    attempts: int = 0
+    """Import attempts over all deliveries; known once read back from the store."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class Job:
     rows_failed: int = 0
     rows_skipped: int = 0
     labels_added: int = 0
+    encord_requests: int = 0
     finished_at: int | None = None
 
     @property
@@ -104,14 +115,18 @@ class JobStore:
     _TRANSACTION_ROWS = 99
     """DynamoDB allows 100 items per transaction; one slot is the job's counter update."""
 
-    def __init__(self, table_name: str, resource: Any | None = None) -> None:
+    def __init__(self, table_name: str, *, ttl_days: int = DEFAULT_TTL_DAYS, resource: Any | None = None) -> None:
         self._resource = resource or boto3.resource("dynamodb")
         self._table = self._resource.Table(table_name)
         self._table_name = table_name
+        self._ttl_seconds = ttl_days * 86_400
+
+    def _expires_at(self, now: int) -> int:
+        return now + self._ttl_seconds
 
     def create(self, job: Job) -> Job | None:
         """Create the job; return the existing job instead if this S3 object version already has one."""
-        item = {**_job_key(job.job_id), **asdict(job)}
+        item = {**_job_key(job.job_id), **asdict(job), "expires_at": self._expires_at(job.created_at)}
         try:
             self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
         except ClientError as error:
@@ -171,53 +186,46 @@ class JobStore:
             request: dict[str, Any] = {
                 self._table_name: {
                     "Keys": [_row_key(job_id, data_hash) for data_hash in batch],
-                    "ProjectionExpression": "sk",
+                    "ProjectionExpression": "sk, #status",
+                    "ExpressionAttributeNames": {"#status": "status"},
                     "ConsistentRead": True,
                 }
             }
             while request:
                 response = self._resource.batch_get_item(RequestItems=request)
-                done.update(item["sk"].removeprefix("ROW#") for item in response["Responses"][self._table_name])
+                done.update(
+                    item["sk"].removeprefix("ROW#")
+                    for item in response["Responses"][self._table_name]
+                    if item["status"] in FINISHED_ROW
+                )
                 request = response.get("UnprocessedKeys") or {}
         return done
 
-    def record_rows(self, job_id: str, outcomes: list[RowOutcome]) -> None:
+    def record_rows(self, job_id: str, outcomes: list[RowOutcome], *, attempts: int, encord_requests: int) -> None:
         """Write row outcomes and bump the job's counters in the same transactions (all or nothing each).
 
         A row that already has an outcome cancels the transaction: another delivery of the same chunk
         recorded it first, and this delivery must be retried (it will then skip that row), not counted.
+        `attempts` (import attempts this delivery made) adds to those of earlier deliveries.
         """
         now = int(time.time())
-        for batch in _chunks(outcomes, self._TRANSACTION_ROWS):
+        for number, batch in enumerate(_chunks(outcomes, self._TRANSACTION_ROWS)):
             imported = sum(1 for outcome in batch if outcome.status is RowStatus.IMPORTED)
             items: list[dict[str, Any]] = [
-                {
-                    "Put": {
-                        "TableName": self._table_name,
-                        "Item": {
-                            **_row_key(job_id, outcome.data_hash),
-                            "status": str(outcome.status),
-                            "lines": outcome.lines,
-                            "labels_added": outcome.labels_added,
-                            "recorded_at": now,
-                            **({"reason": outcome.reason} if outcome.reason else {}),
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for outcome in batch
+                {"Update": self._row_update(job_id, outcome, attempts, now)} for outcome in batch
             ]
             items.append(
                 {
                     "Update": {
                         "TableName": self._table_name,
                         "Key": _job_key(job_id),
-                        "UpdateExpression": "ADD rows_imported :i, rows_failed :f, labels_added :l "
-                        "SET updated_at = :now",
+                        "UpdateExpression": "ADD rows_imported :i, rows_failed :f, labels_added :l, "
+                        "encord_requests :r SET updated_at = :now",
                         "ExpressionAttributeValues": {
                             ":i": imported,
                             ":f": len(batch) - imported,
                             ":l": sum(outcome.labels_added for outcome in batch),
+                            ":r": encord_requests if number == 0 else 0,
                             ":now": now,
                         },
                     }
@@ -225,20 +233,83 @@ class JobStore:
             )
             self._resource.meta.client.transact_write_items(TransactItems=items)
 
-    def failed_rows(self, job_id: str) -> list[RowOutcome]:
+    def _row_update(self, job_id: str, outcome: RowOutcome, attempts: int, now: int) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            ":s": str(outcome.status),
+            ":lines": outcome.lines,
+            ":added": outcome.labels_added,
+            ":n": attempts,
+            ":now": now,
+            ":exp": self._expires_at(now),
+            ":retrying": str(RowStatus.RETRYING),
+        }
+        expression = (
+            "SET #status = :s, #lines = :lines, labels_added = :added, recorded_at = :now, updated_at = :now, "
+            "first_attempt_at = if_not_exists(first_attempt_at, :now), expires_at = :exp"
+        )
+        if outcome.reason:
+            expression += ", reason = :reason"
+            values[":reason"] = outcome.reason
+        return {
+            "TableName": self._table_name,
+            "Key": _row_key(job_id, outcome.data_hash),
+            "UpdateExpression": expression + " ADD attempts :n",
+            "ConditionExpression": "attribute_not_exists(pk) OR #status = :retrying",
+            "ExpressionAttributeNames": {"#status": "status", "#lines": "lines"},
+            "ExpressionAttributeValues": values,
+        }
+
+    def note_retry(
+        self, job_id: str, lines_by_hash: dict[str, list[int]], *, attempts: int, error: str, encord_requests: int
+    ) -> None:
+        """Mark rows RETRYING with the error that stopped this delivery, so `status` can say why they wait.
+
+        A row another delivery finished meanwhile keeps its outcome.
+        """
+        now = int(time.time())
+        self._table.update_item(
+            Key=_job_key(job_id),
+            UpdateExpression="ADD encord_requests :r SET updated_at = :now",
+            ExpressionAttributeValues={":r": encord_requests, ":now": now},
+        )
+        for data_hash, lines in lines_by_hash.items():
+            try:
+                self._table.update_item(
+                    Key=_row_key(job_id, data_hash),
+                    UpdateExpression="SET #status = :retrying, #lines = :lines, last_error = :e, updated_at = :now, "
+                    "first_attempt_at = if_not_exists(first_attempt_at, :now), expires_at = :exp ADD attempts :n",
+                    ConditionExpression="attribute_not_exists(pk) OR #status = :retrying",
+                    ExpressionAttributeNames={"#status": "status", "#lines": "lines"},
+                    ExpressionAttributeValues={
+                        ":lines": lines,
+                        ":retrying": str(RowStatus.RETRYING),
+                        ":e": error,
+                        ":now": now,
+                        ":exp": self._expires_at(now),
+                        ":n": attempts,
+                    },
+                )
+            except ClientError as failure:
+                if failure.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def rows(self, job_id: str, status: RowStatus) -> list[RowOutcome]:
+        """The job's rows in `status`, in file order; a RETRYING row's reason is the error it last met."""
         rows = []
         query: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(f"JOB#{job_id}") & Key("sk").begins_with("ROW#"),
-            "FilterExpression": Attr("status").eq(str(RowStatus.FAILED)),
+            "FilterExpression": Attr("status").eq(str(status)),
         }
         while True:
             page = self._table.query(**query)
             rows.extend(
                 RowOutcome(
                     data_hash=item["sk"].removeprefix("ROW#"),
-                    status=RowStatus.FAILED,
+                    status=status,
                     lines=[int(line) for line in item["lines"]],
-                    reason=item.get("reason"),
+                    reason=item.get("reason") or item.get("last_error"),
+                    labels_added=int(item.get("labels_added", 0)),
+                    attempts=int(item.get("attempts", 0)),
                 )
                 for item in page["Items"]
             )

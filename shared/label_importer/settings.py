@@ -11,6 +11,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from label_importer.job_store import DEFAULT_TTL_DAYS
 from label_importer.validation import Limits
 
 ENCORD_PUBLIC_API = "https://api.encord.com"
@@ -33,8 +34,13 @@ class Settings(BaseModel):
     max_reported_errors: int = Field(default=1000, ge=1)
     encord_timeout_seconds: int = Field(default=30, ge=1)
     """The SDK waits 180 s by default; one hung request must not eat a whole invocation."""
-    encord_max_retries: int = Field(default=3, ge=0, le=10)
-    """The SDK's own retries of throttled / 5xx requests (backoff 0, 3, 6 s); SQS redelivery follows."""
+    retry_backoff_seconds: float = Field(default=1.0, gt=0)
+    """Scale of the jittered exponential backoff between attempts (retries.py)."""
+    lease_seconds: int = Field(default=360, ge=1)
+    """How long a data-unit lease lasts: longer than the import function's timeout (300 s in template.yaml),
+    so no live consumer loses its lease, and short enough that a crashed one blocks others only briefly."""
+    record_ttl_days: int = Field(default=DEFAULT_TTL_DAYS, ge=1)
+    """Jobs and row records are deleted by DynamoDB's TTL this long after they were last written."""
     max_file_bytes: int = Field(default=Limits.max_file_bytes, ge=1)
     max_line_bytes: int = Field(default=Limits.max_line_bytes, ge=1024)
     max_records: int = Field(default=Limits.max_records, ge=1)
@@ -42,6 +48,11 @@ class Settings(BaseModel):
     max_polygon_points: int = Field(default=Limits.max_polygon_points, ge=3)
     max_bitmask_pixels: int = Field(default=Limits.max_bitmask_pixels, ge=1)
     max_answer_depth: int = Field(default=Limits.max_answer_depth, ge=1)
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one import attempt can take: list, initialise and save, each up to the timeout."""
+        return 3.0 * self.encord_timeout_seconds
 
     @property
     def limits(self) -> Limits:

@@ -61,7 +61,7 @@ class Collaborators:
         return cls(
             s3=s3,
             sqs=boto3.client("sqs"),
-            jobs=JobStore(settings.jobs_table_name),
+            jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
         )

@@ -23,6 +23,8 @@ from cfnlint.decode import cfn_yaml
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
 
+from label_importer.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
@@ -222,6 +224,10 @@ def test_the_queue_feeds_the_importer_with_partial_failures_and_bounded_concurre
     queue = transformed["Resources"]["ImportQueue"]["Properties"]
     importer = transformed["Resources"][IMPORTER]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * importer["Timeout"]
+    # A data-unit lease outlives any invocation that holds it, and has expired before the message of a
+    # consumer that died holding it is delivered again.
+    lease_seconds = Settings.model_fields["lease_seconds"].default
+    assert importer["Timeout"] < lease_seconds < queue["VisibilityTimeout"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ImportDeadLetterQueue", "Arn"]}
     assert queue["MaximumMessageSize"] == 1024 * 1024
@@ -489,8 +495,8 @@ def test_the_importer_may_do_exactly_its_job(template: dict[str, Any]) -> None:
         "dynamodb:batchgetitem": table,
         "dynamodb:putitem": table,
         "dynamodb:updateitem": table,
+        "dynamodb:deleteitem": table,
         "dynamodb:query": table,
-        "dynamodb:conditioncheckitem": table,
         "secretsmanager:getsecretvalue": {"${EncordSshKeySecretArn}"},
     }
 
@@ -567,6 +573,9 @@ def test_the_dashboard_shows_every_custom_metric_the_code_emits(template: dict[s
         "JobsCompleted",
         "ValidationErrors",
         "EncordRequestLatency",
+        "EncordThrottles",
+        "EncordRetries",
+        "LeaseWaits",
     }
     assert emitted <= set(custom)
     assert all((NAMESPACE, metric, service) in shown for metric in custom)
