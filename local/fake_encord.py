@@ -286,14 +286,15 @@ class _Slot:
     data_link: str | None  # a DICOM series has none
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Fault:
-    """An injected answer for one request: an HTTP error, or a connection closed without one."""
+    """An injected answer for one request: an HTTP error, a connection closed without one, or a late answer."""
 
-    status: int | None  # None: drop the connection
+    status: int | None = None  # answer with this HTTP error and change nothing
     retry_after: int | None = None
-    # Drops only: handle the request first, so the change is made and only the answer is lost.
-    after_commit: bool = False
+    drop: bool = False  # close the connection without an answer
+    after_commit: bool = False  # drops only: handle the request first, so only the answer is lost
+    delay: float = 0.0  # handle the request, then answer this many seconds late
 
 
 @dataclass
@@ -794,6 +795,7 @@ class FakeEncordServer:
         self._units: dict[str, _DataUnit] = {}
         self._by_label_hash: dict[str, _DataUnit] = {}
         self._faults: dict[str, collections.deque[_Fault]] = collections.defaultdict(collections.deque)
+        self._refused: set[str] = set()
         self._http: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -844,6 +846,7 @@ class FakeEncordServer:
             self._units.clear()
             self._by_label_hash.clear()
             self._faults.clear()
+            self._refused.clear()
             self.request_counts.clear()
             self.latency = self._initial_latency
 
@@ -915,7 +918,18 @@ class FakeEncordServer:
         By default nothing changes, as if the request never arrived. With `after_commit` the request is handled
         first and only the answer is lost: the ambiguous failure a client cannot tell apart from the other.
         """
-        self._inject(kind, times, _Fault(None, after_commit=after_commit))
+        self._inject(kind, times, _Fault(drop=True, after_commit=after_commit))
+
+    def slow_next(self, kind: str, *, seconds: float, times: int = 1) -> None:
+        """Handle the next `times` requests of `kind`, then answer `seconds` late: past a client's timeout, the
+        change is made but the client sees a timeout."""
+        self._inject(kind, times, _Fault(delay=seconds))
+
+    def refuse_saves(self, data_hash: str) -> None:
+        """Reject (HTTP 400) every save that includes this data unit's label row, as the service rejects a row
+        it finds invalid: the whole bundled save fails and stores nothing."""
+        with self._lock:
+            self._refused.add(data_hash)
 
     def _inject(self, kind: str, times: int, fault: _Fault) -> None:
         if kind not in KINDS:
@@ -936,7 +950,7 @@ class FakeEncordServer:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
             _reply(handler, fault.status, _error_body(error), headers)
             return
-        if fault is not None and not fault.after_commit:
+        if fault is not None and fault.drop and not fault.after_commit:
             handler.close_connection = True
             return
         try:
@@ -949,9 +963,11 @@ class FakeEncordServer:
             log.exception("fake Encord failed on %s", request.kind)
             failure = _ApiError(500, f"fake Encord crashed: {type(error).__name__}: {error}", "FAKE_ENCORD_BUG")
             status, body = 500, _error_body(failure)
-        if fault is not None:  # dropped after the change was made
+        if fault is not None and fault.drop:  # dropped after the change was made
             handler.close_connection = True
             return
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
         _reply(handler, status, body)
 
     def _handle(self, request: _Request) -> Any:
@@ -1162,6 +1178,8 @@ class FakeEncordServer:
             raise _ApiError(400, f"payload.labels must be a list of {len(label_hashes)} label rows, one per uid")
         units = self._stored(label_hashes)
         for position, (unit, row) in enumerate(zip(units, rows, strict=True)):
+            if unit.data_hash in self._refused:
+                raise _ApiError(400, f"invalid label row {position} ({unit.label_hash}, {unit.title!r}): refused")
             try:
                 _validate_label_row(row, unit, self._index)
                 self._sdk_reads(row, unit)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,12 +24,16 @@ EVENTS_DIR = REPO_ROOT / "events"
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def load_handler(function_dir: str, handler: str = "app.handler") -> Handler:
+def load_handler(function_dir: str, handler: str = "app.handler", *, container: int = 0) -> Handler:
     """Import `functions/<function_dir>/<module>.py` as Lambda does with its CodeUri, under a unique name
-    (both functions' modules are called `app`), and return the handler callable."""
+    (both functions' modules are called `app`), and return the handler callable.
+
+    Each `container` gets its own copy of the module, hence its own warm state (clients, caches), as
+    concurrent Lambda containers do.
+    """
     module_name, attribute = handler.rsplit(".", 1)
     path = REPO_ROOT / "functions" / function_dir / f"{module_name}.py"
-    qualified = f"lambda_{function_dir}_{module_name}"
+    qualified = f"lambda_{function_dir}_{module_name}_{container}"
     if qualified not in sys.modules:
         spec = importlib.util.spec_from_file_location(qualified, path)
         assert spec is not None and spec.loader is not None, path
@@ -88,45 +93,113 @@ def drain_queue(
     *,
     batch_size: int = 5,
     max_batches: int = 10_000,
-    function_name: str = "ImportLabelsFunction",
+    timeout_seconds: float = 300.0,
 ) -> DrainStats:
     """Deliver queued chunks to `handler` until the queue is empty, as the SQS event source mapping would.
 
     Messages the handler reports in `batchItemFailures`, or all of the batch when the invocation raises,
     are made visible again at once (the real queue waits out the visibility timeout) and go to the
-    dead-letter queue after maxReceiveCount deliveries.
+    dead-letter queue after maxReceiveCount deliveries. Each invocation gets `timeout_seconds`.
     """
+    return drain_concurrently(
+        stack, [handler], batch_size=batch_size, max_batches=max_batches, timeout_seconds=timeout_seconds
+    )
+
+
+def drain_concurrently(
+    stack: LocalStack,
+    handlers: list[Handler],
+    *,
+    batch_size: int = 5,
+    max_batches: int = 10_000,
+    timeout_seconds: float = 300.0,
+) -> DrainStats:
+    """`drain_queue` with one consumer thread per handler (load each with its own `container`), polling at
+    once as concurrent invocations do. Returns when the queue is empty and no consumer holds a batch."""
     sqs = stack.client("sqs")
     queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     stats = DrainStats()
-    while stats.batches < max_batches:
-        received = sqs.receive_message(
-            QueueUrl=stack.queue_url,
-            MaxNumberOfMessages=batch_size,
-            AttributeNames=["All"],
-            WaitTimeSeconds=0,
-        ).get("Messages", [])
-        if not received:
-            return stats
-        event = {"Records": [_sqs_record(message, queue_arn) for message in received]}
-        try:
-            response = handler(event, LambdaContext(function_name))
-            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        except Exception:  # an invocation error fails the whole batch, as Lambda does
-            failed = {message["MessageId"] for message in received}
-        for message in received:
-            if message["MessageId"] in failed:
-                sqs.change_message_visibility(
-                    QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
-                sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        stats.batches += 1
-        stats.messages += len(received)
-        stats.failures += len(failed)
-    raise RuntimeError(f"the queue was not empty after {max_batches} batches")
+    lock = threading.Lock()
+    busy = [0]
+    errors: list[BaseException] = []
+
+    def consume(handler: Handler) -> None:
+        client = stack.client("sqs")
+        while True:
+            with lock:
+                if stats.batches >= max_batches or errors:
+                    return
+                busy[0] += 1
+            try:
+                delivered = _deliver_batch(client, stack.queue_url, queue_arn, handler, batch_size, timeout_seconds)
+            except BaseException as error:  # a harness failure: stop everyone and re-raise below
+                with lock:
+                    errors.append(error)
+                    busy[0] -= 1
+                return
+            with lock:
+                busy[0] -= 1
+                if delivered is not None:
+                    stats.batches += 1
+                    stats.messages += delivered[0]
+                    stats.failures += delivered[1]
+                    continue
+                if busy[0] == 0:
+                    return
+            # The queue is empty for now, but a busy consumer may still hand messages back. Real consumers
+            # long-poll; here every poll is a request to the one-at-a-time moto server, so poll sparingly.
+            time.sleep(0.5)
+
+    threads = [threading.Thread(target=consume, args=(handler,)) for handler in handlers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    if stats.batches >= max_batches:
+        raise RuntimeError(f"the queue was not empty after {max_batches} batches")
+    return stats
+
+
+def _deliver_batch(
+    sqs: Any, queue_url: str, queue_arn: str, handler: Handler, batch_size: int, timeout_seconds: float
+) -> tuple[int, int] | None:
+    """Receive one batch, invoke the handler, settle each message; (messages, failures), or None if none."""
+    received = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"], WaitTimeSeconds=0
+    ).get("Messages", [])
+    if not received:
+        return None
+    event = {"Records": [_sqs_record(message, queue_arn) for message in received]}
+    try:
+        response = handler(event, LambdaContext("ImportLabelsFunction", timeout_seconds=timeout_seconds))
+        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+    except Exception:  # an invocation error fails the whole batch, as Lambda does
+        failed = {message["MessageId"] for message in received}
+    for message in received:
+        if message["MessageId"] in failed:
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        else:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return len(received), len(failed)
+
+
+def duplicate_queued_messages(stack: LocalStack) -> int:
+    """Send every queued message a second time, as SQS's at-least-once delivery may; returns how many."""
+    sqs = stack.client("sqs")
+    bodies: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    for body in bodies + bodies:
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body)
+    return len(bodies)
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from local.lambda_runtime import (
     DrainStats,
     Handler,
     LambdaContext,
+    drain_concurrently,
     drain_queue,
     load_handler,
     s3_object_created_event,
@@ -43,8 +44,13 @@ class Pipeline:
         """Upload and run the validator on the S3 event; return the job id."""
         return self.validate_event(self.upload(key, body))
 
-    def drain(self) -> DrainStats:
-        return drain_queue(self.stack, self.import_labels)
+    def drain(self, *, consumers: int = 1, timeout_seconds: float = 300.0) -> DrainStats:
+        """Run the import function on queued chunks until none is left, with `consumers` concurrent
+        containers (threads), each invocation given `timeout_seconds`."""
+        if consumers == 1:
+            return drain_queue(self.stack, self.import_labels, timeout_seconds=timeout_seconds)
+        handlers = [load_handler("import_labels", container=i) for i in range(1, consumers + 1)]
+        return drain_concurrently(self.stack, handlers, timeout_seconds=timeout_seconds)
 
     def run(self, key: str, body: bytes) -> Job:
         job_id = self.drop(key, body)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 import boto3
 from encord import Project
 from encord.objects import LabelRowV2
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from local.fake_encord import FakeEncordServer, encord_client
 from local.keys import generate_ssh_private_key
@@ -38,6 +42,30 @@ POWERTOOLS_ENVIRONMENT = {
 }
 """As template.yaml sets them. Powertools reads them when `label_importer.observability` is first imported,
 so a process must set them before importing any handler code."""
+
+
+class _AtomicMotoServer(ThreadedMotoServer):
+    """moto's server, answering one request at a time.
+
+    Every AWS API call is atomic in AWS; moto's are not when requests arrive on several threads (a cancelled
+    DynamoDB transaction restores the whole table from a copy taken before it, undoing what other requests
+    wrote meanwhile). Tests with concurrent consumers would then see races AWS never has, so each request
+    runs alone. This replaces ThreadedMotoServer._server_entry with the same server around a locked app.
+    """
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server(
+            self._ip_address, self._port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 def _free_port() -> int:
@@ -170,7 +198,7 @@ def local_stack(*, encord_latency: float = 0.0) -> Iterator[LocalStack]:
     """
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request drowns everything
     port = _free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto = _AtomicMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
     moto_url = f"http://127.0.0.1:{port}"
     saved = dict(os.environ)

@@ -152,11 +152,14 @@ class Collaborators:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Collaborators:
-        s3 = boto3.client("s3")
+        # A session of its own: boto3's default session is not thread-safe, and local runs drive several
+        # containers from threads of one process.
+        session = boto3.session.Session()
+        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
         return cls(
             s3=s3,
-            jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days),
-            leases=DataUnitLeases(settings.jobs_table_name, settings.lease_seconds),
+            jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days, resource=dynamodb),
+            leases=DataUnitLeases(settings.jobs_table_name, settings.lease_seconds, resource=dynamodb),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
             bundle_size=settings.bundle_size,
@@ -197,6 +200,13 @@ def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline) -> None
             metrics.add_metric(name=LEASE_WAITS, unit=MetricUnit.Count, value=1)
             pause = random.uniform(0.5, 1.0) * min(2.0**waits, 10.0) * world.retry_policy.backoff_seconds
             if deadline.remaining() - pause < world.retry_policy.attempt_seconds:
+                world.jobs.note_retry(
+                    chunk.job_id,
+                    {row.data_hash: row.lines for row in remaining},
+                    attempts=0,
+                    error="another import holds this data unit's lease; waiting for it to finish",
+                    encord_requests=0,
+                )
                 raise DataUnitsBusy(f"{len(remaining)} data units stayed leased by other imports; retrying later")
             world.retry_policy.sleep(pause)
     finish_if_done(chunk.job_id, world.jobs, world.reports)

@@ -13,24 +13,38 @@ that died holding one delays the others by that much at most and never blocks th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-_TRANSACTION_ITEMS = 100
 _CLEAN_UP_AFTER_SECONDS = 86_400
+_PARALLEL_WRITES = 16
+"""Leases are single-item conditional writes, sent in parallel (boto3 clients are thread-safe): a chunk's
+100 take about as long as a few round trips, and one data unit being taken never holds up the others, as it
+would in an all-or-nothing transaction."""
 
 
 def _key(data_hash: str) -> dict[str, str]:
     return {"pk": f"LEASE#{data_hash}", "sk": "LEASE"}
 
 
+def _conditional(write: Any, **request: Any) -> bool:
+    """Whether a conditional write was made; False when its condition did not hold."""
+    try:
+        write(**request)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 class DataUnitLeases:
     def __init__(self, table_name: str, lease_seconds: int, resource: Any | None = None) -> None:
-        self._client = (resource or boto3.resource("dynamodb")).meta.client
-        self._table_name = table_name
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
         self._lease_ms = lease_seconds * 1000
 
     def acquire(self, data_hashes: Iterable[str], holder: str) -> set[str]:
@@ -38,60 +52,38 @@ class DataUnitLeases:
         now_ms = int(time.time() * 1000)
         until_ms = now_ms + self._lease_ms
 
-        def put(data_hash: str) -> dict[str, Any]:
-            return {
-                "Put": {
-                    "TableName": self._table_name,
-                    "Item": {
-                        **_key(data_hash),
-                        "holder": holder,
-                        "lease_until": until_ms,
-                        "expires_at": until_ms // 1000 + _CLEAN_UP_AFTER_SECONDS,
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk) OR lease_until < :now OR holder = :me",
-                    "ExpressionAttributeValues": {":now": now_ms, ":me": holder},
-                }
-            }
+        def take(data_hash: str) -> bool:
+            return _conditional(
+                self._table.put_item,
+                Item={
+                    **_key(data_hash),
+                    "holder": holder,
+                    "lease_until": until_ms,
+                    "expires_at": until_ms // 1000 + _CLEAN_UP_AFTER_SECONDS,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR holder = :me",
+                ExpressionAttributeValues={":now": now_ms, ":me": holder},
+            )
 
-        return self._each(data_hashes, put)
+        return self._each(data_hashes, take)
 
     def release(self, data_hashes: Iterable[str], holder: str) -> None:
         """Give the leases back; one that expired and went to another holder meanwhile is left alone."""
 
-        def delete(data_hash: str) -> dict[str, Any]:
-            return {
-                "Delete": {
-                    "TableName": self._table_name,
-                    "Key": _key(data_hash),
-                    "ConditionExpression": "holder = :me",
-                    "ExpressionAttributeValues": {":me": holder},
-                }
-            }
+        def give_back(data_hash: str) -> bool:
+            return _conditional(
+                self._table.delete_item,
+                Key=_key(data_hash),
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": holder},
+            )
 
-        self._each(data_hashes, delete)
+        self._each(data_hashes, give_back)
 
-    def _each(self, data_hashes: Iterable[str], operation: Callable[[str], dict[str, Any]]) -> set[str]:
-        """Apply `operation` to every data unit whose condition holds, one transaction per 100 when none fails.
-
-        A transaction is all or nothing, so the data units whose condition failed (or that another transaction
-        was writing at that moment) are dropped and the rest tried again: the common case stays one round trip.
-        """
-        done: set[str] = set()
-        pending = list(dict.fromkeys(data_hashes))
-        for start in range(0, len(pending), _TRANSACTION_ITEMS):
-            candidates = pending[start : start + _TRANSACTION_ITEMS]
-            while candidates:
-                try:
-                    self._client.transact_write_items(TransactItems=[operation(h) for h in candidates])
-                except ClientError as error:
-                    if error.response["Error"]["Code"] != "TransactionCanceledException":
-                        raise
-                    reasons = error.response.get("CancellationReasons") or []
-                    refused = {h for h, reason in zip(candidates, reasons, strict=False) if reason["Code"] != "None"}
-                    if not refused:
-                        raise
-                    candidates = [h for h in candidates if h not in refused]
-                    continue
-                done.update(candidates)
-                break
-        return done
+    @staticmethod
+    def _each(data_hashes: Iterable[str], write: Any) -> set[str]:
+        unique = list(dict.fromkeys(data_hashes))
+        if not unique:
+            return set()
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(unique))) as pool:
+            return {data_hash for data_hash, done in zip(unique, pool.map(write, unique), strict=True) if done}

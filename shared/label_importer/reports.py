@@ -62,6 +62,7 @@ class ReportWriter:
                 "skipped": job.rows_skipped,
             },
             "labels_added": job.labels_added,
+            "encord_requests": job.encord_requests,
             "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
             "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
             "failed_rows": [

@@ -57,11 +57,14 @@ class Collaborators:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Collaborators:
-        s3 = boto3.client("s3")
+        session = boto3.session.Session()  # see import_chunk.Collaborators
+        s3 = session.client("s3")
         return cls(
             s3=s3,
-            sqs=boto3.client("sqs"),
-            jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days),
+            sqs=session.client("sqs"),
+            jobs=JobStore(
+                settings.jobs_table_name, ttl_days=settings.record_ttl_days, resource=session.resource("dynamodb")
+            ),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
         )

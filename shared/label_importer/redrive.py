@@ -1,0 +1,28 @@
+"""Replay chunks from the dead-letter queue once whatever kept failing them is fixed.
+
+Safe by construction: an import skips rows its job already recorded and adds no label twice, so a message
+sent again (say, the move stopped between sending and deleting) costs a listing, nothing more. On AWS,
+`aws sqs start-message-move-task` does the same move server-side; this one also runs against moto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def redrive(sqs: Any, dead_letter_queue_url: str, queue_url: str) -> int:
+    """Move every message from the dead-letter queue back to the import queue; return how many moved."""
+    moved = 0
+    while messages := sqs.receive_message(
+        QueueUrl=dead_letter_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+    ).get("Messages", []):
+        entries = [{"Id": str(i), "MessageBody": message["Body"]} for i, message in enumerate(messages)]
+        sent = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if sent.get("Failed"):
+            raise RuntimeError(f"could not send {len(sent['Failed'])} messages back: {sent['Failed'][0]}")
+        sqs.delete_message_batch(
+            QueueUrl=dead_letter_queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+        moved += len(messages)
+    return moved
