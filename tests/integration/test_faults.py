@@ -235,8 +235,11 @@ def test_a_lease_left_by_a_dead_consumer_is_waited_for_then_taken(pipeline: Pipe
     assert_exactly_once(pipeline, job_id, hashes)
 
 
-def test_a_chunk_blocked_past_max_receive_count_waits_in_the_dlq_and_redrive_finishes_it(pipeline: Pipeline) -> None:
-    from label_importer.redrive import redrive
+def test_a_chunk_blocked_past_max_receive_count_waits_in_the_dlq_and_redrive_finishes_it(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operated as a user would: `status` says which row waits and why, `redrive` replays the dead chunk."""
+    from label_importer.__main__ import main
 
     titles, hashes = images(pipeline, 10, "dead")
     job_id = pipeline.drop("incoming/dead.jsonl", jsonl(image_records(titles)))
@@ -246,12 +249,21 @@ def test_a_chunk_blocked_past_max_receive_count_waits_in_the_dlq_and_redrive_fin
     stats = pipeline.drain(timeout_seconds=10)  # too short to wait: every delivery hands the message back
 
     assert stats.failures == 5  # maxReceiveCount, then SQS moves it to the dead-letter queue
-    job = pipeline.job(job_id)
-    assert (job.status, job.rows_imported) == (JobStatus.IMPORTING, 9)
+    capsys.readouterr()  # the handlers' own log lines
+    assert main(["status", job_id, "--table", TABLE]) == 0
+    shown = capsys.readouterr().out
+    assert f"job {job_id}: IMPORTING" in shown
+    assert "rows: 9/10 done (9 imported, 0 failed), 0 skipped as invalid, 1 waiting to be retried" in shown
+    assert f"line 1  {hashes[0]}  attempts 0: another import holds this data unit's lease" in shown
     leases.release(hashes[:1], holder="stuck")
 
-    sqs = pipeline.stack.client("sqs")
-    assert redrive(sqs, pipeline.stack.dead_letter_queue_url, pipeline.stack.queue_url) == 1
+    queues = ["--dead-letter-queue-url", pipeline.stack.dead_letter_queue_url, "--queue-url", pipeline.stack.queue_url]
+    assert main(["redrive", *queues]) == 0
+    assert capsys.readouterr().out == "moved 1 chunk messages back to the import queue\n"
     pipeline.drain()
 
     assert_exactly_once(pipeline, job_id, hashes)
+    capsys.readouterr()
+    assert main(["status", job_id, "--table", TABLE, "--json"]) == 0
+    status = orjson.loads(capsys.readouterr().out)
+    assert (status["job"]["status"], status["failed_rows"], status["waiting_rows"]) == ("COMPLETED", [], [])

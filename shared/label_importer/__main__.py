@@ -1,0 +1,95 @@
+"""Operate imports from a shell: `python -m label_importer status JOB_ID` and `... redrive`.
+
+Runs wherever boto3 finds credentials (a laptop against the deployed stack, or the local stack); the table
+and queue URLs are the stack's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import boto3
+import orjson
+
+from label_importer.job_store import JobStore, RowOutcome, RowStatus
+from label_importer.redrive import redrive
+
+_ROWS_SHOWN = 20
+
+
+def _status(args: argparse.Namespace) -> int:
+    jobs = JobStore(args.table)
+    job = jobs.get(args.job_id)
+    if job is None:
+        print(f"no job {args.job_id} in table {args.table}", file=sys.stderr)
+        return 1
+    failed, waiting = jobs.rows(job.job_id, RowStatus.FAILED), jobs.rows(job.job_id, RowStatus.RETRYING)
+    if args.json:
+        document = {
+            "job": asdict(job),
+            "failed_rows": [asdict(row) for row in failed],
+            "waiting_rows": [asdict(row) for row in waiting],
+        }
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    version = f" (version {job.version_id})" if job.version_id else ""
+    duration = f", {job.finished_at - job.created_at} s" if job.finished_at else ""
+    print(f"job {job.job_id}: {job.status}")
+    print(f"file: s3://{job.bucket}/{job.key}{version}, project {job.project_hash or '-'}, mode {job.mode or '-'}")
+    print(
+        f"rows: {job.rows_done}/{job.total_rows} done ({job.rows_imported} imported, {job.rows_failed} failed), "
+        f"{job.rows_skipped} skipped as invalid, {len(waiting)} waiting to be retried"
+    )
+    print(f"labels added: {job.labels_added}, Encord requests: {job.encord_requests}{duration}")
+    _print_rows("failed rows", failed)
+    _print_rows("rows waiting to be retried", waiting)
+    return 0
+
+
+def _print_rows(title: str, rows: list[RowOutcome]) -> None:
+    if not rows:
+        return
+    print(f"{title}:")
+    for row in rows[:_ROWS_SHOWN]:
+        lines = ",".join(map(str, row.lines))
+        print(f"  line {lines}  {row.data_hash}  attempts {row.attempts}: {row.reason}")
+    if len(rows) > _ROWS_SHOWN:
+        print(f"  ... and {len(rows) - _ROWS_SHOWN} more (--json lists them all)")
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    moved = redrive(boto3.client("sqs"), args.dead_letter_queue_url, args.queue_url)
+    print(f"moved {moved} chunk messages back to the import queue")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m label_importer", description=__doc__)
+    commands = parser.add_subparsers(required=True)
+
+    status = commands.add_parser("status", help="a job's state, progress, failed and waiting rows")
+    status.add_argument("job_id")
+    status.add_argument(
+        "--table",
+        default=os.environ.get("JOBS_TABLE_NAME"),
+        required="JOBS_TABLE_NAME" not in os.environ,
+        help="the jobs table (stack output JobsTableName; default: $JOBS_TABLE_NAME)",
+    )
+    status.add_argument("--json", action="store_true", help="print everything as JSON, for scripts")
+    status.set_defaults(run=_status)
+
+    move = commands.add_parser("redrive", help="move chunks from the dead-letter queue back to the import queue")
+    move.add_argument("--dead-letter-queue-url", required=True, help="stack output DeadLetterQueueUrl")
+    move.add_argument("--queue-url", required=True, help="stack output ImportQueueUrl")
+    move.set_defaults(run=_redrive)
+
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
