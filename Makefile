@@ -20,7 +20,7 @@ demo: setup
 
 ## Unit and integration tests (what CI runs).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: setup
 	$(BIN)/ruff check .

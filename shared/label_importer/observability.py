@@ -1,7 +1,7 @@
 """Logger, metrics and tracer shared by both functions, and the names of every metric the code emits.
 
-Metric names live here once; the dashboard in template.yaml shows exactly these (a test compares the
-dashboard with the EMF output of an integration run).
+Metric names live here once; the dashboard in template.yaml shows exactly these (tests/unit/test_template.py
+compares the two).
 """
 
 from __future__ import annotations

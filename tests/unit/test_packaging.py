@@ -32,3 +32,12 @@ def test_each_documented_example_is_the_sample_file_the_tests_import() -> None:
     shown = dict(re.findall(r"<!-- sample: (\S+) -->\n```json\n(.*?)```", doc, flags=re.DOTALL))
     samples = {path.name: path.read_text() for path in (ROOT / "samples" / "kinds").glob("*.jsonl")}
     assert shown == samples
+
+
+def test_every_test_the_readme_names_exists() -> None:
+    """The fault table points at tests by name; a renamed test must not leave it pointing at nothing."""
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", (ROOT / "README.md").read_text())
+    assert len(named) >= 14
+    for module, test in named:
+        source = (ROOT / "tests" / "integration" / module).read_text()
+        assert f"def {test}(" in source, f"{module}::{test}"
