@@ -90,6 +90,13 @@ def initialise(project: Project, rows: list[LabelRowV2]) -> None:
             row.initialise_labels(bundle=bundle)
 
 
+def read_back(server: FakeEncordServer, ssh_key: str, data_hash: str) -> LabelRowV2:
+    """The data unit's labels as a fresh reader sees them."""
+    [row] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[data_hash])
+    row.initialise_labels()
+    return row
+
+
 def stored_row(server: FakeEncordServer, data_hash: str) -> dict[str, Any]:
     stored = server.label_row(data_hash)
     assert stored is not None, f"no label row stored for {data_hash}"
@@ -322,8 +329,7 @@ def test_every_shape_and_nested_answer_round_trips_on_an_image(
     row.add_classification_instance(caption)
     row.save()
 
-    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[image])
-    fresh.initialise_labels()
+    fresh = read_back(server, ssh_key, image)
     read: dict[str, ObjectInstance] = {i.ontology_item.title: i for i in fresh.get_object_instances()}
     assert sorted(read) == ["Blueberry", "Branch", "Other type of fruit", "Strawberry", "Whale"]
     assert read["Whale"].get_answer(nested).title == "Pink"
@@ -361,8 +367,7 @@ def test_a_video_keeps_frames_ranges_and_dynamic_answers(
     row.add_classification_instance(whole_clip)
     row.save()
 
-    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[video])
-    fresh.initialise_labels()
+    fresh = read_back(server, ssh_key, video)
     [back] = fresh.get_object_instances()
     assert [back.get_annotation(frame).coordinates for frame in range(5)] == [near, near, near, far, far]
     [answer] = back.get_answer(position)
@@ -399,8 +404,7 @@ def test_an_image_group_stores_one_data_unit_per_image_with_its_own_size(
     listed.add_object_instance(cherry)
     listed.save()
 
-    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[group])
-    fresh.initialise_labels()
+    fresh = read_back(server, ssh_key, group)
     by_title = {i.ontology_item.title: i for i in fresh.get_object_instances()}
     assert [a.frame for a in by_title["Cherry"].get_annotations()] == [0, 2]
     [mask_back] = by_title["Blueberry"].get_annotations()
@@ -445,8 +449,7 @@ def test_an_image_sequence_is_a_video_with_one_frame_per_image(
     row.add_object_instance(cherry)
     row.save()
 
-    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[sequence])
-    fresh.initialise_labels()
+    fresh = read_back(server, ssh_key, sequence)
     [back] = fresh.get_object_instances()
     assert [(a.frame, a.coordinates) for a in back.get_annotations()] == [(1, box), (2, box), (3, box)]
 
@@ -464,8 +467,7 @@ def test_a_dicom_series_keys_labels_by_slice_without_a_data_link(
     row.add_object_instance(persimmon)
     row.save()
 
-    [fresh] = open_project(server, ssh_key).list_label_rows_v2(data_hashes=[series])
-    fresh.initialise_labels()
+    fresh = read_back(server, ssh_key, series)
     [back] = fresh.get_object_instances()
     assert [(a.frame, a.coordinates.to_dict()) for a in back.get_annotations()] == [
         (2, outline.to_dict()),
