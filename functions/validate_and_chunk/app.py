@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from label_importer.observability import logger, metrics, tracer
+from label_importer.retries import Deadline
 from label_importer.s3_objects import label_files
 from label_importer.settings import settings
 from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
@@ -21,9 +22,10 @@ def _world() -> Collaborators:
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     jobs = []
+    deadline = Deadline.in_seconds(context.get_remaining_time_in_millis() / 1000)
     for ref in label_files(event):
         logger.set_correlation_id(ref.job_id)
         logger.append_keys(bucket=ref.bucket, key=ref.key)
-        job = validate_and_chunk(ref, settings(), _world())
+        job = validate_and_chunk(ref, settings(), _world(), deadline)
         jobs.append({"job_id": job.job_id, "key": ref.key, "status": str(job.status)})
     return {"jobs": jobs}

@@ -16,6 +16,8 @@ from aws_lambda_powertools.utilities import parameters
 from encord import EncordUserClient, Project
 from encord.exceptions import (
     AnswerDictionaryError,
+    AuthenticationError,
+    AuthorisationError,
     CorruptedLabelError,
     EncordException,
     FeatureDoesNotExistError,
@@ -23,6 +25,7 @@ from encord.exceptions import (
     LabelRowError,
     OperationNotAllowed,
     PayloadTooLargeError,
+    ResourceNotFoundError,
 )
 from encord.http.constants import RequestsSettings
 
@@ -33,14 +36,17 @@ PROJECT_MAX_AGE_SECONDS = 300
 
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     AnswerDictionaryError,
+    AuthenticationError,
+    AuthorisationError,
     CorruptedLabelError,
     FeatureDoesNotExistError,
     InvalidArgumentsError,
     LabelRowError,
     OperationNotAllowed,
     PayloadTooLargeError,
+    ResourceNotFoundError,
 )
-"""Encord rejected the content itself: sending the same labels again cannot succeed."""
+"""Encord rejected the content, the key or the resource itself: sending the same request again cannot succeed."""
 
 
 def is_transient(error: Exception) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from encord import Project
-from encord.exceptions import LabelRowError, RateLimitExceededError
+from encord.exceptions import LabelRowError
 from encord.objects import LabelRowV2
 
 from label_importer.chunk_queue import load_chunk
@@ -37,8 +37,6 @@ from label_importer.messages import Chunk, ChunkRow
 from label_importer.observability import (
     CHUNKS_IMPORTED,
     ENCORD_REQUEST_LATENCY,
-    ENCORD_RETRIES,
-    ENCORD_THROTTLES,
     JOBS_COMPLETED,
     LEASE_WAITS,
     ROWS_FAILED,
@@ -232,13 +230,8 @@ def _import_leased(rows: list[ChunkRow], chunk: Chunk, world: Collaborators, dea
         finally:
             requests += importer.requests
 
-    def on_retry(error: BaseException) -> None:
-        throttled = isinstance(error, RateLimitExceededError)
-        metrics.add_metric(name=ENCORD_THROTTLES if throttled else ENCORD_RETRIES, unit=MetricUnit.Count, value=1)
-        logger.warning("transient Encord fault; retrying the chunk", extra={"error": str(error), "attempt": attempts})
-
     try:
-        outcomes = world.retry_policy.call(attempt, deadline, on_retry)
+        outcomes = world.retry_policy.call(attempt, deadline)
     except Exception as error:
         if is_transient(error):
             world.jobs.note_retry(

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from aws_lambda_powertools.metrics import MetricUnit
 from encord.exceptions import RateLimitExceededError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random, wait_random_exponential
 
 from label_importer.encord_gateway import is_transient
+from label_importer.observability import ENCORD_RETRIES, ENCORD_THROTTLES, logger, metrics
 
 T = TypeVar("T")
 
@@ -45,7 +47,7 @@ class RetryPolicy:
     max_backoff_seconds: float = 30.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
-    def call(self, attempt: Callable[[], T], deadline: Deadline, on_retry: Callable[[BaseException], None]) -> T:
+    def call(self, attempt: Callable[[], T], deadline: Deadline) -> T:
         """`attempt()`, retried on transient Encord faults; the last fault is raised when retrying stops."""
         backoff = wait_random_exponential(multiplier=self.backoff_seconds, max=self.max_backoff_seconds)
         jitter = wait_random(0, self.backoff_seconds)
@@ -61,8 +63,13 @@ class RetryPolicy:
             return state.attempt_number >= self.max_attempts or out_of_time
 
         def before_sleep(state: RetryCallState) -> None:
-            if state.outcome is not None and (error := state.outcome.exception()) is not None:
-                on_retry(error)
+            error = state.outcome.exception() if state.outcome else None
+            throttled = isinstance(error, RateLimitExceededError)
+            metrics.add_metric(name=ENCORD_THROTTLES if throttled else ENCORD_RETRIES, unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "transient Encord fault; retrying",
+                extra={"error": str(error), "attempt": state.attempt_number, "wait_seconds": state.upcoming_sleep},
+            )
 
         retrying = Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, Exception) and is_transient(error)),

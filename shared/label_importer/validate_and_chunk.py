@@ -40,6 +40,7 @@ from label_importer.observability import (
 from label_importer.ontology_resolver import OntologyResolver
 from label_importer.problems import ErrorCode, Problem
 from label_importer.reports import ReportWriter
+from label_importer.retries import Deadline, RetryPolicy
 from label_importer.s3_objects import LabelFileRef
 from label_importer.settings import Settings
 from label_importer.validation import FileIndex, Limits, Line, index_records, parse_header
@@ -54,6 +55,7 @@ class Collaborators:
     jobs: JobStore
     reports: ReportWriter
     open_project: Callable[[str], Project]
+    retry_policy: RetryPolicy
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Collaborators:
@@ -67,6 +69,7 @@ class Collaborators:
             ),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
+            retry_policy=RetryPolicy(attempt_seconds=settings.attempt_seconds),
         )
 
 
@@ -92,7 +95,7 @@ class _Validated:
     index: FileIndex
 
 
-def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators) -> Job:
+def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> Job:
     job = Job(
         job_id=ref.job_id,
         status=JobStatus.VALIDATING,
@@ -111,7 +114,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     # chunk sent twice is harmless because consumers skip rows the job has already recorded.
     job = existing or job
     try:
-        validated = _validate(ref, settings, world)
+        validated = _validate(ref, settings, world, deadline)
     except _Rejected as rejection:
         return _reject(job, rejection, world)
 
@@ -152,7 +155,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     return world.jobs.get(job.job_id) or job
 
 
-def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _Validated:
+def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> _Validated:
     limits = settings.limits
     if ref.size > limits.max_file_bytes:
         raise _whole_file(
@@ -161,7 +164,7 @@ def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _V
         )
     index = FileIndex(max_problems=settings.max_reported_errors)
     try:
-        return _validate_lines(_read(ref, world.s3, limits, index), ref, settings, world, index)
+        return _validate_lines(_read(ref, world.s3, limits, index), ref, settings, world, index, deadline)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise _whole_file(
             ErrorCode.INVALID_GZIP,
@@ -170,7 +173,12 @@ def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators) -> _V
 
 
 def _validate_lines(
-    lines: Iterator[Line], ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex
+    lines: Iterator[Line],
+    ref: LabelFileRef,
+    settings: Settings,
+    world: Collaborators,
+    index: FileIndex,
+    deadline: Deadline,
 ) -> _Validated:
     first = next(lines, None)
     header, header_problems = parse_header(first) if first else (None, [])
@@ -180,8 +188,7 @@ def _validate_lines(
     header_line = first[0] if header is not None and first is not None else None
     header = header or Header()
     project_hash = _project_hash(header, ref, settings)
-    project = _project(world, project_hash)
-    units = DataUnitIndex(DataUnit.from_label_row(row) for row in project.list_label_rows_v2(include_images_data=True))
+    project, units = _read_project(world, project_hash, deadline)
     index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
     if index.records == 0:
         raise _whole_file(ErrorCode.EMPTY_FILE, "the file has no label records")
@@ -232,9 +239,16 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings) -> str:
     return project_hash
 
 
-def _project(world: Collaborators, project_hash: str) -> Project:
+def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -> tuple[Project, DataUnitIndex]:
+    """The project with its ontology, and its data units listed once; transient faults are retried."""
+
+    def read() -> tuple[Project, DataUnitIndex]:
+        project = world.open_project(project_hash)
+        listed = project.list_label_rows_v2(include_images_data=True)
+        return project, DataUnitIndex(DataUnit.from_label_row(row) for row in listed)
+
     try:
-        return world.open_project(project_hash)
+        return world.retry_policy.call(read, deadline)
     except (ResourceNotFoundError, AuthorisationError) as error:
         raise _Rejected(
             [

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from label_importer.job_store import JobStatus
+from label_importer.retries import Deadline
 from label_importer.s3_objects import label_files
 from label_importer.settings import settings_from
 from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
@@ -91,7 +92,7 @@ def test_no_project_anywhere_is_an_error(project: Pipeline) -> None:
     config = settings_from({**os.environ, "DEFAULT_PROJECT_HASH": ""})
     [ref] = label_files(project.upload("incoming/no-project.jsonl", OK_LINE))
 
-    job = validate_and_chunk(ref, config, Collaborators.from_settings(config))
+    job = validate_and_chunk(ref, config, Collaborators.from_settings(config), Deadline.in_seconds(900))
 
     assert reported(project, job.job_id) == {(0, "MISSING_PROJECT")}
 

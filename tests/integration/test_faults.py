@@ -84,6 +84,15 @@ def test_a_server_error_is_retried_within_the_invocation(pipeline: Pipeline, kin
     assert {row.attempts for row in JobStore(TABLE).rows(job_id, RowStatus.IMPORTED)} == {3}
 
 
+def test_a_server_error_while_validating_is_retried(pipeline: Pipeline) -> None:
+    titles, hashes = images(pipeline, 5, "validating")
+    pipeline.stack.encord.fail_next("list_label_rows", status=503, times=2)  # the validator's listing
+
+    job_id = pipeline.run("incoming/validating.jsonl", jsonl(image_records(titles))).job_id
+
+    assert_exactly_once(pipeline, job_id, hashes)
+
+
 def test_a_server_error_fetching_existing_label_rows_is_retried(pipeline: Pipeline) -> None:
     titles, hashes = images(pipeline, 30, "refetch")
     body = jsonl(image_records(titles))
