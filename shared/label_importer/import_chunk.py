@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
 from encord import Project
 from encord.exceptions import LabelRowError
 from encord.objects import LabelRowV2
@@ -32,12 +33,13 @@ from label_importer.encord_gateway import is_transient, open_project
 from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.label_builder import LabelBuilder, RowConflict
 from label_importer.label_format import Mode
-from label_importer.leases import DataUnitLeases
+from label_importer.leases import PARALLEL_WRITES, DataUnitLeases
 from label_importer.messages import Chunk, ChunkRow
 from label_importer.observability import (
     CHUNKS_IMPORTED,
     ENCORD_REQUEST_LATENCY,
     JOBS_COMPLETED,
+    JOBS_COMPLETED_WITH_ERRORS,
     LEASE_WAITS,
     ROWS_FAILED,
     ROWS_IMPORTED,
@@ -153,7 +155,8 @@ class Collaborators:
         # A session of its own: boto3's default session is not thread-safe, and local runs drive several
         # containers from threads of one process.
         session = boto3.session.Session()
-        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
+        s3 = session.client("s3")
+        dynamodb = session.resource("dynamodb", config=Config(max_pool_connections=PARALLEL_WRITES))
         return cls(
             s3=s3,
             jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days, resource=dynamodb),
@@ -264,7 +267,8 @@ def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | 
     if not jobs.transition(job_id, status):
         return None
     reports.tag_source(finished)
-    metrics.add_metric(name=JOBS_COMPLETED, unit=MetricUnit.Count, value=1)
+    counted = JOBS_COMPLETED if status is JobStatus.COMPLETED else JOBS_COMPLETED_WITH_ERRORS
+    metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
     logger.info(
         "job finished",
         extra={"status": str(status), "rows_imported": job.rows_imported, "rows_failed": job.rows_failed},

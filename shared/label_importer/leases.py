@@ -21,10 +21,10 @@ import boto3
 from botocore.exceptions import ClientError
 
 _CLEAN_UP_AFTER_SECONDS = 86_400
-_PARALLEL_WRITES = 16
+PARALLEL_WRITES = 16
 """Leases are single-item conditional writes, sent in parallel (boto3 clients are thread-safe): a chunk's
 100 take about as long as a few round trips, and one data unit being taken never holds up the others, as it
-would in an all-or-nothing transaction."""
+would in an all-or-nothing transaction. The client needs as many pooled connections (botocore keeps 10)."""
 
 
 def _key(data_hash: str) -> dict[str, str]:
@@ -85,5 +85,5 @@ class DataUnitLeases:
         unique = list(dict.fromkeys(data_hashes))
         if not unique:
             return set()
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(unique))) as pool:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_WRITES, len(unique))) as pool:
             return {data_hash for data_hash, done in zip(unique, pool.map(write, unique), strict=True) if done}

@@ -1,7 +1,7 @@
 """Logger, metrics and tracer shared by both functions, and the names of every metric the code emits.
 
-Metric names live here once; the dashboard in template.yaml shows exactly these (tests/unit/test_template.py
-compares the two).
+Metric names live here once; the dashboard in template.yaml shows exactly the metrics the code emits
+(tests/integration/test_template_matches_the_code.py records them and compares).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ CHUNKS_IMPORTED = "ChunksImported"
 JOBS_QUEUED = "JobsQueued"
 JOBS_REJECTED = "JobsRejected"
 JOBS_COMPLETED = "JobsCompleted"
+JOBS_COMPLETED_WITH_ERRORS = "JobsCompletedWithErrors"
 VALIDATION_ERRORS = "ValidationErrors"
 ENCORD_REQUEST_LATENCY = "EncordRequestLatency"
 ENCORD_THROTTLES = "EncordThrottles"

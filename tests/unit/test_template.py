@@ -8,7 +8,6 @@ CloudFormation the SAM transform yields, produced here without AWS credentials o
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 import os
 import re
@@ -19,18 +18,26 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint_file
-from cfnlint.decode import cfn_yaml
-from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
-from samtranslator.translator.transform import transform
+from sam_template import (
+    IMPORTER,
+    ROLES,
+    ROOT,
+    TEMPLATE,
+    VALIDATOR,
+    allow_statements,
+    as_list,
+    bucket_arn,
+    dashboard_metrics,
+    grants,
+    load_template,
+    may,
+    render,
+    resources,
+    sam_transform,
+)
 
 from label_importer.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
-
-VALIDATOR = "ValidateAndChunkFunction"
-IMPORTER = "ImportLabelsFunction"
-ROLES = {VALIDATOR: "ValidateAndChunkRole", IMPORTER: "ImportLabelsRole"}
 SERVICE = "encord-label-importer"
 NAMESPACE = "EncordLabelImporter"
 COMMON_ENVIRONMENT = {
@@ -48,119 +55,14 @@ DATA_SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 DUMMY_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:encord/ssh-key-AbCdEf"
 
 
-class OfflinePolicyLoader(ManagedPolicyLoader):
-    """A managed-policy loader that never calls IAM.
-
-    `transform` asks the loader only when a function lists AWS managed policies by name; both functions
-    use explicit roles, so reaching IAM here would mean the template changed in a way this test should see.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(iam_client=None)  # type: ignore[arg-type]
-
-    def _load_policies_from_iam(self) -> None:
-        raise AssertionError("the SAM transform asked for AWS managed policies; use explicit roles")
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    """The template as written, as plain JSON data (intrinsics are one-key dicts such as {"Ref": ...})."""
-    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
+    return load_template()
 
 
 @pytest.fixture(scope="module")
 def transformed(template: dict[str, Any]) -> dict[str, Any]:
-    """The CloudFormation that SAM would deploy, produced offline.
-
-    Local code folders become S3 URIs first, as `sam package` does before CloudFormation runs the transform.
-    The translator reads the region from a boto3 session (no network call), so one is set for the duration.
-    """
-    packaged = copy.deepcopy(template)
-    for resource in packaged["Resources"].values():
-        for uri in ("CodeUri", "ContentUri"):
-            if uri in resource.get("Properties", {}):
-                folder = resource["Properties"][uri].strip("/").replace("/", "-")
-                resource["Properties"][uri] = f"s3://sam-artifacts/{folder}.zip"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return transform(packaged, {}, OfflinePolicyLoader())
-
-
-def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
-
-
-def render(value: Any) -> str:
-    """A canonical string for a value that may hold intrinsics, so that ARNs can be compared and matched.
-
-    `Ref X` and `GetAtt X.Y` render as `${X}` and `${X.Y}`, the way `!Sub` writes them, so a `!Sub` string
-    and the `!Join` that builds the same name render alike.
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, dict) and len(value) == 1:
-        [(function, args)] = value.items()
-        if function == "Ref":
-            return f"${{{args}}}"
-        if function == "Fn::GetAtt":
-            return "${" + (".".join(args) if isinstance(args, list) else args) + "}"
-        if function == "Fn::Sub" and isinstance(args, str):
-            return args
-        if function == "Fn::Join":
-            separator, parts = args
-            return separator.join(render(part) for part in parts)
-        if function == "Fn::Select":
-            index, source = args
-            return f"${{Select({index}, {render(source)})}}"
-        if function == "Fn::Split":
-            delimiter, source = args
-            return f"Split({delimiter}, {render(source)})"
-    raise ValueError(f"cannot render {value!r}")
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def bucket_arn(template: dict[str, Any]) -> str:
-    """The label bucket's ARN, from its BucketName: the form the policies must use to avoid a cycle."""
-    name = template["Resources"]["LabelBucket"]["Properties"]["BucketName"]
-    return "arn:${AWS::Partition}:s3:::" + render(name)
-
-
-def allow_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    properties = template["Resources"][role]["Properties"]
-    return [
-        statement
-        for policy in properties.get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
-        if statement["Effect"] == "Allow"
-    ]
-
-
-def grants(template: dict[str, Any], role: str, services: tuple[str, ...]) -> dict[str, set[str]]:
-    """Action (lower case, as IAM compares them) -> rendered resources, for the actions of `services`."""
-    table: dict[str, set[str]] = {}
-    for statement in allow_statements(template, role):
-        targets = {render(target) for target in as_list(statement["Resource"])}
-        for action in as_list(statement["Action"]):
-            if action.lower().split(":")[0] in services:
-                table.setdefault(action.lower(), set()).update(targets)
-    return table
-
-
-def may(template: dict[str, Any], role: str, action: str, resource: str) -> bool:
-    """Whether any Allow statement of `role` matches `action` on `resource`, honouring IAM wildcards."""
-    for statement in allow_statements(template, role):
-        actions = [a.lower() for a in as_list(statement["Action"])]
-        targets = [render(r) for r in as_list(statement["Resource"])]
-        if any(fnmatch.fnmatchcase(action.lower(), a) for a in actions) and any(
-            fnmatch.fnmatchcase(resource, t) for t in targets
-        ):
-            return True
-    return False
+    return sam_transform(template)
 
 
 # ---------------------------------------------------------------- lint and transform
@@ -459,48 +361,6 @@ def test_each_function_has_one_inline_policy_and_no_managed_ones(template: dict[
             assert {"NotAction", "NotResource", "NotPrincipal"}.isdisjoint(statement)
 
 
-def test_the_validator_may_do_exactly_its_job(template: dict[str, Any]) -> None:
-    bucket = bucket_arn(template)
-    incoming = {f"{bucket}/incoming/*"}
-    assert grants(template, ROLES[VALIDATOR], DATA_SERVICES) == {
-        "s3:getobject": incoming,
-        "s3:getobjectversion": incoming,
-        "s3:putobjecttagging": incoming,
-        "s3:putobjectversiontagging": incoming,
-        "s3:putobject": {f"{bucket}/reports/*", f"{bucket}/chunks/*"},
-        "sqs:sendmessage": {"${ImportQueue.Arn}"},
-        "dynamodb:getitem": {"${JobsTable.Arn}"},
-        "dynamodb:putitem": {"${JobsTable.Arn}"},
-        "dynamodb:updateitem": {"${JobsTable.Arn}"},
-        "secretsmanager:getsecretvalue": {"${EncordSshKeySecretArn}"},
-    }
-
-
-def test_the_importer_may_do_exactly_its_job(template: dict[str, Any]) -> None:
-    bucket = bucket_arn(template)
-    incoming = {f"{bucket}/incoming/*"}
-    table = {"${JobsTable.Arn}"}
-    queue = {"${ImportQueue.Arn}"}
-    assert grants(template, ROLES[IMPORTER], DATA_SERVICES) == {
-        "sqs:receivemessage": queue,
-        "sqs:deletemessage": queue,
-        "sqs:getqueueattributes": queue,
-        "sqs:changemessagevisibility": queue,
-        "s3:getobject": {f"{bucket}/chunks/*"},
-        "s3:putobject": {f"{bucket}/reports/*"},
-        "s3:getobjecttagging": incoming,
-        "s3:putobjecttagging": incoming,
-        "s3:putobjectversiontagging": incoming,
-        "dynamodb:getitem": table,
-        "dynamodb:batchgetitem": table,
-        "dynamodb:putitem": table,
-        "dynamodb:updateitem": table,
-        "dynamodb:deleteitem": table,
-        "dynamodb:query": table,
-        "secretsmanager:getsecretvalue": {"${EncordSshKeySecretArn}"},
-    }
-
-
 def test_the_importer_cannot_write_label_files(template: dict[str, Any]) -> None:
     assert not may(template, ROLES[IMPORTER], "s3:PutObject", f"{bucket_arn(template)}/incoming/labels.jsonl")
 
@@ -531,55 +391,11 @@ def test_s3_grants_name_the_label_bucket_itself(template: dict[str, Any]) -> Non
     """The policies spell out the bucket's name instead of referring to it; a typo would grant nothing."""
     prefix = bucket_arn(template) + "/"
     for role in ROLES.values():
-        for targets in grants(template, role, ("s3",)).values():
-            assert all(target.startswith(prefix) for target in targets), targets
+        targets = {target for action, target in grants(template, role) if action.startswith("s3:")}
+        assert targets and all(target.startswith(prefix) for target in targets), targets
 
 
 # ---------------------------------------------------------------- operations
-
-
-def dashboard_metrics(
-    template: dict[str, Any],
-) -> dict[tuple[str, str, frozenset[tuple[str, str]]], set[str]]:
-    """(namespace, metric, dimensions) -> statistics shown, read from the dashboard's JSON body."""
-    dashboard = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    body = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", dashboard))
-    shown: dict[tuple[str, str, frozenset[tuple[str, str]]], set[str]] = {}
-    for widget in body["widgets"]:
-        properties = widget["properties"]
-        for line in properties.get("metrics", []):
-            options = line[-1] if isinstance(line[-1], dict) else {}
-            namespace, metric, *dimensions = [part for part in line if isinstance(part, str)]
-            key = (namespace, metric, frozenset(zip(dimensions[::2], dimensions[1::2], strict=True)))
-            shown.setdefault(key, set()).add(options.get("stat", properties.get("stat", "Average")))
-    return shown
-
-
-def test_the_dashboard_shows_every_custom_metric_the_code_emits(template: dict[str, Any]) -> None:
-    from label_importer import observability
-
-    constants = vars(observability).items()
-    emitted = {value for name, value in constants if name.isupper() and isinstance(value, str)}
-    service = frozenset({("service", SERVICE)})
-    shown = dashboard_metrics(template)
-    custom = {metric: stats for (namespace, metric, _), stats in shown.items() if namespace == NAMESPACE}
-    assert set(custom) == {
-        "RowsImported",
-        "RowsFailed",
-        "RowsSkipped",
-        "ChunksImported",
-        "JobsQueued",
-        "JobsRejected",
-        "JobsCompleted",
-        "ValidationErrors",
-        "EncordRequestLatency",
-        "EncordThrottles",
-        "EncordRetries",
-        "LeaseWaits",
-    }
-    assert emitted <= set(custom)
-    assert all((NAMESPACE, metric, service) in shown for metric in custom)
-    assert {"p50", "p99"} <= custom["EncordRequestLatency"]
 
 
 def test_the_dashboard_shows_the_queues_and_both_functions(template: dict[str, Any]) -> None:
@@ -600,13 +416,13 @@ def alarm_on(template: dict[str, Any], namespace: str, metric: str, dimension: A
     [alarm] = [
         a["Properties"]
         for a in resources(template, "AWS::CloudWatch::Alarm").values()
-        if (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == (namespace, metric)
+        if (a["Properties"].get("Namespace"), a["Properties"].get("MetricName")) == (namespace, metric)
         and [d["Value"] for d in a["Properties"]["Dimensions"]] == [dimension]
     ]
     return alarm
 
 
-def test_alarms_watch_dead_letters_import_errors_and_stuck_chunks(template: dict[str, Any]) -> None:
+def test_alarms_watch_dead_letters_errors_stuck_chunks_and_failed_jobs(template: dict[str, Any]) -> None:
     dead = alarm_on(
         template,
         "AWS/SQS",
@@ -620,9 +436,16 @@ def test_alarms_watch_dead_letters_import_errors_and_stuck_chunks(template: dict
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert stuck["ComparisonOperator"] == "GreaterThanThreshold"
     assert 0 < stuck["Threshold"] <= 3600
+    failed_jobs = template["Resources"]["FailedJobsAlarm"]["Properties"]
+    [expression] = [query for query in failed_jobs["Metrics"] if query.get("ReturnData")]
+    watched = {query["Id"]: query["MetricStat"]["Metric"]["MetricName"] for query in failed_jobs["Metrics"][1:]}
+    assert watched == {"rejected": "JobsRejected", "with_errors": "JobsCompletedWithErrors"}
+    # Without FILL, a period in which only one of the two has data would yield no value and not alarm.
+    assert expression["Expression"] == "FILL(rejected, 0) + FILL(with_errors, 0)"
     notify = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
-    for alarm in (dead, errors, stuck):
+    for alarm in (dead, errors, stuck, failed_jobs):
         assert alarm["AlarmActions"] == notify
+    assert (failed_jobs["ComparisonOperator"], failed_jobs["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
 def test_the_alarm_topic_exists_only_with_an_email_and_can_deliver(template: dict[str, Any]) -> None:
