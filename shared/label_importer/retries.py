@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random, 
 
 from label_importer.encord_gateway import is_transient
 from label_importer.observability import ENCORD_RETRIES, ENCORD_THROTTLES, logger, metrics
+from label_importer.settings import Settings
 
 T = TypeVar("T")
 
@@ -46,6 +47,10 @@ class RetryPolicy:
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(attempt_seconds=settings.attempt_seconds, backoff_seconds=settings.retry_backoff_seconds)
 
     def call(self, attempt: Callable[[], T], deadline: Deadline) -> T:
         """`attempt()`, retried on transient Encord faults; the last fault is raised when retrying stops."""

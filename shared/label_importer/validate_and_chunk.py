@@ -69,7 +69,7 @@ class Collaborators:
             ),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
-            retry_policy=RetryPolicy(attempt_seconds=settings.attempt_seconds),
+            retry_policy=RetryPolicy.from_settings(settings),
         )
 
 

@@ -1,6 +1,6 @@
 """End to end: a file dropped in S3 ends as labels read back through the unmodified encord SDK.
 
-Both handlers run in-process on the events in `events/`, against moto and the fake Encord server.
+Both handlers run in-process, against moto and the fake Encord server.
 Expected Encord values are written out literally (normalised x/y/w/h, option titles), not computed by
 the importer's own mapping code.
 """
@@ -344,49 +344,6 @@ def test_a_transient_encord_fault_is_retried_within_the_invocation(pipeline: Pip
     job = pipeline.job(job_id)
     assert (job.status, job.rows_imported) == (JobStatus.COMPLETED, 3)
     assert {len(row.get_object_instances()) for row in pipeline.stack.read_back(hashes).values()} == {4}
-
-
-def test_the_sample_sqs_event_imports_its_chunk(pipeline: Pipeline) -> None:
-    """events/sqs-chunk.json, with its placeholders filled in, is a message the import function accepts."""
-    from label_importer.job_store import Job, JobStore
-    from local.lambda_runtime import EVENTS_DIR, LambdaContext
-    from local.stack import TABLE
-
-    image = pipeline.stack.encord.add_image("cherry.jpg")
-    text = (EVENTS_DIR / "sqs-chunk.json").read_text()
-    event = orjson.loads(
-        text.replace("REPLACE-with-your-project-hash", pipeline.stack.encord.project_hash).replace(
-            "REPLACE-with-a-data-hash", image
-        )
-    )
-    job_id = orjson.loads(event["Records"][0]["body"])["job_id"]
-    jobs = JobStore(TABLE)
-    jobs.create(Job(job_id, JobStatus.QUEUED, BUCKET, "incoming/sample.jsonl", None, "", "append", 0))
-    jobs.set_plan(
-        Job(
-            job_id,
-            JobStatus.QUEUED,
-            BUCKET,
-            "incoming/sample.jsonl",
-            None,
-            pipeline.stack.encord.project_hash,
-            "append",
-            0,
-            total_records=1,
-            total_rows=1,
-            total_chunks=1,
-        )
-    )
-    pipeline.stack.client("s3").put_object(Bucket=BUCKET, Key="incoming/sample.jsonl", Body=b"{}")
-
-    response = pipeline.import_labels(event, LambdaContext("ImportLabelsFunction"))
-
-    assert response == {"batchItemFailures": []}
-    assert pipeline.job(job_id).status is JobStatus.COMPLETED
-    [cherry] = pipeline.stack.read_back([image])[image].get_object_instances()
-    assert cherry.get_annotation(0).coordinates == BoundingBoxCoordinates(
-        height=0.2, width=0.3, top_left_x=0.1, top_left_y=0.2
-    )
 
 
 def test_every_label_kind_survives_the_round_trip(pipeline: Pipeline) -> None:

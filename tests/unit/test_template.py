@@ -7,6 +7,7 @@ CloudFormation the SAM transform yields, produced here without AWS credentials o
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
@@ -40,15 +41,6 @@ from label_importer.settings import Settings
 
 SERVICE = "encord-label-importer"
 NAMESPACE = "EncordLabelImporter"
-COMMON_ENVIRONMENT = {
-    "JOBS_TABLE_NAME",
-    "ENCORD_SECRET_ID",
-    "ENCORD_DOMAIN",
-    "DEFAULT_PROJECT_HASH",
-    "POWERTOOLS_SERVICE_NAME",
-    "POWERTOOLS_METRICS_NAMESPACE",
-    "POWERTOOLS_LOG_LEVEL",
-}
 LABEL_SUFFIXES = [".json", ".jsonl", ".jsonl.gz"]
 DATA_SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 """Services whose actions must name their resources; only X-Ray has no resource-level permissions."""
@@ -128,8 +120,9 @@ def test_the_queue_feeds_the_importer_with_partial_failures_and_bounded_concurre
     assert queue["VisibilityTimeout"] >= 6 * importer["Timeout"]
     # A data-unit lease outlives any invocation that holds it, and has expired before the message of a
     # consumer that died holding it is delivered again.
-    lease_seconds = Settings.model_fields["lease_seconds"].default
+    lease_seconds = importer["Environment"]["Variables"]["LEASE_SECONDS"]
     assert importer["Timeout"] < lease_seconds < queue["VisibilityTimeout"]
+    assert Settings.model_fields["lease_seconds"].default == lease_seconds  # local runs lease alike
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ImportDeadLetterQueue", "Arn"]}
     assert queue["MaximumMessageSize"] == 1024 * 1024
@@ -160,38 +153,51 @@ def environment(transformed: dict[str, Any], function: str) -> dict[str, Any]:
     return transformed["Resources"][function]["Properties"]["Environment"]["Variables"]
 
 
-def test_each_function_gets_the_environment_of_the_contract(transformed: dict[str, Any]) -> None:
-    """The variables the handlers are written against; others may be added only if the code reads them."""
+POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+IMPORTER_SETTINGS = {
+    "jobs_table_name",
+    "encord_secret_id",
+    "encord_domain",
+    "encord_timeout_seconds",
+    "retry_backoff_seconds",
+    "bundle_size",
+    "record_ttl_days",
+    "lease_seconds",
+}
+"""What the import function reads; the validator reads every setting but the lease's length."""
+
+
+def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[str, Any]) -> None:
+    """A variable the template leaves out silently takes the code's default; a misspelt one is ignored."""
+    every_setting = {name.upper() for name in Settings.model_fields}
     validator, importer = environment(transformed, VALIDATOR), environment(transformed, IMPORTER)
-    assert COMMON_ENVIRONMENT | {"IMPORT_QUEUE_URL", "BUNDLE_SIZE"} <= set(validator)
-    assert COMMON_ENVIRONMENT | {"BUNDLE_SIZE"} <= set(importer)
-    assert "IMPORT_QUEUE_URL" not in importer
+    assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {"LEASE_SECONDS"}
+    assert set(importer) - POWERTOOLS_ENVIRONMENT == {name.upper() for name in IMPORTER_SETTINGS}
     for variables in (validator, importer):
+        assert set(variables) >= POWERTOOLS_ENVIRONMENT
         assert variables["JOBS_TABLE_NAME"] == {"Ref": "JobsTable"}
         assert variables["ENCORD_SECRET_ID"] == {"Ref": "EncordSshKeySecretArn"}
         assert variables["ENCORD_DOMAIN"] == {"Ref": "EncordDomain"}
-        assert variables["DEFAULT_PROJECT_HASH"] == {"Ref": "DefaultProjectHash"}
         assert variables["BUNDLE_SIZE"] == {"Ref": "BundleSize"}
+        assert variables["RECORD_TTL_DAYS"] == {"Ref": "RecordTtlDays"}
         assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
         assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     assert validator["IMPORT_QUEUE_URL"] == {"Ref": "ImportQueue"}
+    assert validator["DEFAULT_PROJECT_HASH"] == {"Ref": "DefaultProjectHash"}
 
 
-def test_the_environment_names_only_settings_the_code_reads(transformed: dict[str, Any]) -> None:
-    """A misspelt variable would be silently ignored and its setting left at the default."""
-    from label_importer.settings import Settings
-
-    known = {name.upper() for name in Settings.model_fields} | {
-        "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE",
-        "POWERTOOLS_LOG_LEVEL",
+def test_every_setting_is_used_by_the_code() -> None:
+    """A setting read from the environment but never used makes its variable a knob that does nothing."""
+    package = ROOT / "shared" / "label_importer"
+    used = {
+        node.attr
+        for path in package.glob("*.py")
+        if path.name != "settings.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
     }
-    required = {name.upper() for name, field in Settings.model_fields.items() if field.is_required()}
-    for function in (VALIDATOR, IMPORTER):
-        names = set(environment(transformed, function))
-        assert required <= names, function
-        assert names <= known, function
+    assert set(Settings.model_fields) - used == set()
 
 
 def dummy_environment(template: dict[str, Any], variables: dict[str, Any]) -> dict[str, str]:

@@ -1,0 +1,195 @@
+"""Every file in `events/` is a real event its handler accepts: fed in-process against moto and the fake Encord.
+
+They are what users pass to `sam local invoke -e`, so each must work once its `REPLACE-with-...` placeholders
+are filled in (the README says with what). Each file has a test below; a new file without one fails.
+`events/env.json` is checked against the template: `sam local invoke --env-vars` only overrides variables
+the template declares for that function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from encord.objects.coordinates import BoundingBoxCoordinates
+from sam_template import IMPORTER, VALIDATOR, load_template, sam_transform
+
+from label_importer.job_store import Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.settings import settings_from
+from local.lambda_runtime import EVENTS_DIR, LambdaContext
+from local.pipeline import Pipeline
+from local.sample_labels import image_records, jsonl
+from local.stack import BUCKET, TABLE
+
+pytestmark = pytest.mark.integration
+
+PLACEHOLDER = "REPLACE-with-"
+
+
+def filled(name: str, values: dict[str, str]) -> dict[str, Any]:
+    """The event with every placeholder replaced; a placeholder left over fails the test that uses it."""
+    text = (EVENTS_DIR / name).read_text()
+    for placeholder, value in values.items():
+        assert placeholder in text, f"{name} has no {placeholder}"
+        text = text.replace(placeholder, value)
+    assert PLACEHOLDER not in text, f"{name} has a placeholder this test does not fill"
+    return json.loads(text)
+
+
+def queued_job(pipeline: Pipeline, job_id: str, total_rows: int) -> JobStore:
+    """A job as the validator leaves it once its chunks are queued, with its label file in the bucket."""
+    jobs = JobStore(TABLE)
+    key = f"incoming/{job_id}.jsonl"
+    version = pipeline.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"")["VersionId"]
+    project_hash = pipeline.stack.encord.project_hash
+    jobs.create(Job(job_id, JobStatus.VALIDATING, BUCKET, key, version, "", "", 0))
+    jobs.set_plan(
+        Job(
+            job_id,
+            JobStatus.VALIDATING,
+            BUCKET,
+            key,
+            version,
+            project_hash,
+            "append",
+            0,
+            total_records=total_rows,
+            total_rows=total_rows,
+            total_chunks=total_rows,
+        )
+    )
+    assert jobs.transition(job_id, JobStatus.QUEUED)
+    return jobs
+
+
+def body_of(event: dict[str, Any]) -> dict[str, Any]:
+    return orjson.loads(event["Records"][0]["body"])
+
+
+def s3_object_created(pipeline: Pipeline) -> None:
+    """A key with a space and a non-ASCII character arrives URL-encoded; the file is found and queued."""
+    pipeline.stack.encord.add_image("image_00000.jpg")
+    key = "incoming/orchard labels café.jsonl"
+    stored = pipeline.stack.client("s3").put_object(
+        Bucket=BUCKET, Key=key, Body=jsonl(image_records(["image_00000.jpg"]))
+    )
+    event = filled(
+        "s3-object-created.json",
+        {"REPLACE-with-your-LabelBucketName": BUCKET, "REPLACE-with-the-object-version-id": stored["VersionId"]},
+    )
+
+    response = pipeline.validate(event, LambdaContext(VALIDATOR))
+
+    [job] = response["jobs"]
+    assert (job["key"], job["status"]) == (key, "QUEUED")
+    pipeline.drain()
+    assert pipeline.job(job["job_id"]).status is JobStatus.COMPLETED
+
+
+def sqs_chunk(pipeline: Pipeline) -> None:
+    image = pipeline.stack.encord.add_image("cherry.jpg")
+    project = pipeline.stack.encord.project_hash
+    event = filled("sqs-chunk.json", {"REPLACE-with-your-project-hash": project, "REPLACE-with-a-data-hash": image})
+    job_id = body_of(event)["job_id"]
+    queued_job(pipeline, job_id, total_rows=1)
+
+    response = pipeline.import_labels(event, LambdaContext(IMPORTER))
+
+    assert response == {"batchItemFailures": []}
+    assert pipeline.job(job_id).status is JobStatus.COMPLETED
+    [cherry] = pipeline.stack.read_back([image])[image].get_object_instances()
+    assert cherry.get_annotation(0).coordinates == BoundingBoxCoordinates(
+        height=0.2, width=0.3, top_left_x=0.1, top_left_y=0.2
+    )
+
+
+def sqs_redriven_chunk(pipeline: Pipeline) -> None:
+    """A chunk moved back from the dead-letter queue after one of its rows was imported: only the other one
+    is imported now, and the job finishes."""
+    done, waiting = pipeline.stack.encord.add_image("done.jpg"), pipeline.stack.encord.add_image("waiting.jpg")
+    project = pipeline.stack.encord.project_hash
+    event = filled(
+        "sqs-redriven-chunk.json",
+        {
+            "REPLACE-with-your-project-hash": project,
+            "REPLACE-with-a-data-hash": done,
+            "REPLACE-with-another-data-hash": waiting,
+        },
+    )
+    job_id = body_of(event)["job_id"]
+    jobs = queued_job(pipeline, job_id, total_rows=2)
+    jobs.transition(job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
+    jobs.record_rows(job_id, [RowOutcome(done, RowStatus.IMPORTED, [1], labels_added=1)], attempts=1, encord_requests=3)
+    jobs.note_retry(job_id, {waiting: [2]}, attempts=5, error="Encord stayed unavailable", encord_requests=5)
+
+    response = pipeline.import_labels(event, LambdaContext(IMPORTER))
+
+    assert response == {"batchItemFailures": []}
+    job = pipeline.job(job_id)
+    assert (job.status, job.rows_imported) == (JobStatus.COMPLETED, 2)
+    rows = pipeline.stack.read_back([done, waiting])
+    assert rows[done].label_hash is None  # recorded as imported before: not imported again
+    [cherry] = rows[waiting].get_object_instances()
+    assert cherry.get_annotation(0).confidence == pytest.approx(0.8)
+    assert [row.attempts for row in jobs.rows(job_id, RowStatus.IMPORTED) if row.data_hash == waiting] == [6]
+
+
+FEEDS: dict[str, Callable[[Pipeline], None]] = {
+    "s3-object-created.json": s3_object_created,
+    "sqs-chunk.json": sqs_chunk,
+    "sqs-redriven-chunk.json": sqs_redriven_chunk,
+}
+EVENT_FILES = sorted(path.name for path in EVENTS_DIR.glob("*.json") if path.name != "env.json")
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_each_event_file_is_accepted_by_its_handler(pipeline: Pipeline, name: str) -> None:
+    assert name in FEEDS, f"no test feeds events/{name} to its handler; add one to FEEDS"
+    FEEDS[name](pipeline)
+
+
+def test_every_event_the_tests_feed_is_a_file() -> None:
+    assert set(FEEDS) == set(EVENT_FILES)
+
+
+def sam_local_environment(template: dict[str, Any], function: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The variables `sam local invoke --env-vars` gives a function: what the template declares, with a Ref to a
+    resource (or to a parameter without a default) left empty, as SAM CLI cannot resolve it without
+    deploying; then the file's values, but only for declared variables."""
+    declared = sam_transform(template)["Resources"][function]["Properties"]["Environment"]["Variables"]
+    environment = {}
+    for name, value in declared.items():
+        if isinstance(value, dict):
+            parameter = template["Parameters"].get(value.get("Ref", ""), {})
+            value = parameter.get("Default", "")
+        environment[name] = str(value)
+    environment.update({name: value for name, value in overrides.items() if name in declared})
+    return environment
+
+
+@pytest.mark.parametrize("function", [VALIDATOR, IMPORTER])
+def test_the_env_file_gives_sam_local_a_complete_configuration(function: str) -> None:
+    """With its placeholders filled in, env.json supplies everything SAM CLI cannot resolve locally."""
+    template = load_template()
+    overrides = json.loads((EVENTS_DIR / "env.json").read_text())
+    assert set(overrides) == {VALIDATOR, IMPORTER}
+    declared = sam_transform(template)["Resources"][function]["Properties"]["Environment"]["Variables"]
+    assert set(overrides[function]) <= set(declared), "sam local ignores variables the template does not declare"
+    values = {name: value.replace(PLACEHOLDER, "my-") for name, value in overrides[function].items()}
+
+    config = settings_from(sam_local_environment(template, function, values))
+
+    assert config.jobs_table_name == "my-your-JobsTableName"
+    assert config.encord_secret_id == "my-your-EncordSshKeySecretArn"
+    if function == VALIDATOR:
+        assert config.import_queue_url == "my-your-ImportQueueUrl"
+
+
+def test_event_files_are_where_the_readme_says() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name in [*EVENT_FILES, "env.json"]:
+        assert f"events/{name}" in readme, name
