@@ -1,11 +1,8 @@
 """The layer's requirements.txt (what `sam build` installs) must match pyproject.toml (what tests run on)."""
 
-import json
 import re
 import tomllib
 from pathlib import Path
-
-from label_importer.messages import ChunkMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,12 +15,6 @@ def test_layer_requirements_match_the_project_dependencies() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert layer == project
-
-
-def test_the_sample_sqs_event_carries_a_valid_chunk_message() -> None:
-    event = json.loads((ROOT / "events" / "sqs-chunk.json").read_text())
-    message = ChunkMessage.model_validate_json(event["Records"][0]["body"])
-    assert message.chunk is not None and message.chunk.rows[0].records[0].objects[0].name == "Cherry"
 
 
 def test_each_documented_example_is_the_sample_file_the_tests_import() -> None:

@@ -146,6 +146,11 @@ def test_parameters_keep_their_contract(template: dict[str, Any]) -> None:
     assert parameters["AlarmEmail"]["Default"] == ""
 
 
+def test_the_readme_documents_every_parameter(template: dict[str, Any]) -> None:
+    deploying = (ROOT / "README.md").read_text().split("## Deploying to AWS", 1)[1].split("\n## ", 1)[0]
+    assert [name for name in template["Parameters"] if f"`{name}`" not in deploying] == []
+
+
 # ---------------------------------------------------------------- the code the template runs
 
 
