@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
+
+import boto3
 
 from local.stack import BUCKET, REGION, LocalStack
 
@@ -164,6 +168,58 @@ def drain_concurrently(
     return stats
 
 
+def drain_in_processes(
+    stack: LocalStack, processes: int, *, batch_size: int = 5, timeout_seconds: float = 300.0
+) -> DrainStats:
+    """`drain_queue` with each consumer in a Python process of its own, as Lambda containers run side by side
+    (threads of one process share its interpreter lock, so they cannot show what parallel consumers gain).
+    The children reach moto and the fake Encord through the environment `local_stack` set."""
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = [Path(folder) / f"{i}.json" for i in range(processes)]
+        consumer = [
+            sys.executable,
+            "-m",
+            "local.lambda_runtime",
+            stack.queue_url,
+            f"{batch_size}",
+            f"{timeout_seconds}",
+        ]
+        children = [
+            subprocess.Popen([*consumer, str(output)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL) for output in outputs
+        ]
+        if any(child.wait() != 0 for child in children):
+            raise RuntimeError("a consumer process failed")
+        stats = DrainStats()
+        for output in outputs:
+            child = json.loads(output.read_text())
+            stats.batches += child["batches"]
+            stats.messages += child["messages"]
+            stats.failures += child["failures"]
+        return stats
+
+
+def _consume_until_drained(queue_url: str, batch_size: int, timeout_seconds: float) -> DrainStats:
+    """One consumer process: deliver batches until no message is waiting or in flight anywhere."""
+    handler = load_handler("import_labels")
+    sqs = boto3.client("sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stats = DrainStats()
+    while True:
+        delivered = _deliver_batch(sqs, queue_url, queue_arn, handler, batch_size, timeout_seconds)
+        if delivered is not None:
+            stats.batches += 1
+            stats.messages += delivered[0]
+            stats.failures += delivered[1]
+            continue
+        counts = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if not any(int(count) for count in counts.values()):
+            return stats
+        time.sleep(0.5)
+
+
 def _deliver_batch(
     sqs: Any, queue_url: str, queue_arn: str, handler: Handler, batch_size: int, timeout_seconds: float
 ) -> tuple[int, int] | None:
@@ -214,3 +270,9 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
+
+
+if __name__ == "__main__":  # a consumer process of drain_in_processes
+    queue_url, batch_size, timeout_seconds, output = sys.argv[1:]
+    drained = _consume_until_drained(queue_url, int(batch_size), float(timeout_seconds))
+    Path(output).write_text(json.dumps(asdict(drained)))

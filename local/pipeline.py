@@ -14,6 +14,7 @@ from local.lambda_runtime import (
     Handler,
     LambdaContext,
     drain_concurrently,
+    drain_in_processes,
     drain_queue,
     load_handler,
     s3_object_created_event,
@@ -44,9 +45,11 @@ class Pipeline:
         """Upload and run the validator on the S3 event; return the job id."""
         return self.validate_event(self.upload(key, body))
 
-    def drain(self, *, consumers: int = 1, timeout_seconds: float = 300.0) -> DrainStats:
+    def drain(self, *, consumers: int = 1, processes: bool = False, timeout_seconds: float = 300.0) -> DrainStats:
         """Run the import function on queued chunks until none is left, with `consumers` concurrent
-        containers (threads), each invocation given `timeout_seconds`."""
+        containers (threads, or `processes`), each invocation given `timeout_seconds`."""
+        if processes:
+            return drain_in_processes(self.stack, consumers, timeout_seconds=timeout_seconds)
         if consumers == 1:
             return drain_queue(self.stack, self.import_labels, timeout_seconds=timeout_seconds)
         handlers = [load_handler("import_labels", container=i) for i in range(1, consumers + 1)]

@@ -211,6 +211,17 @@ def test_eight_consumers_draining_one_job(pipeline: Pipeline) -> None:
     assert counts["save_label_rows"] == counts["create_label_rows"] == 8
 
 
+def test_consumers_in_separate_processes_import_once(pipeline: Pipeline) -> None:
+    """As Lambda containers are: no shared memory, only the queue, the table and Encord between them."""
+    titles, hashes = images(pipeline, 300, "processes")
+    job_id = pipeline.drop("incoming/processes.jsonl", jsonl(image_records(titles)))
+
+    stats = pipeline.drain(consumers=3, processes=True)
+
+    assert (stats.messages, stats.failures) == (3, 0)
+    assert_exactly_once(pipeline, job_id, hashes)
+
+
 def test_two_jobs_on_the_same_data_units_keep_each_others_labels(pipeline: Pipeline) -> None:
     """save() replaces a whole label row: without a lease per data unit, one job's save erases the other's."""
     titles, hashes = images(pipeline, 200, "shared")
