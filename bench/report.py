@@ -6,12 +6,13 @@ compare side by side in one run, repeat them, and report medians and ratios.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +32,13 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "system": platform.platform(terse=True),
     }
+
+
+@contextlib.contextmanager
+def lambda_output_discarded() -> Iterator[None]:
+    """The handlers print their log lines and EMF metrics to stdout, as Lambda expects; not over the table."""
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 def median_seconds(run: Callable[[], T], repeat: int) -> tuple[float, T]:

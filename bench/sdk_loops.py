@@ -14,6 +14,8 @@ from encord import Project
 from encord.objects import LabelRowV2, Object
 from encord.objects.coordinates import BoundingBoxCoordinates
 
+from local.stack import LocalStack
+
 Box = tuple[float, float, float, float]
 OBJECT = "Cherry"
 
@@ -27,6 +29,16 @@ def boxes(titles: Sequence[str], per_image: int, seed: int = 8) -> dict[str, lis
         ]
         for title in titles
     }
+
+
+def fresh_images(stack: LocalStack, units: int) -> list[str]:
+    """An empty local stack with `units` unlabelled images in the project: where each way starts."""
+    stack.reset()
+    stack.encord.reset()
+    titles = [f"unit_{i:05d}.jpg" for i in range(units)]
+    for title in titles:
+        stack.encord.add_image(title)
+    return titles
 
 
 def label_file_records(boxes_by_title: dict[str, list[Box]]) -> list[dict[str, Any]]:
