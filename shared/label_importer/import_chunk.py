@@ -23,7 +23,6 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
 from encord import Project
 from encord.exceptions import LabelRowError
 from encord.objects import LabelRowV2
@@ -33,7 +32,7 @@ from label_importer.encord_gateway import is_transient, open_project
 from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.label_builder import LabelBuilder, RowConflict
 from label_importer.label_format import Mode
-from label_importer.leases import PARALLEL_WRITES, DataUnitLeases
+from label_importer.leases import DataUnitLeases
 from label_importer.messages import Chunk, ChunkRow
 from label_importer.observability import (
     CHUNKS_IMPORTED,
@@ -155,8 +154,7 @@ class Collaborators:
         # A session of its own: boto3's default session is not thread-safe, and local runs drive several
         # containers from threads of one process.
         session = boto3.session.Session()
-        s3 = session.client("s3")
-        dynamodb = session.resource("dynamodb", config=Config(max_pool_connections=PARALLEL_WRITES))
+        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
         return cls(
             s3=s3,
             jobs=JobStore(settings.jobs_table_name, ttl_days=settings.record_ttl_days, resource=dynamodb),

@@ -12,39 +12,29 @@ that died holding one delays the others by that much at most and never blocks th
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
 _CLEAN_UP_AFTER_SECONDS = 86_400
-PARALLEL_WRITES = 16
-"""Leases are single-item conditional writes, sent in parallel (boto3 clients are thread-safe): a chunk's
-100 take about as long as a few round trips, and one data unit being taken never holds up the others, as it
-would in an all-or-nothing transaction. The client needs as many pooled connections (botocore keeps 10)."""
+_TRANSACTION_ITEMS = 100
+"""DynamoDB's most items per TransactWriteItems: a chunk's leases are taken (and given back) in one request."""
+_CONFLICT_ATTEMPTS = 4
+"""A transaction that collides with another one on the same item is cancelled as a whole; tried again."""
 
 
 def _key(data_hash: str) -> dict[str, str]:
     return {"pk": f"LEASE#{data_hash}", "sk": "LEASE"}
 
 
-def _conditional(write: Any, **request: Any) -> bool:
-    """Whether a conditional write was made; False when its condition did not hold."""
-    try:
-        write(**request)
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
 class DataUnitLeases:
     def __init__(self, table_name: str, lease_seconds: int, resource: Any | None = None) -> None:
-        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self._client = (resource or boto3.resource("dynamodb")).meta.client
+        self._table_name = table_name
         self._lease_ms = lease_seconds * 1000
 
     def acquire(self, data_hashes: Iterable[str], holder: str) -> set[str]:
@@ -52,38 +42,65 @@ class DataUnitLeases:
         now_ms = int(time.time() * 1000)
         until_ms = now_ms + self._lease_ms
 
-        def take(data_hash: str) -> bool:
-            return _conditional(
-                self._table.put_item,
-                Item={
-                    **_key(data_hash),
-                    "holder": holder,
-                    "lease_until": until_ms,
-                    "expires_at": until_ms // 1000 + _CLEAN_UP_AFTER_SECONDS,
-                },
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR holder = :me",
-                ExpressionAttributeValues={":now": now_ms, ":me": holder},
-            )
+        def take(data_hash: str) -> dict[str, Any]:
+            return {
+                "Put": {
+                    "TableName": self._table_name,
+                    "Item": {
+                        **_key(data_hash),
+                        "holder": holder,
+                        "lease_until": until_ms,
+                        "expires_at": until_ms // 1000 + _CLEAN_UP_AFTER_SECONDS,
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk) OR lease_until < :now OR holder = :me",
+                    "ExpressionAttributeValues": {":now": now_ms, ":me": holder},
+                }
+            }
 
-        return self._each(data_hashes, take)
+        return self._write_each(data_hashes, take)
 
     def release(self, data_hashes: Iterable[str], holder: str) -> None:
         """Give the leases back; one that expired and went to another holder meanwhile is left alone."""
 
-        def give_back(data_hash: str) -> bool:
-            return _conditional(
-                self._table.delete_item,
-                Key=_key(data_hash),
-                ConditionExpression="holder = :me",
-                ExpressionAttributeValues={":me": holder},
-            )
+        def give_back(data_hash: str) -> dict[str, Any]:
+            return {
+                "Delete": {
+                    "TableName": self._table_name,
+                    "Key": _key(data_hash),
+                    "ConditionExpression": "holder = :me",
+                    "ExpressionAttributeValues": {":me": holder},
+                }
+            }
 
-        self._each(data_hashes, give_back)
+        self._write_each(data_hashes, give_back)
 
-    @staticmethod
-    def _each(data_hashes: Iterable[str], write: Any) -> set[str]:
+    def _write_each(self, data_hashes: Iterable[str], write: Callable[[str], dict[str, Any]]) -> set[str]:
+        """Make each conditional write whose condition holds; return the data units written.
+
+        Up to 100 writes go in one transaction. A transaction is all or nothing, but its cancellation says
+        which writes failed their condition: those data units are left out and the others written again, so
+        one busy data unit never holds up the rest. Data units still unwritten after repeated conflicts with
+        other transactions count as not written (their rows wait for a later attempt).
+        """
         unique = list(dict.fromkeys(data_hashes))
-        if not unique:
-            return set()
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_WRITES, len(unique))) as pool:
-            return {data_hash for data_hash, done in zip(unique, pool.map(write, unique), strict=True) if done}
+        written: set[str] = set()
+        for start in range(0, len(unique), _TRANSACTION_ITEMS):
+            pending = unique[start : start + _TRANSACTION_ITEMS]
+            for attempt in range(_CONFLICT_ATTEMPTS):
+                if not pending:
+                    break
+                try:
+                    self._client.transact_write_items(TransactItems=[write(data_hash) for data_hash in pending])
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "TransactionCanceledException":
+                        raise
+                    reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+                    if len(reasons) != len(pending):
+                        raise
+                    pending = [h for h, code in zip(pending, reasons, strict=True) if code != "ConditionalCheckFailed"]
+                    if "ConditionalCheckFailed" not in reasons:  # only conflicts: let the other transaction finish
+                        time.sleep(random.uniform(0.02, 0.1) * 2**attempt)
+                    continue
+                written.update(pending)
+                break
+        return written
