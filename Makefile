@@ -35,8 +35,13 @@ schema: setup
 	$(BIN)/python -c "import json; from label_importer.label_format import json_schema; \
 	print(json.dumps(json_schema(), indent=2))" > docs/label-format.schema.json
 
-## Benchmarks (minutes, not seconds): validator speed and memory on 200 MB and 1 GB files.
+## Benchmarks (each a few minutes): Encord round trips, rows/s under 50 ms latency, CPU per label, cold start,
+## validator speed and memory on 200 MB and 1 GB files. Tables print; JSON lands in bench/results/.
 bench: setup
+	$(BIN)/python -m bench.round_trips
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.cpu_per_label
+	$(BIN)/python -m bench.cold_start
 	$(BIN)/python -m bench.validator_memory
 
 check: lint test

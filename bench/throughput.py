@@ -7,7 +7,8 @@ Each image gets 5 bounding boxes. Measured side by side in one run, medians of `
 (a) the naive per-row loop (on `--naive-units` images: at two round trips per row it is slow, and its
 rate does not depend on the count), (b) the docs' bundled loop with bundles of 100, the bare-SDK limit,
 (c) the whole pipeline (validator, SQS, import function, DynamoDB; on moto) with one consumer, and
-(d) with four consumer processes, as four Lambda containers would be.
+(d) with four consumer processes, as four Lambda containers would be. `moto_busy` is the share of the time
+moto spent answering the pipeline's AWS requests (one at a time, in this process).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from bench.report import lambda_output_discarded, publish
 from bench.sdk_loops import boxes, bundled_loop, fresh_images, label_file_records, naive_loop
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
-from local.stack import local_stack
+from local.stack import LocalStack, local_stack
 
 BOXES_PER_IMAGE = 5
 
 
-def timed(run: Callable[[], int]) -> tuple[float, int]:
-    started = time.perf_counter()
+def timed(stack: LocalStack, run: Callable[[], int]) -> tuple[float, int, float]:
+    """Seconds, rows imported, and seconds of it that moto (the local AWS) spent answering requests."""
+    started, busy = time.perf_counter(), stack.moto.busy_seconds
     rows = run()
-    return time.perf_counter() - started, rows
+    return time.perf_counter() - started, rows, stack.moto.busy_seconds - busy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,15 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rates: dict[str, list[float]] = {}
+    moto_shares: dict[str, list[float]] = {}
     with lambda_output_discarded(), local_stack(encord_latency=args.latency) as stack:
         project = stack.encord_project()
         pipeline = Pipeline.on(stack)
 
-        def sdk(loop: Callable[..., int], units: int) -> tuple[float, int]:
+        def sdk(loop: Callable[..., int], units: int) -> tuple[float, int, float]:
             wanted = boxes(fresh_images(stack, units), BOXES_PER_IMAGE)
-            return timed(lambda: loop(project, wanted))
+            return timed(stack, lambda: loop(project, wanted))
 
-        def through_pipeline(consumers: int) -> tuple[float, int]:
+        def through_pipeline(consumers: int) -> tuple[float, int, float]:
             body = jsonl(label_file_records(boxes(fresh_images(stack, args.units), BOXES_PER_IMAGE)))
 
             def run() -> int:
@@ -60,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                 assert job.rows_imported == args.units, job
                 return job.rows_imported
 
-            return timed(run)
+            return timed(stack, run)
 
-        ways: dict[str, Callable[[], tuple[float, int]]] = {
+        ways: dict[str, Callable[[], tuple[float, int, float]]] = {
             "(a) naive loop (docs)": lambda: sdk(naive_loop, args.naive_units),
             "(b) bundled loop (docs)": lambda: sdk(bundled_loop, args.units),
             "(c) pipeline, 1 consumer": lambda: through_pipeline(1),
@@ -70,19 +73,25 @@ def main(argv: list[str] | None = None) -> int:
         }
         for _ in range(args.repeat):
             for way, measure in ways.items():
-                seconds, rows = measure()
+                seconds, rows, in_moto = measure()
                 rates.setdefault(way, []).append(rows / seconds)
+                moto_shares.setdefault(way, []).append(in_moto / seconds)
 
     median = {way: statistics.median(found) for way, found in rates.items()}
     naive, bundled, one, four = median.values()
     rows = [
-        {"way": way, "rows_per_s": round(rate, 1), "runs": ", ".join(f"{r:.0f}" for r in rates[way])}
+        {
+            "way": way,
+            "rows_per_s": round(rate, 1),
+            "runs": ", ".join(f"{r:.0f}" for r in rates[way]),
+            "moto_busy": f"{statistics.median(moto_shares[way]):.0%}",
+        }
         for way, rate in median.items()
     ]
     publish(
         "throughput",
         rows,
-        ["way", "rows_per_s", "runs"],
+        ["way", "rows_per_s", "runs", "moto_busy"],
         units=args.units,
         naive_units=args.naive_units,
         latency_s=args.latency,

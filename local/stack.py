@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,13 +56,20 @@ class _AtomicMotoServer(ThreadedMotoServer):
     runs alone. This replaces ThreadedMotoServer._server_entry with the same server around a locked app.
     """
 
+    busy_seconds = 0.0
+    """Time spent answering requests: what the local AWS stand-in costs a run (benchmarks report it)."""
+
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
         lock = threading.Lock()
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             with lock:
-                return list(app(environ, start_response))
+                started = time.perf_counter()
+                try:
+                    return list(app(environ, start_response))
+                finally:
+                    self.busy_seconds += time.perf_counter() - started
 
         self._server = make_server(
             self._ip_address, self._port, one_at_a_time, threaded=True, request_handler=MotoRequestHandler
@@ -120,6 +128,7 @@ class LocalStack:
     dead_letter_queue_url: str
     secret_arn: str
     ssh_private_key: str
+    moto: _AtomicMotoServer
 
     @property
     def environment(self) -> dict[str, str]:
@@ -192,7 +201,7 @@ def _scan(table: Any) -> Iterator[dict[str, Any]]:
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _create_resources(moto_url: str, encord: FakeEncordServer) -> LocalStack:
+def _create_resources(moto: _AtomicMotoServer, moto_url: str, encord: FakeEncordServer) -> LocalStack:
     def client(service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=moto_url)
 
@@ -223,7 +232,7 @@ def _create_resources(moto_url: str, encord: FakeEncordServer) -> LocalStack:
     )
     key = generate_ssh_private_key()
     secret_arn = client("secretsmanager").create_secret(Name=SECRET, SecretString=key)["ARN"]
-    return LocalStack(moto_url, encord, queue_url, dlq_url, secret_arn, key)
+    return LocalStack(moto_url, encord, queue_url, dlq_url, secret_arn, key, moto)
 
 
 @contextmanager
@@ -253,7 +262,7 @@ def local_stack(*, encord_latency: float = 0.0) -> Iterator[LocalStack]:
     )
     try:
         with FakeEncordServer(latency=encord_latency) as encord:
-            stack = _create_resources(moto_url, encord)
+            stack = _create_resources(moto, moto_url, encord)
             os.environ.update(stack.environment)
             yield stack
     finally:
