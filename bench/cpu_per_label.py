@@ -37,15 +37,18 @@ PARTS = {
 WAITS = {("socket.py", "readinto"), ("threading.py", "wait"), ("selectors.py", "select"), ("ssl.py", "read")}
 
 
-def part_of(frame: FrameType | None) -> str | None:
-    """Whose CPU a sample is: the innermost frame of a known part; None while blocked or outside the handler."""
+def part_of(frame: FrameType | None) -> tuple[str, str] | None:
+    """Whose CPU a sample is (the innermost frame of a known part) and that frame's function; None while
+    blocked or outside the handler."""
     innermost = frame
     if innermost is not None and (Path(innermost.f_code.co_filename).name, innermost.f_code.co_name) in WAITS:
         return None
     while frame is not None:
         for part, places in PARTS.items():
-            if any(place in frame.f_code.co_filename for place in places):
-                return part
+            for place in places:
+                if place in frame.f_code.co_filename:
+                    where = frame.f_code.co_filename.split(place, 1)[-1]
+                    return part, f"{where}:{frame.f_code.co_name}"
         frame = frame.f_back
     return None
 
@@ -54,13 +57,16 @@ class Sampler(threading.Thread):
     def __init__(self, thread_id: int, interval: float = 0.0005) -> None:
         super().__init__(daemon=True)
         self.samples: collections.Counter[str] = collections.Counter()
+        self.functions: collections.Counter[str] = collections.Counter()
+        """Samples by the innermost function of the part they count for (SDK hot spots)."""
         self._thread_id, self._interval, self._done = thread_id, interval, threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(self._interval):
-            part = part_of(sys._current_frames().get(self._thread_id))
-            if part is not None:
-                self.samples[part] += 1
+            found = part_of(sys._current_frames().get(self._thread_id))
+            if found is not None:
+                self.samples[found[0]] += 1
+                self.functions[f"{found[0]}: {found[1]}"] += 1
 
     def stop(self) -> collections.Counter[str]:
         self._done.set()
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
 
-    runs, labels = [], 0
+    runs, labels, functions = [], 0, collections.Counter[str]()
     switch_interval = sys.getswitchinterval()
     with lambda_output_discarded(), local_stack() as stack:
         pipeline = Pipeline.on(stack)
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             drain_queue(stack, pipeline.import_labels)  # one consumer: the handler runs on this thread
             cpu, wall = time.thread_time() - cpu, time.perf_counter() - started
             samples = sampler.stop()
+            functions.update(sampler.functions)
             sys.setswitchinterval(switch_interval)
             labels = pipeline.job(job_id).labels_added
             counted = sum(samples.values())
@@ -112,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         units=args.units,
         labels=labels,
         wall_us_per_label=round(per_label("wall"), 1),
+        sdk_hot_spots=[
+            f"{name} {count / sum(functions.values()):.1%}"
+            for name, count in functions.most_common()
+            if name.startswith("encord SDK")
+        ][:8],
     )
     return 0
 

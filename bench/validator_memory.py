@@ -1,6 +1,6 @@
 """Validator speed and memory on big generated files, against a bare `orjson.loads` of the same lines.
 
-    python -m bench.validator_memory [--sizes 200,1000] [--out bench/results/validator_memory.json]
+    python -m bench.validator_memory [--sizes 200,1000] [--layouts grouped,interleaved] [--repeat 1]
 
 For each size it writes a JSONL file of every label kind to a temporary folder, then runs, each in a
 fresh subprocess so peak RSS belongs to that run alone: (1) a bare parse (`orjson.loads` per line), and
@@ -12,7 +12,6 @@ the validator/parse time ratio and peak RSS, and writes the table as JSON. Media
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import subprocess
@@ -23,8 +22,9 @@ from typing import Any
 
 import orjson
 
+from bench.report import publish
+
 UNITS = 20_000
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _record(rng: random.Random, unit: int) -> dict[str, Any]:
@@ -122,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="200,1000", help="file sizes in MB, comma separated")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
     parser.add_argument("--layouts", default="grouped,interleaved")
-    parser.add_argument("--out", type=Path, default=RESULTS / "validator_memory.json")
     args = parser.parse_args(argv)
 
     rows = []
@@ -142,22 +141,18 @@ def main(argv: list[str] | None = None) -> int:
                         "lines": lines,
                         "parse_mb_s": round(size_mb / parse_s, 1),
                         "validate_mb_s": round(size_mb / validate_s, 1),
-                        "validate_over_parse": round(validate_s / parse_s, 2),
+                        "validate_over_parse": round(validate_s / parse_s, 1),
                         "validate_peak_rss_mb": round(max(run["peak_rss_mb"] for run in runs["validate"])),
                         "parse_peak_rss_mb": round(max(run["peak_rss_mb"] for run in runs["parse"])),
                     }
                 )
                 path.unlink()
-                print(json.dumps(rows[-1]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
-    header = f"{'file MB':>8} {'layout':>12} {'parse MB/s':>11} {'validate MB/s':>14} {'ratio':>6} {'peak RSS MB':>12}"
-    print(header)
-    for row in rows:
-        print(
-            f"{row['file_mb']:>8} {row['layout']:>12} {row['parse_mb_s']:>11} {row['validate_mb_s']:>14} "
-            f"{row['validate_over_parse']:>6} {row['validate_peak_rss_mb']:>12}"
-        )
+    publish(
+        "validator_memory",
+        rows,
+        ["file_mb", "layout", "lines", "parse_mb_s", "validate_mb_s", "validate_over_parse", "validate_peak_rss_mb"],
+        repeat=args.repeat,
+    )
     return 0
 
 
