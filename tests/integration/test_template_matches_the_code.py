@@ -176,7 +176,6 @@ def run_scenario(stack: LocalStack, recorder: CallRecorder) -> None:
     cold_start()
     DataUnitLeases(TABLE, lease_seconds=2).acquire(hashes[:1], holder="a consumer that was killed")
     encord.refuse_saves(hashes[1])
-    encord.fail_next("get_label_rows", status=503)
     encord.fail_next("save_label_rows", status=429, retry_after=1)
     pipeline.drain()
 
