@@ -11,9 +11,9 @@ feature hash, never a guess.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from encord.objects import Classification, Object, OntologyStructure
 from encord.objects.attributes import Attribute, ChecklistAttribute, RadioAttribute, TextAttribute
@@ -34,6 +34,28 @@ from label_importer.problems import ErrorCode, did_you_mean
 _Feature = TypeVar("_Feature", Object, Classification)
 
 RELATION_SUFFIX = "#relation"
+_SHAPES_REMEMBERED = 4096
+"""Distinct label shapes whose resolution is kept; a file repeats a few shapes many times (same object, same
+answers, other coordinates). Forgotten all at once when full, so memory stays flat on any file."""
+
+
+def _shape(answer: AttributeAnswer) -> Hashable:
+    """Everything about an answer that resolution depends on, hashable and tagged by kind."""
+    if isinstance(answer, str):
+        return ("text", answer)
+    if isinstance(answer, list):
+        return ("list", *(_shape(item) for item in answer))
+    if isinstance(answer, NestedAnswer):
+        return ("nested", answer.option, _attributes_shape(answer.attributes))
+    if isinstance(answer, RelationAnswer):
+        return ("relation", answer.relation_to)
+    if isinstance(answer, DynamicAnswer):
+        return ("dynamic", _shape(answer.answer), tuple(frame_ranges(answer.frames)))
+    return ("other", repr(answer))
+
+
+def _attributes_shape(attributes: dict[str, AttributeAnswer]) -> Hashable:
+    return tuple((key, _shape(answer)) for key, answer in attributes.items())
 
 
 @dataclass(frozen=True)
@@ -158,6 +180,7 @@ class OntologyResolver:
             self._classifications[classification.title].append(classification)
         self._by_hash = {item.feature_node_hash: item for item in [*structure.objects, *structure.classifications]}
         self._siblings: dict[int, _Siblings] = {}
+        self._resolved: dict[Hashable, tuple[Any, list[ResolvedAnswer]]] = {}
 
     def _level(self, items: Sequence[_Child]) -> _Siblings:
         """The index of one attribute or option list, built the first time a label reaches it."""
@@ -167,6 +190,35 @@ class OntologyResolver:
         return siblings
 
     def resolve_object(self, label: ObjectLabel) -> ResolvedObject:
+        """The label's ontology object and answers; raises UnresolvedLabel with every problem found."""
+        shape = (
+            "object",
+            label.name,
+            label.feature_hash,
+            label.geometry_field,
+            tuple(label.skeleton) if label.skeleton is not None else None,
+            _attributes_shape(label.attributes),
+        )
+        if (known := self._resolved.get(shape)) is not None:
+            return ResolvedObject(label, *known)
+        resolved = self._resolve_object(label)
+        self._remember(shape, (resolved.ontology, resolved.answers))
+        return resolved
+
+    def resolve_classification(self, label: ClassificationLabel) -> ResolvedClassification:
+        shape = ("classification", label.name, label.feature_hash, _shape(label.answer))
+        if (known := self._resolved.get(shape)) is not None:
+            return ResolvedClassification(label, *known)
+        resolved = self._resolve_classification(label)
+        self._remember(shape, (resolved.ontology, resolved.answers))
+        return resolved
+
+    def _remember(self, shape: Hashable, resolution: tuple[Any, list[ResolvedAnswer]]) -> None:
+        if len(self._resolved) >= _SHAPES_REMEMBERED:
+            self._resolved.clear()
+        self._resolved[shape] = resolution
+
+    def _resolve_object(self, label: ObjectLabel) -> ResolvedObject:
         errors = _Collector()
         ontology = self._find(label.name, label.feature_hash, Object, self._objects, errors)
         if ontology is None:
@@ -194,7 +246,7 @@ class OntologyResolver:
             raise UnresolvedLabel(errors.problems)
         return ResolvedObject(label, ontology, answers)
 
-    def resolve_classification(self, label: ClassificationLabel) -> ResolvedClassification:
+    def _resolve_classification(self, label: ClassificationLabel) -> ResolvedClassification:
         errors = _Collector()
         ontology = self._find(label.name, label.feature_hash, Classification, self._classifications, errors)
         if ontology is None:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.label_format import LabelRecord
-from label_importer.ontology_resolver import OntologyResolver
+from label_importer.label_format import LabelRecord, ObjectLabel
+from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.problems import ErrorCode
 from label_importer.validation import FileIndex, Limits, check_record, index_records, parse_record
 from local.fake_encord import build_ontology
@@ -44,6 +44,27 @@ def test_a_valid_record_resolves_its_data_unit_and_has_no_problems() -> None:
     unit, found = check_record(1, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
     assert unit is not None and unit.data_hash == "img-1"
     assert found == []
+
+
+def test_a_repeated_label_shape_is_resolved_once_and_a_changed_one_again() -> None:
+    """Resolution is remembered per shape (object, geometry kind, answers), never per coordinates."""
+    resolver = OntologyResolver(build_ontology())
+
+    def cherry(x: float, ripeness: str) -> ObjectLabel:
+        record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripeness": ripeness})]}
+        record["objects"][0]["bounding_box"]["x"] = x
+        return LabelRecord.model_validate_json(json.dumps(record)).objects[0]
+
+    first = resolver.resolve_object(cherry(0.1, "Ripe"))
+    again = resolver.resolve_object(cherry(0.5, "Ripe"))
+    assert again.label.bounding_box is not None and again.label.bounding_box.x == 0.5
+    assert again.answers is first.answers
+    unripe = resolver.resolve_object(cherry(0.1, "Unripe"))
+    assert [answer.value.title for answer in unripe.answers] == ["Unripe"]  # type: ignore[union-attr]
+    with pytest.raises(UnresolvedLabel):
+        resolver.resolve_object(cherry(0.1, "Rotten"))
+    with pytest.raises(UnresolvedLabel):  # a failure is not remembered as a shape either
+        resolver.resolve_object(cherry(0.1, "Rotten"))
 
 
 def test_nested_and_dynamic_answers_resolve() -> None:
