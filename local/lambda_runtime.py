@@ -90,6 +90,11 @@ class DrainStats:
     messages: int = 0
     failures: int = 0
 
+    def add(self, batches: int, messages: int, failures: int) -> None:
+        self.batches += batches
+        self.messages += messages
+        self.failures += failures
+
 
 def drain_queue(
     stack: LocalStack,
@@ -146,9 +151,7 @@ def drain_concurrently(
             with lock:
                 busy[0] -= 1
                 if delivered is not None:
-                    stats.batches += 1
-                    stats.messages += delivered[0]
-                    stats.failures += delivered[1]
+                    stats.add(1, *delivered)
                     continue
                 if busy[0] == 0:
                     return
@@ -194,10 +197,7 @@ def drain_in_processes(
             raise RuntimeError("a consumer process failed")
         stats = DrainStats()
         for output in outputs:
-            child = json.loads(output.read_text())
-            stats.batches += child["batches"]
-            stats.messages += child["messages"]
-            stats.failures += child["failures"]
+            stats.add(**json.loads(output.read_text()))
         return stats
 
 
@@ -210,9 +210,7 @@ def _consume_until_drained(queue_url: str, batch_size: int, timeout_seconds: flo
     while True:
         delivered = _deliver_batch(sqs, queue_url, queue_arn, handler, batch_size, timeout_seconds)
         if delivered is not None:
-            stats.batches += 1
-            stats.messages += delivered[0]
-            stats.failures += delivered[1]
+            stats.add(1, *delivered)
             continue
         counts = sqs.get_queue_attributes(
             QueueUrl=queue_url,
