@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from encord.objects import Classification, Object, OntologyStructure
 from encord.objects.attributes import Attribute, ChecklistAttribute, RadioAttribute, TextAttribute
@@ -49,9 +49,8 @@ def _shape(answer: AttributeAnswer) -> Hashable:
         return ("nested", answer.option, _attributes_shape(answer.attributes))
     if isinstance(answer, RelationAnswer):
         return ("relation", answer.relation_to)
-    if isinstance(answer, DynamicAnswer):
-        return ("dynamic", _shape(answer.answer), tuple(frame_ranges(answer.frames)))
-    return ("other", repr(answer))
+    assert isinstance(answer, DynamicAnswer), answer  # the last member of the AttributeAnswer union
+    return ("dynamic", _shape(answer.answer), tuple(frame_ranges(answer.frames)))
 
 
 def _attributes_shape(attributes: dict[str, AttributeAnswer]) -> Hashable:
@@ -133,38 +132,28 @@ def _titles(items: Sequence[Object | Classification | Attribute | Option]) -> st
 _Child = TypeVar("_Child", Attribute, Option)
 
 
-class _Siblings(Generic[_Child]):
-    """One level of an ontology's attributes or options, indexed by title and by feature hash."""
-
-    def __init__(self, items: Sequence[_Child]) -> None:
-        self.items = items
-        self.by_title: dict[str, list[_Child]] = defaultdict(list)
-        for item in items:
-            self.by_title[item.title].append(item)
-        self.by_hash = {item.feature_node_hash: item for item in items}
-
-    def one_of(
-        self, key: str, path: str, owner: str, kind: str, unknown: ErrorCode, errors: _Collector
-    ) -> _Child | None:
-        """The item titled `key`, or whose feature hash is `key`: a title two siblings share needs the hash."""
-        matches = self.by_title.get(key) or ([self.by_hash[key]] if key in self.by_hash else [])
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            hashes = ", ".join(item.feature_node_hash for item in matches)
-            errors.add(
-                path,
-                ErrorCode.AMBIGUOUS_TITLE,
-                f"{owner!r} has {len(matches)} {kind}s titled {key!r}; give the feature hash instead (one of {hashes})",
-            )
-        else:
-            errors.add(
-                path,
-                unknown,
-                f"{owner!r} has no {kind} {key!r}{did_you_mean(key, [item.title for item in self.items])}; "
-                f"expected one of {_titles(self.items)}",
-            )
-        return None
+def _one_of(
+    items: Sequence[_Child], key: str, path: str, owner: str, kind: str, unknown: ErrorCode, errors: _Collector
+) -> _Child | None:
+    """The item titled `key`, or whose feature hash is `key`: a title two siblings share needs the hash."""
+    matches = [item for item in items if item.title == key] or [item for item in items if item.feature_node_hash == key]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        hashes = ", ".join(item.feature_node_hash for item in matches)
+        errors.add(
+            path,
+            ErrorCode.AMBIGUOUS_TITLE,
+            f"{owner!r} has {len(matches)} {kind}s titled {key!r}; give the feature hash instead (one of {hashes})",
+        )
+    else:
+        errors.add(
+            path,
+            unknown,
+            f"{owner!r} has no {kind} {key!r}{did_you_mean(key, [item.title for item in items])}; "
+            f"expected one of {_titles(items)}",
+        )
+    return None
 
 
 class OntologyResolver:
@@ -179,15 +168,7 @@ class OntologyResolver:
         for classification in structure.classifications:
             self._classifications[classification.title].append(classification)
         self._by_hash = {item.feature_node_hash: item for item in [*structure.objects, *structure.classifications]}
-        self._siblings: dict[int, _Siblings] = {}
         self._resolved: dict[Hashable, tuple[Any, list[ResolvedAnswer]]] = {}
-
-    def _level(self, items: Sequence[_Child]) -> _Siblings:
-        """The index of one attribute or option list, built the first time a label reaches it."""
-        siblings = self._siblings.get(id(items))
-        if siblings is None or siblings.items is not items:
-            siblings = self._siblings[id(items)] = _Siblings(items)
-        return siblings
 
     def resolve_object(self, label: ObjectLabel) -> ResolvedObject:
         """The label's ontology object and answers; raises UnresolvedLabel with every problem found."""
@@ -313,9 +294,7 @@ class OntologyResolver:
         answers: list[ResolvedAnswer] = []
         for key, answer in given.items():
             here = f"{path}.{key}"
-            attribute = self._level(attributes).one_of(
-                key, here, owner, "attribute", ErrorCode.UNKNOWN_ATTRIBUTE, errors
-            )
+            attribute = _one_of(attributes, key, here, owner, "attribute", ErrorCode.UNKNOWN_ATTRIBUTE, errors)
             if attribute is not None:
                 answers.extend(self._resolve_answer(attribute, answer, here, errors, allow_dynamic))
         return answers
@@ -388,9 +367,7 @@ class OntologyResolver:
         return []
 
     def _option(self, attribute: Attribute, key: str, path: str, errors: _Collector) -> Option | None:
-        return self._level(attribute.options).one_of(
-            key, path, attribute.title, "option", ErrorCode.UNKNOWN_OPTION, errors
-        )
+        return _one_of(attribute.options, key, path, attribute.title, "option", ErrorCode.UNKNOWN_OPTION, errors)
 
     @staticmethod
     def _wrong_answer(attribute: Attribute, expected: str, path: str, errors: _Collector) -> list[ResolvedAnswer]:
