@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench.report import lambda_output_discarded, publish
+from bench.sdk_loops import fresh_images
 from local.lambda_runtime import drain_queue
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
@@ -85,11 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     with lambda_output_discarded(), local_stack() as stack:
         pipeline = Pipeline.on(stack)
         for _ in range(args.repeat):
-            stack.reset()
-            stack.encord.reset()
-            titles = [f"unit_{i:05d}.jpg" for i in range(args.units)]
-            for title in titles:
-                stack.encord.add_image(title)
+            titles = fresh_images(stack, args.units)
             job_id = pipeline.drop("incoming/cpu.jsonl", jsonl(image_records(titles)))
             sampler = Sampler(threading.get_ident())
             sys.setswitchinterval(0.0005)  # let the sampler in often, even while the handler holds the GIL

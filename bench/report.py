@@ -10,15 +10,12 @@ import contextlib
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 """Where the JSON goes; the tests point it elsewhere to run the benchmarks small."""
-T = TypeVar("T")
 
 
 def machine() -> dict[str, Any]:
@@ -40,16 +37,6 @@ def lambda_output_discarded() -> Iterator[None]:
     """The handlers print their log lines and EMF metrics to stdout, as Lambda expects; not over the table."""
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         yield
-
-
-def median_seconds(run: Callable[[], T], repeat: int) -> tuple[float, T]:
-    """Median wall time of `repeat` runs, and the last run's result."""
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result  # type: ignore[return-value]
 
 
 def publish(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], **summary: Any) -> Path:
