@@ -92,7 +92,7 @@ def _validate(path: str) -> None:
     units = DataUnitIndex(DataUnit(f"h{i:06d}", f"image_{i:06d}.jpg", 1, 640, 480) for i in range(UNITS))
     limits = Limits()
     with open(path, "rb") as stream:
-        lines = numbered_lines(stream, compressed=False, max_line_bytes=limits.max_line_bytes)
+        lines = numbered_lines(stream, max_line_bytes=limits.max_line_bytes)
         index = index_records(lines, units, OntologyResolver(build_ontology()), FileIndex(max_problems=100), limits)
     assert index.problem_count == 0, index.problems[:3]
     plan = plan_chunks(index.lines_by_unit, 100)
@@ -101,7 +101,7 @@ def _validate(path: str) -> None:
         orjson.dumps(chunk_document("bench", chunk_index, "p", "append", rows))
 
     with open(path, "rb") as stream:
-        lines = numbered_lines(stream, compressed=False, max_line_bytes=limits.max_line_bytes)
+        lines = numbered_lines(stream, max_line_bytes=limits.max_line_bytes)
         assemble_chunks(lines, plan, index, units, emit)
 
 

@@ -7,7 +7,7 @@ would cost one round trip per line and is what makes naive importers slow.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from encord.constants.enums import DataType
@@ -60,15 +60,24 @@ class DataUnitIndex:
             self._by_hash[unit.data_hash] = unit
             self._by_title[unit.title].append(unit)
 
+    def __iter__(self) -> Iterator[DataUnit]:
+        return iter(self._by_hash.values())
+
+    def titled(self, title: str) -> list[DataUnit]:
+        return self._by_title.get(title, [])
+
+    def with_hash(self, data_hash: str) -> DataUnit | None:
+        return self._by_hash.get(data_hash)
+
     def find(self, data_hash: str | None, data_title: str | None) -> DataUnit:
         if data_hash is not None:
-            unit = self._by_hash.get(data_hash)
+            unit = self.with_hash(data_hash)
             if unit is None:
                 raise UnknownDataUnit(
                     "data_hash", ErrorCode.UNKNOWN_DATA_UNIT, f"the project has no data unit {data_hash!r}"
                 )
             return unit
-        matches = self._by_title.get(data_title or "", [])
+        matches = self.titled(data_title or "")
         if len(matches) == 1:
             return matches[0]
         if matches:

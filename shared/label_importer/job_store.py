@@ -72,6 +72,8 @@ class Job:
     created_at: int
     total_records: int = 0
     invalid_records: int = 0
+    records_left_out: int = 0
+    """Records the file asks to leave out (COCO: a category mapped to null, crowd regions under "skip")."""
     problem_count: int = 0
     total_rows: int = 0
     total_chunks: int = 0
@@ -145,13 +147,14 @@ class JobStore:
         self._table.update_item(
             Key=_job_key(job.job_id),
             UpdateExpression="SET project_hash = :p, #mode = :m, total_records = :r, invalid_records = :i, "
-            "problem_count = :e, total_rows = :t, total_chunks = :c, rows_skipped = :s",
+            "records_left_out = :l, problem_count = :e, total_rows = :t, total_chunks = :c, rows_skipped = :s",
             ExpressionAttributeNames={"#mode": "mode"},
             ExpressionAttributeValues={
                 ":p": job.project_hash,
                 ":m": job.mode,
                 ":r": job.total_records,
                 ":i": job.invalid_records,
+                ":l": job.records_left_out,
                 ":e": job.problem_count,
                 ":t": job.total_rows,
                 ":c": job.total_chunks,

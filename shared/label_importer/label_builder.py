@@ -26,11 +26,21 @@ from encord.objects.coordinates import (
     PolylineCoordinates,
     RotatableBoundingBoxCoordinates,
     SkeletonCoordinate,
+    SkeletonCoordinates,
+    Visibility,
 )
 from encord.objects.frames import Range
+from encord.objects.skeleton_template import SkeletonTemplate
 from pydantic import BaseModel
 
-from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel, Polygons, frame_ranges
+from label_importer.label_format import (
+    ClassificationLabel,
+    Mode,
+    ObjectLabel,
+    Polygons,
+    SkeletonPoint,
+    frame_ranges,
+)
 from label_importer.messages import ChunkRow
 from label_importer.ontology_resolver import (
     OntologyResolver,
@@ -75,6 +85,20 @@ def _ranges(ranges: list[tuple[int, int]]) -> list[Range]:
 
 def _points(points: list[list[float]]) -> list[PointCoordinate]:
     return [PointCoordinate(x, y) for x, y in points]
+
+
+def _skeleton(template: SkeletonTemplate, points: dict[str, list[float] | SkeletonPoint]) -> SkeletonCoordinates:
+    """Each point tied to its template vertex by feature hash, as `SkeletonTemplate.create_instance` does; that
+    helper drops visibility, so the coordinates are built here (validation already matched the names)."""
+    feature_hashes = {vertex.name: vertex.feature_hash for vertex in template.skeleton.values()}
+    values = []
+    for name, point in points.items():
+        if isinstance(point, SkeletonPoint):
+            x, y, visibility = point.x, point.y, Visibility[point.visibility.name]
+        else:
+            (x, y), visibility = point, None
+        values.append(SkeletonCoordinate(x=x, y=y, name=name, feature_hash=feature_hashes[name], visibility=visibility))
+    return SkeletonCoordinates(values=values, name=template.name)
 
 
 def _provenance(label: ObjectLabel | ClassificationLabel) -> dict[str, Any]:
@@ -165,10 +189,7 @@ class LabelBuilder:
                 )
             )
         assert label.skeleton is not None  # the model guarantees exactly one geometry
-        template = self._resolver.skeleton_template(placement.ontology)
-        return template.create_instance(
-            [SkeletonCoordinate(x=x, y=y, name=name) for name, (x, y) in label.skeleton.items()]
-        )
+        return _skeleton(self._resolver.skeleton_template(placement.ontology), label.skeleton)
 
     def _add_classifications(self, label_row: LabelRowV2, data_hash: str, labels: list[ClassificationLabel]) -> int:
         present = {instance.classification_hash for instance in label_row.get_classification_instances()}

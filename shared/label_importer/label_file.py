@@ -23,14 +23,15 @@ def is_compressed(key: str) -> bool:
     return key.endswith(".gz")
 
 
-def numbered_lines(
-    stream: BinaryIO, *, compressed: bool, max_line_bytes: int, too_long: TooLong | None = None
-) -> Iterator[Line]:
+def opened(stream: BinaryIO, *, compressed: bool) -> BinaryIO:
+    return gzip.GzipFile(fileobj=stream) if compressed else stream
+
+
+def numbered_lines(stream: BinaryIO, *, max_line_bytes: int, too_long: TooLong | None = None) -> Iterator[Line]:
     """Yield (line number, bytes) for every non-blank line; numbers count blank lines too, as editors do.
 
     A UTF-8 byte-order mark on the first line is dropped: editors on Windows add it and it is not an error.
     """
-    source: BinaryIO = gzip.GzipFile(fileobj=stream) if compressed else stream
     number = 0
     pending = bytearray()
     dropped = 0  # length of the current line once it passed the limit; its bytes are not kept
@@ -44,7 +45,7 @@ def numbered_lines(
         pending.clear()
         dropped = 0
 
-    while chunk := source.read(_READ_SIZE):
+    while chunk := stream.read(_READ_SIZE):
         start = 0
         while True:
             end = chunk.find(b"\n", start)

@@ -142,6 +142,26 @@ PolygonGeometry = _tagged(
 )
 
 
+class Visibility(StrEnum):
+    """Encord's visibility of a skeleton point."""
+
+    VISIBLE = "visible"
+    OCCLUDED = "occluded"
+    SELF_OCCLUDED = "self_occluded"
+    INVISIBLE = "invisible"
+
+
+class SkeletonPoint(_Strict):
+    """A skeleton point with its visibility; a bare `[x, y]` is a point without one."""
+
+    x: Unit
+    y: Unit
+    visibility: Visibility
+
+
+SkeletonPointGeometry = _tagged("[x, y] or {x, y, visibility}", {"<list>": Point, "<object>": SkeletonPoint})
+
+
 class Bitmask(_Strict):
     """A mask in Encord's run-length encoding; width and height must equal the data unit's."""
 
@@ -227,7 +247,7 @@ class ObjectLabel(_Strict):
     polyline: Annotated[list[Point], Field(min_length=2)] | None = None
     point: Point | None = None
     bitmask: Bitmask | None = None
-    skeleton: Annotated[dict[str, Point], Field(min_length=1)] | None = None
+    skeleton: Annotated[dict[str, SkeletonPointGeometry], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one_feature_and_geometry(self) -> ObjectLabel:
@@ -292,6 +312,7 @@ FIELD_NAMES = frozenset(
         RelationAnswer,
         Polygons,
         PolygonWithHoles,
+        SkeletonPoint,
     )
     for name in model.model_fields
 )

@@ -58,6 +58,11 @@ class ErrorCode(StrEnum):
     SKELETON_POINTS_MISMATCH = "SKELETON_POINTS_MISMATCH"
     CONFLICTING_LABELS = "CONFLICTING_LABELS"
     UNKNOWN_OBJECT_ID = "UNKNOWN_OBJECT_ID"
+    # COCO files
+    NOT_COCO = "NOT_COCO"
+    DUPLICATE_ID = "DUPLICATE_ID"
+    UNKNOWN_REFERENCE = "UNKNOWN_REFERENCE"
+    IMAGE_SIZE_MISMATCH = "IMAGE_SIZE_MISMATCH"
 
 
 @dataclass(frozen=True)
@@ -125,14 +130,19 @@ _CODE_BY_PYDANTIC_TYPE = {
 }
 
 
-def problems_from_pydantic(line: int, errors: Sequence[pydantic_core.ErrorDetails]) -> list[Problem]:
-    """Translate pydantic's errors into ours: stable codes, readable paths, no library jargon."""
+def problems_from_pydantic(
+    line: int, errors: Sequence[pydantic_core.ErrorDetails], *, prefix: str = "", known: Iterable[str] = FIELD_NAMES
+) -> list[Problem]:
+    """Translate pydantic's errors into ours: stable codes, readable paths (under `prefix`), no library jargon.
+    A misspelt field is compared with the `known` field names."""
     problems = []
     for error in errors:
         code = _CODE_BY_PYDANTIC_TYPE.get(error["type"], ErrorCode.WRONG_TYPE)
         message = error["msg"].removeprefix("Value error, ")
         if code is ErrorCode.UNKNOWN_FIELD:
-            message = "unknown field" + did_you_mean(str(error["loc"][-1]), FIELD_NAMES)
+            message = "unknown field" + did_you_mean(str(error["loc"][-1]), known)
         value = None if code in (ErrorCode.MISSING_FIELD, ErrorCode.INVALID_JSON) else error.get("input")
-        problems.append(Problem(line, field_path(error["loc"]), code, message, shown_value(value)))
+        path = field_path(error["loc"])
+        located = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else prefix + path
+        problems.append(Problem(line, located, code, message, shown_value(value)))
     return problems

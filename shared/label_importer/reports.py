@@ -54,7 +54,7 @@ class ReportWriter:
             "version_id": job.version_id,
             "project_hash": job.project_hash,
             "mode": job.mode,
-            "records": {"total": job.total_records, "invalid": job.invalid_records},
+            "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
             "rows": {
                 "total": job.total_rows,
                 "imported": job.rows_imported,
@@ -99,7 +99,8 @@ def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_ro
     lines = [
         f"Import job {job.job_id}: {job.status}",
         f"File: s3://{job.bucket}/{job.key}",
-        f"Records: {job.total_records} read, {job.invalid_records} invalid",
+        f"Records: {job.total_records} read, {job.invalid_records} invalid"
+        + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),
         f"Rows: {job.rows_imported} imported, {job.rows_failed} failed, {job.rows_skipped} skipped "
         f"(of {job.total_rows} queued); {job.labels_added} labels added",
     ]

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,11 +22,15 @@ from encord.exceptions import AuthorisationError, ResourceNotFoundError
 
 from label_importer.chunk_queue import ChunkQueue
 from label_importer.chunking import assemble_chunks, plan_chunks
+from label_importer.coco.document import NotCoco, is_coco, read_sections
+from label_importer.coco.format import checked
+from label_importer.coco.mapping import map_document
+from label_importer.coco.records import CocoRecords, locate
 from label_importer.data_units import DataUnit, DataUnitIndex
 from label_importer.encord_gateway import open_project
 from label_importer.import_chunk import finish_if_done
 from label_importer.job_store import Job, JobStatus, JobStore
-from label_importer.label_file import is_compressed, numbered_lines
+from label_importer.label_file import is_compressed, numbered_lines, opened
 from label_importer.label_format import ErrorPolicy, Header
 from label_importer.messages import chunk_document
 from label_importer.observability import (
@@ -80,6 +84,7 @@ class _Rejected(Exception):
         self.problem_count = index.problem_count if index else len(problems)
         self.records = index.records if index else 0
         self.invalid_records = len(index.invalid_lines) if index else 0
+        self.left_out = index.left_out if index else 0
 
 
 def _whole_file(code: ErrorCode, message: str) -> _Rejected:
@@ -89,10 +94,11 @@ def _whole_file(code: ErrorCode, message: str) -> _Rejected:
 @dataclass(frozen=True)
 class _Validated:
     header: Header
-    header_line: int | None
     project_hash: str
     units: DataUnitIndex
     index: FileIndex
+    records: Callable[[], Iterator[Line]]
+    """Reads the file again: its records, numbered as validation numbered them."""
 
 
 def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> Job:
@@ -126,6 +132,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
         mode=str(header.mode),
         total_records=index.records,
         invalid_records=len(index.invalid_lines),
+        records_left_out=index.left_out,
         total_rows=len(index.lines_by_unit),
         total_chunks=plan.count,
         rows_skipped=index.skipped_rows,
@@ -144,8 +151,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     def emit(chunk_index: int, rows: list[dict[str, Any]]) -> None:
         queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))
 
-    second_read = (line for line in _read(ref, world.s3, settings.limits) if line[0] != validated.header_line)
-    assemble_chunks(second_read, plan, index, validated.units, emit)
+    assemble_chunks(validated.records(), plan, index, validated.units, emit)
     queue.flush()
     world.jobs.transition(job.job_id, JobStatus.QUEUED, allowed_from=[JobStatus.VALIDATING])
     metrics.add_metric(name=JOBS_QUEUED, unit=MetricUnit.Count, value=1)
@@ -164,6 +170,8 @@ def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators, deadl
         )
     index = FileIndex(max_problems=settings.max_reported_errors)
     try:
+        if is_coco(ref.key):
+            return _validate_coco(ref, settings, world, index, deadline)
         return _validate_lines(_read(ref, world.s3, limits, index), ref, settings, world, index, deadline)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise _whole_file(
@@ -190,19 +198,58 @@ def _validate_lines(
     project_hash = _project_hash(header, ref, settings)
     project, units = _read_project(world, project_hash, deadline)
     index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
+
+    def records_again() -> Iterator[Line]:
+        return (line for line in _read(ref, world.s3, settings.limits) if line[0] != header_line)
+
+    return _checked(_Validated(header, project_hash, units, index, records_again), "label records")
+
+
+def _validate_coco(
+    ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex, deadline: Deadline
+) -> _Validated:
+    """Sections first (options, images, categories), then the project, then annotations, streamed."""
+    try:
+        document, problems = checked(read_sections(_body(ref, world.s3)))
+    except NotCoco as error:
+        raise _whole_file(error.code, error.message) from None
+    if problems:
+        raise _Rejected(problems)
+    options = document.options
+    project_hash = _project_hash(options, ref, settings)
+    project, units = _read_project(world, project_hash, deadline)
+    resolver = OntologyResolver(project.ontology_structure)
+    mapping, problems = map_document(document.images, document.categories, options, units, resolver)
+    index.report(problems)
+    index.locate = locate
+    records = CocoRecords(mapping, options)
+    try:
+        index_records(records.lines(_body(ref, world.s3), index), units, resolver, index, settings.limits)
+    except NotCoco as error:  # read once already: only a file that changed in between gets here
+        raise _whole_file(error.code, error.message) from None
+    validated = _Validated(options, project_hash, units, index, lambda: records.lines(_body(ref, world.s3)))
+    return _checked(validated, "annotations")
+
+
+def _checked(validated: _Validated, kind: str) -> _Validated:
+    """What every format's validation ends with: the whole file has been read, and the policy decides."""
+    index = validated.index
     if index.records == 0:
-        raise _whole_file(ErrorCode.EMPTY_FILE, "the file has no label records")
-    if index.problem_count and (index.fatal or header.on_error is ErrorPolicy.STRICT):
+        raise _whole_file(ErrorCode.EMPTY_FILE, f"the file has no {kind}")
+    if index.problem_count and (index.fatal or validated.header.on_error is ErrorPolicy.STRICT):
         raise _Rejected(index.problems, index)
-    return _Validated(header, header_line, project_hash, units, index)
+    return validated
+
+
+def _body(ref: LabelFileRef, s3: Any) -> BinaryIO:
+    body = s3.get_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)["Body"]
+    return opened(body, compressed=is_compressed(ref.key))
 
 
 def _read(ref: LabelFileRef, s3: Any, limits: Limits, index: FileIndex | None = None) -> Iterator[Line]:
     """The file's lines; over-long ones are reported to `index` (pass 1) or silently left out (pass 2)."""
-    body = s3.get_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)["Body"]
     return numbered_lines(
-        body,
-        compressed=is_compressed(ref.key),
+        _body(ref, s3),
         max_line_bytes=limits.max_line_bytes,
         too_long=None if index is None else partial(index.line_too_long, limit=limits.max_line_bytes),
     )
@@ -270,6 +317,7 @@ def _reject(job: Job, rejection: _Rejected, world: Collaborators) -> Job:
             job,
             total_records=rejection.records,
             invalid_records=rejection.invalid_records,
+            records_left_out=rejection.left_out,
             problem_count=problem_count,
         )
     )

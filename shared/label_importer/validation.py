@@ -7,7 +7,7 @@ chunker reads the file a second time with that index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -66,10 +66,7 @@ def parse_header(line: Line) -> tuple[Header | None, list[Problem]]:
     try:
         return Header.model_validate_json(raw), []
     except pydantic.ValidationError as error:
-        problems = problems_from_pydantic(number, error.errors())
-        return Header(), [
-            Problem(p.line, f"header.{p.field}" if p.field else "header", p.code, p.message, p.value) for p in problems
-        ]
+        return Header(), problems_from_pydantic(number, error.errors(), prefix="header")
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -317,9 +314,13 @@ class FileIndex:
     """What pass 1 learned: where each data unit's valid records are, and what was wrong."""
 
     max_problems: int
+    locate: Callable[[Problem], Problem] | None = None
+    """Places a problem found in a record in the file's own terms, when records are converted (COCO)."""
     fatal: bool = False
     """A limit of the whole file was hit: it is rejected whatever the error policy."""
     records: int = 0
+    left_out: int = 0
+    """Records the file itself asks to leave out (COCO: categories mapped to null, crowds under "skip")."""
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     invalid_lines: set[int] = field(default_factory=set)
@@ -340,11 +341,20 @@ class FileIndex:
             if not lines:
                 del self.lines_by_unit[data_hash]
 
+    def reject_record(self, number: int, data_hash: str | None, problems: list[Problem]) -> None:
+        """A record rejected before it could be read as a line (too long, or not convertible)."""
+        self.records += 1
+        self.reject_line(number, data_hash, problems)
+
+    def leave_out(self) -> None:
+        self.records += 1
+        self.left_out += 1
+
     def report(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
             self.problem_count += 1
             if len(self.problems) < self.max_problems:
-                self.problems.append(problem)
+                self.problems.append(self.locate(problem) if self.locate else problem)
 
     @property
     def skipped_rows(self) -> int:
@@ -352,9 +362,8 @@ class FileIndex:
         return len(self.units_with_invalid_records - self.lines_by_unit.keys())
 
     def line_too_long(self, number: int, length: int, limit: int) -> None:
-        self.records += 1
         message = f"the line is {length} bytes long; at most {limit} are allowed (MAX_LINE_BYTES)"
-        self.reject_line(number, None, [Problem(number, "", ErrorCode.LINE_TOO_LONG, message)])
+        self.reject_record(number, None, [Problem(number, "", ErrorCode.LINE_TOO_LONG, message)])
 
 
 def index_records(

@@ -3,11 +3,11 @@
 import gzip
 import io
 
-from label_importer.label_file import is_compressed, numbered_lines
+from label_importer.label_file import is_compressed, numbered_lines, opened
 
 
 def lines_of(data: bytes, *, compressed: bool = False) -> list[tuple[int, bytes]]:
-    return list(numbered_lines(io.BytesIO(data), compressed=compressed, max_line_bytes=1 << 20))
+    return list(numbered_lines(opened(io.BytesIO(data), compressed=compressed), max_line_bytes=1 << 20))
 
 
 def test_blank_lines_are_skipped_but_counted() -> None:
@@ -42,7 +42,6 @@ def test_a_line_over_the_limit_is_reported_and_never_buffered_whole() -> None:
     lines = list(
         numbered_lines(
             io.BytesIO(data),
-            compressed=False,
             max_line_bytes=200_000,
             too_long=lambda n, size: too_long.append((n, size)),
         )

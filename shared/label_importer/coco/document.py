@@ -1,0 +1,109 @@
+"""Reading a COCO file without holding it: the small sections in one streaming pass, annotations in another.
+
+A COCO file is one JSON document whose `annotations` array can be hundreds of megabytes, and writers put the
+sections in any order (the official files list `categories` after `annotations`). So the first pass keeps
+`images`, `categories` and the `encord` options and skips over everything else; later passes stream
+`annotations` one at a time. Memory grows with the number of images and categories, never with annotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import ijson
+
+from label_importer.problems import ErrorCode
+
+SECTIONS = ("images", "annotations", "categories")
+OPTIONS_SECTION = "encord"
+"""The importer's own section: options and mappings (COCO readers ignore keys they do not know)."""
+_KEPT = ("images", "categories", OPTIONS_SECTION)
+_BOM = b"\xef\xbb\xbf"
+
+
+def is_coco(key: str) -> bool:
+    """`.json` (or `.json.gz`) files are COCO documents; everything else is JSON Lines."""
+    return key.lower().removesuffix(".gz").endswith(".json")
+
+
+class NotCoco(Exception):
+    """The file is not JSON (INVALID_JSON), or not a COCO document (NOT_COCO); the message says where."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class CocoSections:
+    images: list[Any] = field(default_factory=list)
+    categories: list[Any] = field(default_factory=list)
+    options: Any = None
+    present: set[str] = field(default_factory=set)
+
+
+def read_sections(stream: BinaryIO) -> CocoSections:
+    """Keep the small sections; skip the rest token by token (nothing of them is built)."""
+    sections = CocoSections()
+    builder: ijson.ObjectBuilder | None = None
+    key = ""
+    try:
+        for prefix, event, value in ijson.parse(_without_bom(stream), use_float=True):
+            if prefix == "":
+                if event == "map_key":
+                    key = value
+                    sections.present.add(key)
+                    builder = ijson.ObjectBuilder() if key in _KEPT else None
+                elif event not in ("start_map", "end_map"):
+                    raise NotCoco(
+                        ErrorCode.NOT_COCO,
+                        "the file is JSON but not a COCO document: its top level must be an object with "
+                        f"{', '.join(SECTIONS)}",
+                    )
+                continue
+            if builder is not None:
+                builder.event(event, value)
+                if prefix == key and event not in ("start_map", "start_array"):  # the section's value is complete
+                    setattr(sections, "options" if key == OPTIONS_SECTION else key, builder.value)
+    except ijson.JSONError as error:
+        raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+    missing = [name for name in SECTIONS if name not in sections.present]
+    if missing:
+        raise NotCoco(
+            ErrorCode.NOT_COCO, f"a COCO document has {', '.join(SECTIONS)}; this one has no {', '.join(missing)}"
+        )
+    return sections
+
+
+def annotations(stream: BinaryIO) -> Iterator[Any]:
+    """Each element of `annotations`, in file order; the first pass already showed the document is JSON."""
+    try:
+        yield from ijson.items(_without_bom(stream), "annotations.item", use_float=True)
+    except ijson.JSONError as error:
+        raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+
+
+def _invalid_json(error: ijson.JSONError) -> str:
+    """The parser's message is three lines drawing an arrow; one line with the text it stopped at reads better."""
+    first, *rest = str(error).splitlines() or [""]
+    near = rest[0].strip() if rest else ""
+    return f"the file is not valid JSON: {first}" + (f" near {near!r}" if near else "")
+
+
+class _without_bom:
+    """Editors on Windows start JSON files with a UTF-8 byte-order mark; the JSON parser refuses it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._first = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if self._first and data:  # the parser first reads 0 bytes to tell bytes from text
+            self._first = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :] or self._stream.read(size)
+        return data
