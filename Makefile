@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: setup demo test lint format schema bench check
+.PHONY: setup demo demo-coco test lint format schema bench check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ setup: $(STAMP)
 ## The whole pipeline on this machine: moto + fake Encord, a few hundred labelled images, a job report.
 demo: setup
 	$(BIN)/python -m local.demo
+
+## The same with a COCO instances file: 1000 images, 5000 annotations.
+demo-coco: setup
+	$(BIN)/python -m local.demo --coco --images 1000
 
 ## Unit and integration tests (what CI runs).
 test: setup

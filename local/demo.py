@@ -1,10 +1,11 @@
 """The local demo: drop a label file into (moto's) S3 and watch it land in (the fake) Encord.
 
-    python -m local.demo [--images 300] [--latency 0.0]
+    python -m local.demo [--images 300] [--latency 0.0] [--coco]
 
 Runs the real handlers in-process, as Lambda would: the S3 event goes to the validator, the queue is
 drained by the import function in batches, then the job record and report are printed. Exits non-zero
-unless the job COMPLETED and every label reads back through the SDK.
+unless the job COMPLETED and every label reads back through the SDK. `--coco` drops a COCO instances file
+(five annotations per image) instead of JSON Lines.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
+
 from label_importer.job_store import JobStatus
 from local.pipeline import Pipeline
-from local.sample_labels import image_records, jsonl
+from local.sample_labels import coco_document, image_records, jsonl
 from local.stack import BUCKET, local_stack
 
 DEMO_KEY = "incoming/demo labels.jsonl"
+COCO_DEMO_KEY = "incoming/demo instances.json"
+COCO_ANNOTATIONS_PER_IMAGE = 5
 LOG_FILE = Path("demo-output") / "lambda-logs.jsonl"
 
 
@@ -29,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300, help="number of images to label (default 300)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the fake Encord adds per request")
+    parser.add_argument("--coco", action="store_true", help="drop a COCO instances file instead of JSON Lines")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -36,9 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = Pipeline.on(stack)
         titles = [f"image_{i:05d}.jpg" for i in range(args.images)]
         data_hashes = [stack.encord.add_image(title) for title in titles]
-        body = jsonl(image_records(titles), header={"mode": "append", "on_error": "strict"})
-        event = pipeline.upload(DEMO_KEY, body)
-        print(f"Uploaded s3://{BUCKET}/{DEMO_KEY}: {len(titles)} records, {len(body) / 1024:.0f} KiB")
+        if args.coco:
+            key, document = COCO_DEMO_KEY, coco_document(titles, annotations_per_image=COCO_ANNOTATIONS_PER_IMAGE)
+            body, records = orjson.dumps(document), len(document["annotations"])
+            expected = {title: (COCO_ANNOTATIONS_PER_IMAGE, 0) for title in titles}
+        else:
+            key, body, records = (
+                DEMO_KEY,
+                jsonl(image_records(titles), header={"mode": "append", "on_error": "strict"}),
+                len(titles),
+            )
+            expected = {
+                title: (len(record["objects"]), len(record["classifications"]))
+                for title, record in zip(titles, image_records(titles), strict=True)
+            }
+        event = pipeline.upload(key, body)
+        print(f"Uploaded s3://{BUCKET}/{key}: {records} records, {len(body) / 1024:.0f} KiB")
 
         stack.encord.reset_counts()
         LOG_FILE.parent.mkdir(exist_ok=True)
@@ -65,13 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{finished - validated:.2f} s; {drained.messages} messages in {drained.batches} batch(es))"
         )
         print(f"Lambda logs: {LOG_FILE}")
-        expected = {title: record for title, record in zip(titles, image_records(titles), strict=True)}
         read_back = stack.read_back(data_hashes)
         mismatched = [
             row.data_title
             for row in read_back.values()
-            if len(row.get_object_instances()) != len(expected[row.data_title]["objects"])
-            or len(row.get_classification_instances()) != len(expected[row.data_title]["classifications"])
+            if (len(row.get_object_instances()), len(row.get_classification_instances())) != expected[row.data_title]
         ]
         print(
             f"Read back through the SDK: {len(read_back) - len(mismatched)} of {len(titles)} rows carry "

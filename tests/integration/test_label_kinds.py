@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from encord.common.bitmask_operations import deserialise_bitmask
 from encord.objects import LabelRowV2
+from encord.objects.coordinates import Visibility
 
 from label_importer.job_store import JobStatus
 from local.pipeline import Pipeline
@@ -154,6 +155,23 @@ def test_skeleton_places_every_named_point(kinds: Kinds) -> None:
         ("right", 0.7, 0.5),
     }
     assert all(v.feature_hash for v in skeleton.values)  # linked to the template's points
+
+
+def test_skeleton_points_keep_their_visibility(kinds: Kinds) -> None:
+    skeleton = only_object(kinds.row("skeleton-visibility.jsonl", "fruit.jpg")).get_annotation(0).coordinates
+    assert {(v.name, v.x, v.y, v.visibility) for v in skeleton.values} == {
+        ("calyx", 0.5, 0.2, None),
+        ("tip", 0.5, 0.8, Visibility.OCCLUDED),
+        ("left", 0.3, 0.5, Visibility.VISIBLE),
+        ("right", 0.0, 0.0, Visibility.INVISIBLE),
+    }
+    [stored] = kinds.stored_objects("fruit.jpg")
+    assert {point["name"]: point.get("visibility") for point in stored["skeleton"].values()} == {
+        "calyx": None,
+        "tip": "occluded",
+        "left": "visible",
+        "right": "invisible",
+    }
 
 
 def test_radio_classification(kinds: Kinds) -> None:
