@@ -41,7 +41,7 @@ from label_importer.settings import Settings
 
 SERVICE = "encord-label-importer"
 NAMESPACE = "EncordLabelImporter"
-LABEL_SUFFIXES = [".json", ".jsonl", ".jsonl.gz"]
+LABEL_SUFFIXES = [".json", ".json.gz", ".jsonl", ".jsonl.gz"]
 DATA_SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 """Services whose actions must name their resources; only X-Ray has no resource-level permissions."""
 DUMMY_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:encord/ssh-key-AbCdEf"
