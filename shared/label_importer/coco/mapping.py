@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from encord.objects import Object, Shape
 
@@ -111,20 +111,54 @@ def _map_images(
         yield position, _one_unit(image, candidates, how, units)
 
 
-def _one_unit(image: CocoImage, candidates: list[DataUnit], how: str, units: DataUnitIndex) -> MappedImage | Unmatched:
+@dataclass(frozen=True)
+class _Target:
+    """What images or categories are matched to, for the messages of a failed match."""
+
+    noun: str
+    unknown: ErrorCode
+    ambiguous: ErrorCode
+    section: str
+    identifier: str
+    left_out: str = ""
+
+
+_DATA_UNIT = _Target("data unit", ErrorCode.UNKNOWN_DATA_UNIT, ErrorCode.AMBIGUOUS_DATA_TITLE, "images", "data hash")
+_OBJECT = _Target(
+    "ontology object",
+    ErrorCode.UNKNOWN_OBJECT,
+    ErrorCode.AMBIGUOUS_TITLE,
+    "categories",
+    "feature hash",
+    left_out=" (null leaves it out)",
+)
+_Match = TypeVar("_Match", DataUnit, Object)
+
+
+def _single(
+    candidates: list[_Match], how: str, target: _Target, hint: str, describe: Callable[[_Match], str]
+) -> _Match | Unmatched:
     if not candidates:
-        hint = did_you_mean(posixpath.basename(image.file_name), [unit.title for unit in units])
         return Unmatched(
-            ErrorCode.UNKNOWN_DATA_UNIT,
-            f"{how} matches no data unit of the project{hint}; map it in the 'encord' section's 'images'",
+            target.unknown,
+            f"{how} matches no {target.noun}{hint}; map it in the 'encord' section's '{target.section}'"
+            + target.left_out,
         )
     if len(candidates) > 1:
-        found = ", ".join(f"{unit.title!r} ({unit.data_hash})" for unit in candidates)
+        found = ", ".join(map(describe, candidates))
         return Unmatched(
-            ErrorCode.AMBIGUOUS_DATA_TITLE,
-            f"{how} matches {len(candidates)} data units: {found}; map it to one data hash in 'images'",
+            target.ambiguous,
+            f"{how} matches {len(candidates)} {target.noun}s: {found}; map it to one {target.identifier} in "
+            f"'{target.section}'",
         )
-    unit = candidates[0]
+    return candidates[0]
+
+
+def _one_unit(image: CocoImage, candidates: list[DataUnit], how: str, units: DataUnitIndex) -> MappedImage | Unmatched:
+    hint = did_you_mean(posixpath.basename(image.file_name), [unit.title for unit in units])
+    unit = _single(candidates, how, _DATA_UNIT, hint, lambda unit: f"{unit.title!r} ({unit.data_hash})")
+    if isinstance(unit, Unmatched):
+        return unit
     if (unit.width, unit.height) != (image.width, image.height):
         return Unmatched(
             ErrorCode.IMAGE_SIZE_MISMATCH,
@@ -158,20 +192,12 @@ def _map_categories(
 def _one_object(
     category: CocoCategory, candidates: list[Object], how: str, objects: list[Object], resolver: OntologyResolver
 ) -> MappedCategory | Unmatched:
-    if not candidates:
-        hint = did_you_mean(category.name, [obj.title for obj in objects])
-        return Unmatched(
-            ErrorCode.UNKNOWN_OBJECT,
-            f"{how} matches no ontology object{hint}; map it in the 'encord' section's 'categories' "
-            "(null leaves it out)",
-        )
-    if len(candidates) > 1:
-        found = ", ".join(f"{obj.title!r} ({obj.shape.value}, {obj.feature_node_hash})" for obj in candidates)
-        return Unmatched(
-            ErrorCode.AMBIGUOUS_TITLE,
-            f"{how} matches {len(candidates)} ontology objects: {found}; map it to one feature hash in 'categories'",
-        )
-    ontology = candidates[0]
+    hint = did_you_mean(category.name, [obj.title for obj in objects])
+    ontology = _single(
+        candidates, how, _OBJECT, hint, lambda obj: f"{obj.title!r} ({obj.shape.value}, {obj.feature_node_hash})"
+    )
+    if isinstance(ontology, Unmatched):
+        return ontology
     if ontology.shape not in IMPORTABLE_SHAPES:
         return Unmatched(
             ErrorCode.SHAPE_MISMATCH,
