@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 
 import boto3
 import orjson
+from tqdm import tqdm
 
-from label_importer.job_store import JobStore, RowOutcome, RowStatus
+from label_importer.job_store import TERMINAL, Job, JobStore, RowOutcome, RowStatus
 from label_importer.redrive import redrive
 
 _ROWS_SHOWN = 20
@@ -27,15 +29,20 @@ def _status(args: argparse.Namespace) -> int:
     if job is None:
         print(f"no job {args.job_id} in table {args.table}", file=sys.stderr)
         return 1
+    if args.watch:
+        job = _watch(jobs, job, args.interval, as_json=args.json)
     failed, waiting = jobs.rows(job.job_id, RowStatus.FAILED), jobs.rows(job.job_id, RowStatus.RETRYING)
     if args.json:
         document = {
             "job": asdict(job),
+            "progress": job.progress(),
             "failed_rows": [asdict(row) for row in failed],
             "waiting_rows": [asdict(row) for row in waiting],
         }
         sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
+    if args.watch and args.json:
+        return 0  # the last progress line said it all
     version = f" (version {job.version_id})" if job.version_id else ""
     duration = f", {job.finished_at - job.created_at} s" if job.finished_at else ""
     print(f"job {job.job_id}: {job.status}")
@@ -44,10 +51,31 @@ def _status(args: argparse.Namespace) -> int:
         f"rows: {job.rows_done}/{job.total_rows} done ({job.rows_imported} imported, {job.rows_failed} failed), "
         f"{job.rows_skipped} skipped as invalid, {len(waiting)} waiting to be retried"
     )
+    rate, eta = job.rows_per_second, job.eta_seconds
+    if rate is not None and job.status not in TERMINAL:
+        print(f"rate: {rate:.1f} rows/s, about {eta:.0f} s left" if eta is not None else f"rate: {rate:.1f} rows/s")
     print(f"labels added: {job.labels_added}, Encord requests: {job.encord_requests}{duration}")
     _print_rows("failed rows", failed)
     _print_rows("rows waiting to be retried", waiting)
     return 0
+
+
+def _watch(jobs: JobStore, job: Job, interval: float, *, as_json: bool) -> Job:
+    """Poll the job until it ends: a progress bar with rate and ETA on stderr, or one JSON line per poll."""
+    with tqdm(total=job.total_rows or None, unit="row", desc=f"job {job.job_id[:8]}", disable=as_json) as bar:
+        while True:
+            if as_json:
+                line = {"job_id": job.job_id, "status": job.status, **job.progress()}
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
+                sys.stdout.flush()
+            else:
+                bar.total = job.total_rows or None
+                bar.set_postfix(status=str(job.status), failed=job.rows_failed, refresh=False)
+                bar.update(job.rows_done - bar.n)
+            if job.status in TERMINAL:
+                return job
+            time.sleep(interval)
+            job = jobs.get(job.job_id) or job
 
 
 def _print_rows(title: str, rows: list[RowOutcome]) -> None:
@@ -80,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the jobs table (stack output JobsTableName; default: $JOBS_TABLE_NAME)",
     )
     status.add_argument("--json", action="store_true", help="print everything as JSON, for scripts")
+    status.add_argument(
+        "--watch", action="store_true", help="follow the job until it ends: a progress bar (with --json, JSON lines)"
+    )
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --watch")
     status.set_defaults(run=_status)
 
     move = commands.add_parser("redrive", help="move chunks from the dead-letter queue back to the import queue")

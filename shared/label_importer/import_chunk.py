@@ -257,7 +257,10 @@ def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | 
     delivery finishes again (writing the same report) rather than a finished job without a report.
     """
     job = jobs.get(job_id)
-    if job is None or job.status in TERMINAL or job.rows_done < job.total_rows:
+    if job is None or job.status in TERMINAL:
+        return None
+    if job.rows_done < job.total_rows:
+        logger.info("job progress", extra={"job_id": job_id, "status": str(job.status), **job.progress()})
         return None
     status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
     finished = replace(job, status=status, finished_at=int(time.time()))
@@ -267,8 +270,5 @@ def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | 
     reports.tag_source(finished)
     counted = JOBS_COMPLETED if status is JobStatus.COMPLETED else JOBS_COMPLETED_WITH_ERRORS
     metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
-    logger.info(
-        "job finished",
-        extra={"status": str(status), "rows_imported": job.rows_imported, "rows_failed": job.rows_failed},
-    )
+    logger.info("job finished", extra={"job_id": job_id, "status": str(status), **finished.progress()})
     return finished

@@ -82,11 +82,40 @@ class Job:
     rows_skipped: int = 0
     labels_added: int = 0
     encord_requests: int = 0
+    import_started_at: int | None = None
+    """When the first chunk started importing; with `updated_at` (the last recorded row), the rate."""
+    updated_at: int | None = None
     finished_at: int | None = None
 
     @property
     def rows_done(self) -> int:
         return self.rows_imported + self.rows_failed
+
+    @property
+    def rows_per_second(self) -> float | None:
+        """Rows recorded per second since the import started; None until there is a second to measure."""
+        end = self.finished_at or self.updated_at
+        if self.import_started_at is None or end is None or end <= self.import_started_at:
+            return None
+        return self.rows_done / (end - self.import_started_at)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the rate so far; 0 when every row is done, None while there is no rate."""
+        if self.total_rows and self.rows_done >= self.total_rows:
+            return 0.0
+        rate = self.rows_per_second
+        return (self.total_rows - self.rows_done) / rate if rate else None
+
+    def progress(self) -> dict[str, Any]:
+        """What a progress display or a script needs, in one place."""
+        return {
+            "rows_done": self.rows_done,
+            "rows_failed": self.rows_failed,
+            "rows_total": self.total_rows,
+            "rows_per_second": self.rows_per_second,
+            "eta_seconds": self.eta_seconds,
+        }
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
@@ -168,6 +197,8 @@ class JobStore:
         expression = "SET #status = :to, updated_at = :now"
         if to in TERMINAL:
             expression += ", finished_at = :now"
+        if to is JobStatus.IMPORTING:
+            expression += ", import_started_at = :now"
         try:
             self._table.update_item(
                 Key=_job_key(job_id),

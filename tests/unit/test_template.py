@@ -482,3 +482,18 @@ def test_outputs_name_what_users_and_other_tools_need(template: dict[str, Any]) 
     assert outputs["ImportQueueUrl"]["Value"] == {"Ref": "ImportQueue"}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "ImportDeadLetterQueue"}
     assert outputs["JobsTableName"]["Value"] == {"Ref": "JobsTable"}
+
+
+def test_the_dashboard_lists_jobs_in_flight_from_the_importers_progress_log(template: dict[str, Any]) -> None:
+    """The query reads the fields of `Job.progress()`, which the importer logs after each chunk
+    (tests/integration/test_progress.py checks the log lines): a renamed field would leave the widget empty."""
+    from label_importer.job_store import Job, JobStatus
+
+    body = json.loads(
+        re.sub(r"\$\{([^}]+)\}", r"<\1>", template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"])
+    )
+    [query] = [widget["properties"]["query"] for widget in body["widgets"] if widget["type"] == "log"]
+    assert query.startswith("SOURCE '<ImportLabelsLogGroup>'")
+    progress = Job("j", JobStatus.IMPORTING, "b", "k", None, "p", "append", 0).progress()
+    for field in ["job_id", "status", *progress]:
+        assert f"({field})" in query or f"by {field}" in query, field
