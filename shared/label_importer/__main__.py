@@ -1,4 +1,4 @@
-"""Operate imports from a shell: `python -m label_importer status JOB_ID` and `... redrive`.
+"""Operate imports from a shell: `python -m label_importer status JOB_ID`, `... rollback JOB_ID`, `... redrive`.
 
 Runs wherever boto3 finds credentials (a laptop against the deployed stack, or the local stack); the table
 and queue URLs are the stack's outputs.
@@ -17,8 +17,12 @@ import boto3
 import orjson
 from tqdm import tqdm
 
-from label_importer.job_store import TERMINAL, Job, JobStore, RowOutcome, RowStatus
+from label_importer.import_chunk import Collaborators, DataUnitsBusy
+from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.redrive import redrive
+from label_importer.retries import Deadline
+from label_importer.rollback import CannotRollBack, roll_back
+from label_importer.settings import settings
 
 _ROWS_SHOWN = 20
 
@@ -89,6 +93,20 @@ def _print_rows(title: str, rows: list[RowOutcome]) -> None:
         print(f"  ... and {len(rows) - _ROWS_SHOWN} more (--json lists them all)")
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    world = Collaborators.from_settings(settings())
+    try:
+        job = roll_back(args.job_id, world, Deadline.in_seconds(args.timeout))
+    except CannotRollBack as error:
+        print(f"cannot roll back: {error}", file=sys.stderr)
+        return 1
+    except DataUnitsBusy as error:
+        print(f"rollback not finished: {error}", file=sys.stderr)
+        return 2
+    print(world.reports.read(job.bucket, job.job_id, "summary.txt"), end="")
+    return 0 if job.status is JobStatus.COMPLETED else 1
+
+
 def _redrive(args: argparse.Namespace) -> int:
     moved = redrive(boto3.client("sqs"), args.dead_letter_queue_url, args.queue_url)
     print(f"moved {moved} chunk messages back to the import queue")
@@ -113,6 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     status.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --watch")
     status.set_defaults(run=_status)
+
+    undo = commands.add_parser(
+        "rollback",
+        help="undo a finished import: remove what it added, or put back what it replaced",
+        description="Runs here with this environment's AWS credentials and the functions' settings "
+        "(JOBS_TABLE_NAME, ENCORD_SECRET_ID, ENCORD_DOMAIN); the RollbackFunction does the same in AWS.",
+    )
+    undo.add_argument("job_id", help="the import job to undo")
+    undo.add_argument("--timeout", type=float, default=900.0, help="seconds to keep retrying Encord faults")
+    undo.set_defaults(run=_rollback)
 
     move = commands.add_parser("redrive", help="move chunks from the dead-letter queue back to the import queue")
     move.add_argument("--dead-letter-queue-url", required=True, help="stack output DeadLetterQueueUrl")

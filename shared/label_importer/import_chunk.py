@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import boto3
@@ -48,9 +49,12 @@ from label_importer.observability import (
 from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.reports import ReportWriter
 from label_importer.retries import Deadline, RetryPolicy
+from label_importer.rollback_journal import RowChanges, write_entry
 from label_importer.settings import Settings
 
-_ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
+Journal = Callable[[dict[str, RowChanges]], None]
+
+ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
 """Problems with one row's labels found while applying them: the row fails, the chunk goes on."""
 
 
@@ -77,8 +81,9 @@ class ChunkImporter:
         self.requests = 0
         """Encord requests sent so far (counted before sending, so failed ones count too)."""
 
-    def import_rows(self, rows: list[ChunkRow], mode: Mode) -> list[RowOutcome]:
-        """Outcomes for every row; raises only on transient Encord faults (the chunk is then retried)."""
+    def import_rows(self, rows: list[ChunkRow], mode: Mode, journal: Journal) -> list[RowOutcome]:
+        """Outcomes for every row; raises only on transient Encord faults (the chunk is then retried).
+        `journal` hears what will change on each row before anything is saved (rollback_journal.py)."""
         self.requests += 1
         with _timed_encord_call():
             listed = self._project.list_label_rows_v2(data_hashes=[row.data_hash for row in rows])
@@ -95,18 +100,25 @@ class ChunkImporter:
                 label_rows[row.data_hash].initialise_labels(bundle=bundle)
 
         to_save: list[tuple[ChunkRow, LabelRowV2, int]] = []
+        changes: dict[str, RowChanges] = {}
         for row in present:
             label_row = label_rows[row.data_hash]
             if not label_row.is_labelling_initialised:
                 # A bundle silently skips rows the server left out of its answer; never save those empty.
                 outcomes.append(_failed(row, "Encord did not return this label row when it was initialised"))
                 continue
+            objects, classifications = label_hashes(label_row)
+            before = label_row.to_encord_dict() if mode is Mode.REPLACE else None
             try:
                 added = self._builder.apply(label_row, row, mode)
-            except _ROW_ERRORS as error:
+            except ROW_ERRORS as error:
                 outcomes.append(_failed(row, f"labels could not be applied: {error}"))
                 continue
+            objects_now, classifications_now = label_hashes(label_row)
+            changes[row.data_hash] = RowChanges(objects_now - objects, classifications_now - classifications, before)
             to_save.append((row, label_row, added))
+        if changes:
+            journal(changes)
         return outcomes + self._save(to_save)
 
     def _save(self, to_save: list[tuple[ChunkRow, LabelRowV2, int]]) -> list[RowOutcome]:
@@ -131,6 +143,13 @@ class ChunkImporter:
         with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
             for label_row in label_rows:
                 label_row.save(bundle=bundle)
+
+
+def label_hashes(label_row: LabelRowV2) -> tuple[set[str], set[str]]:
+    return (
+        {instance.object_hash for instance in label_row.get_object_instances()},
+        {instance.classification_hash for instance in label_row.get_classification_instances()},
+    )
 
 
 class DataUnitsBusy(Exception):
@@ -185,12 +204,15 @@ def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline) -> None
         logger.info("chunk already imported; redelivery skipped", extra={"chunk_index": chunk.chunk_index})
     else:
         world.jobs.transition(chunk.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
+        job = world.jobs.get(chunk.job_id)
+        assert job is not None  # created by the validator before any chunk was sent
+        journal: Journal = partial(write_entry, world.s3, job.bucket, chunk.job_id, chunk.chunk_index)
     holder = f"{chunk.job_id}/{chunk.chunk_index}/{uuid.uuid4().hex}"
     waits = 0
     while remaining:
         leased = world.leases.acquire([row.data_hash for row in remaining], holder)
         try:
-            _import_leased([row for row in remaining if row.data_hash in leased], chunk, world, deadline)
+            _import_leased([row for row in remaining if row.data_hash in leased], chunk, world, deadline, journal)
         finally:
             world.leases.release(leased, holder)
         remaining = [row for row in remaining if row.data_hash not in leased]
@@ -211,7 +233,9 @@ def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline) -> None
     finish_if_done(chunk.job_id, world.jobs, world.reports)
 
 
-def _import_leased(rows: list[ChunkRow], chunk: Chunk, world: Collaborators, deadline: Deadline) -> None:
+def _import_leased(
+    rows: list[ChunkRow], chunk: Chunk, world: Collaborators, deadline: Deadline, journal: Journal
+) -> None:
     """Import and record rows whose data units this consumer holds."""
     if not rows:
         return
@@ -227,7 +251,7 @@ def _import_leased(rows: list[ChunkRow], chunk: Chunk, world: Collaborators, dea
         attempts += 1
         importer = ChunkImporter(world.open_project(chunk.project_hash), world.bundle_size)
         try:
-            return importer.import_rows(todo, chunk.mode)
+            return importer.import_rows(todo, chunk.mode, journal)
         finally:
             requests += importer.requests
 

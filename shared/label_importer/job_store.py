@@ -32,9 +32,19 @@ class JobStatus(StrEnum):
     REJECTED = "REJECTED"
     VALIDATED = "VALIDATED"
     """Terminal status of a dry run: the file is valid and nothing was queued."""
+    ROLLED_BACK = "ROLLED_BACK"
+    """An import whose rollback completed: what it added is gone, what it replaced is back."""
 
 
-TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.REJECTED, JobStatus.VALIDATED})
+TERMINAL = frozenset(
+    {
+        JobStatus.COMPLETED,
+        JobStatus.COMPLETED_WITH_ERRORS,
+        JobStatus.REJECTED,
+        JobStatus.VALIDATED,
+        JobStatus.ROLLED_BACK,
+    }
+)
 _IN_FLIGHT = [JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.IMPORTING]
 
 

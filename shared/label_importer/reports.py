@@ -91,6 +91,9 @@ class ReportWriter:
             },
         )
 
+    def read(self, bucket: str, job_id: str, name: str) -> str:
+        return self._s3.get_object(Bucket=bucket, Key=report_key(job_id, name))["Body"].read().decode()
+
     def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
@@ -101,8 +104,9 @@ def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_ro
         f"File: s3://{job.bucket}/{job.key}",
         f"Records: {job.total_records} read, {job.invalid_records} invalid"
         + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),
-        f"Rows: {job.rows_imported} imported, {job.rows_failed} failed, {job.rows_skipped} skipped "
-        f"(of {job.total_rows} queued); {job.labels_added} labels added",
+        f"Rows: {job.rows_imported} {'rolled back' if job.mode == 'rollback' else 'imported'}, {job.rows_failed} "
+        f"failed, {job.rows_skipped} skipped (of {job.total_rows} queued); {job.labels_added} labels "
+        + ("taken off" if job.mode == "rollback" else "added"),
     ]
     if problem_count:
         lines.append(f"Problems in the file: {problem_count} (first {min(problem_count, SUMMARY_FAILURES_SHOWN)}):")

@@ -1,0 +1,172 @@
+"""Undo one finished import: remove exactly what it added (`append`), or put back what it replaced (`replace`).
+
+What an import changed comes from its journal (rollback_journal.py), limited to the rows it recorded as
+IMPORTED. An `append` rollback removes only the objects and classifications whose hashes the import added,
+so labels anyone else put on the data unit stay; a `replace` rollback sets each row back to the labels it had
+before the import, so edits made to that row after the import are lost with it (the README says so).
+
+A rollback is a job of its own, with a job id derived from the import's (running it again finds it), row
+records, counters and a report. It works like an import: data units leased, one list, one bundled
+initialise and one bundled save per bundle of rows, transient faults retried, and rows already recorded
+skipped, so a rollback interrupted anywhere is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import replace
+
+from encord import Project
+from encord.objects import LabelRowV2
+
+from label_importer.import_chunk import ROW_ERRORS, Collaborators, DataUnitsBusy, label_hashes
+from label_importer.job_store import TERMINAL, Job, JobStatus, RowOutcome, RowStatus
+from label_importer.label_format import Mode
+from label_importer.observability import logger
+from label_importer.retries import Deadline
+from label_importer.rollback_journal import RowChanges, read_journal
+
+ROLLBACK_MODE = "rollback"
+"""The `mode` of a rollback job, where an import says `append` or `replace`."""
+_UNDOABLE = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+
+
+class CannotRollBack(Exception):
+    """The job is not one that can be rolled back (yet); the message says why."""
+
+
+def rollback_job_id(job_id: str) -> str:
+    return hashlib.sha256(f"rollback\x1f{job_id}".encode()).hexdigest()[:32]
+
+
+def roll_back(job_id: str, world: Collaborators, deadline: Deadline) -> Job:
+    """Roll the import back (or finish an interrupted rollback) and return the rollback job."""
+    original = world.jobs.get(job_id)
+    if original is None:
+        raise CannotRollBack(f"there is no job {job_id}")
+    if original.mode == ROLLBACK_MODE:
+        raise CannotRollBack(f"job {job_id} is itself a rollback; import the file again instead")
+    job = Job(
+        job_id=rollback_job_id(job_id),
+        status=JobStatus.IMPORTING,
+        bucket=original.bucket,
+        key=original.key,
+        version_id=original.version_id,
+        project_hash=original.project_hash,
+        mode=ROLLBACK_MODE,
+        created_at=int(time.time()),
+    )
+    existing = world.jobs.get(job.job_id)
+    if existing is not None and existing.status in TERMINAL:
+        return existing
+    if original.status not in _UNDOABLE and existing is None:
+        raise CannotRollBack(f"job {job_id} is {original.status}: only a finished import can be rolled back")
+    world.jobs.create(job)
+
+    imported = {row.data_hash for row in world.jobs.rows(job_id, RowStatus.IMPORTED)}
+    journal = read_journal(world.s3, original.bucket, job_id)
+    changes = {data_hash: row for data_hash, row in journal.items() if data_hash in imported}
+    world.jobs.set_plan(replace(job, total_records=len(changes), total_rows=len(changes)))
+    done = world.jobs.finished_rows(job.job_id, list(changes))
+    todo = [data_hash for data_hash in changes if data_hash not in done]
+    project = world.open_project(original.project_hash) if todo else None
+    for start in range(0, len(todo), world.bundle_size):
+        batch = todo[start : start + world.bundle_size]
+        _undo_leased(project, batch, changes, Mode(original.mode), job.job_id, world, deadline)  # type: ignore[arg-type]
+    return _finish(job.job_id, original, world)
+
+
+def _undo_leased(
+    project: Project,
+    data_hashes: list[str],
+    changes: dict[str, RowChanges],
+    mode: Mode,
+    rollback_id: str,
+    world: Collaborators,
+    deadline: Deadline,
+) -> None:
+    holder = f"{rollback_id}/{uuid.uuid4().hex}"
+    leased = world.leases.acquire(data_hashes, holder)
+    try:
+        if leased:
+            requests = 0
+
+            def attempt() -> list[RowOutcome]:
+                nonlocal requests
+                requests += 3  # list, bundled initialise (every row exists: the import saved it), bundled save
+                return _undo(project, [h for h in data_hashes if h in leased], changes, mode, world.bundle_size)
+
+            outcomes = world.retry_policy.call(attempt, deadline)
+            world.jobs.record_rows(rollback_id, outcomes, attempts=requests // 3, encord_requests=requests)
+    finally:
+        world.leases.release(leased, holder)
+    if len(leased) < len(data_hashes):
+        raise DataUnitsBusy(f"{len(data_hashes) - len(leased)} data units are being imported; run the rollback again")
+
+
+def _undo(
+    project: Project, data_hashes: list[str], changes: dict[str, RowChanges], mode: Mode, bundle_size: int
+) -> list[RowOutcome]:
+    """List, initialise and save in bundles, like an import: three requests for the whole batch."""
+    rows = {row.data_hash: row for row in project.list_label_rows_v2(data_hashes=data_hashes)}
+    with project.create_bundle(bundle_size=bundle_size) as bundle:
+        for row in rows.values():
+            row.initialise_labels(bundle=bundle)
+    outcomes, to_save = [], []
+    for data_hash in data_hashes:
+        row = rows.get(data_hash)
+        if row is None or not row.is_labelling_initialised:
+            outcomes.append(_failed(data_hash, "the data unit's labels could not be read from Encord"))
+            continue
+        try:
+            removed = _restore(row, changes[data_hash], mode)
+        except ROW_ERRORS as error:
+            outcomes.append(_failed(data_hash, f"the labels could not be put back: {error}"))
+            continue
+        to_save.append(row)
+        outcomes.append(RowOutcome(data_hash, RowStatus.IMPORTED, [], labels_added=removed))
+    with project.create_bundle(bundle_size=bundle_size) as bundle:
+        for row in to_save:
+            row.save(bundle=bundle)
+    return outcomes
+
+
+def _failed(data_hash: str, reason: str) -> RowOutcome:
+    return RowOutcome(data_hash, RowStatus.FAILED, [], reason=reason)
+
+
+def _restore(row: LabelRowV2, changes: RowChanges, mode: Mode) -> int:
+    """Undo one row's changes; returns how many of the import's labels were taken off."""
+    if mode is Mode.REPLACE and changes.before is not None:
+        objects, classifications = label_hashes(row)
+        row.from_labels_dict(changes.before, preserve_identity=True)
+        return len(objects) + len(classifications)
+    removed = 0
+    for instance in row.get_object_instances():
+        if instance.object_hash in changes.objects:
+            row.remove_object(instance)
+            removed += 1
+    for classification in row.get_classification_instances():
+        if classification.classification_hash in changes.classifications:
+            row.remove_classification(classification)
+            removed += 1
+    return removed
+
+
+def _finish(rollback_id: str, original: Job, world: Collaborators) -> Job:
+    job = world.jobs.get(rollback_id)
+    assert job is not None
+    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    finished = replace(job, status=status, finished_at=int(time.time()))
+    world.reports.write_final(finished, failed_rows=world.jobs.rows(rollback_id, RowStatus.FAILED))
+    world.jobs.transition(rollback_id, status)
+    if status is JobStatus.COMPLETED and world.jobs.transition(
+        original.job_id, JobStatus.ROLLED_BACK, allowed_from=_UNDOABLE
+    ):
+        world.reports.tag_source(replace(original, status=JobStatus.ROLLED_BACK))
+    logger.info(
+        "rollback finished", extra={"job_id": original.job_id, "rollback_job_id": rollback_id, **finished.progress()}
+    )
+    return world.jobs.get(rollback_id) or finished

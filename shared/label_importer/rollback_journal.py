@@ -1,0 +1,58 @@
+"""What each import changed, written to S3 before it saves: the record a rollback undoes.
+
+An import attempt writes one entry per chunk, just before its bundled save: for every row, the hashes of
+the objects and classifications it is about to add and, in `replace` mode, the row's labels as they were
+(Encord's own label row dict). Written before the save, so a crash between save and record cannot lose
+it; an attempt that never saved leaves an entry whose hashes are simply not there to remove. A retry
+after a saved-but-unrecorded attempt sees those labels already present and does not list them again, so
+the journal is read as the union of all entries, and a row's labels "as they were" come from its
+earliest entry (a later one would have captured the import's own save).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+JOURNAL_PREFIX = "rollback/"
+
+
+@dataclass
+class RowChanges:
+    objects: set[str] = field(default_factory=set)
+    classifications: set[str] = field(default_factory=set)
+    before: dict[str, Any] | None = None
+    """In `replace` mode: the label row dict the import replaced."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objects": sorted(self.objects), "classifications": sorted(self.classifications), "before": self.before}
+
+
+def _prefix(job_id: str) -> str:
+    return f"{JOURNAL_PREFIX}{job_id}/"
+
+
+def write_entry(s3: Any, bucket: str, job_id: str, chunk_index: int, rows: dict[str, RowChanges]) -> None:
+    """One object per attempt, named so that listing returns attempts in the order they were made."""
+    key = f"{_prefix(job_id)}{time.time_ns():020d}-{chunk_index:06d}-{uuid.uuid4().hex[:8]}.json"
+    body = orjson.dumps({data_hash: changes.to_dict() for data_hash, changes in rows.items()})
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def read_journal(s3: Any, bucket: str, job_id: str) -> dict[str, RowChanges]:
+    """Every row the job may have changed: the union of its added hashes, and its earliest `before`."""
+    rows: dict[str, RowChanges] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=_prefix(job_id)):
+        for listed in sorted(page.get("Contents", []), key=lambda item: item["Key"]):
+            entry = orjson.loads(s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read())
+            for data_hash, changes in entry.items():
+                row = rows.setdefault(data_hash, RowChanges())
+                row.objects.update(changes["objects"])
+                row.classifications.update(changes["classifications"])
+                if row.before is None:
+                    row.before = changes["before"]
+    return rows

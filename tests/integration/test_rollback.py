@@ -1,0 +1,177 @@
+"""Rolling an import back, operated as a user would: `python -m label_importer rollback JOB_ID` (its `main`).
+
+Labels are read back through the unmodified SDK. A hand edit is made through the SDK too, as someone in the
+Encord editor would, between the import and its rollback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from encord.objects import LabelRowV2, Object
+from encord.objects.coordinates import PointCoordinate
+
+from label_importer.__main__ import main
+from label_importer.job_store import JobStatus
+from label_importer.rollback import rollback_job_id
+from local.pipeline import Pipeline
+from local.sample_labels import jsonl
+
+pytestmark = pytest.mark.integration
+
+
+def box(title: str, x: float) -> dict[str, Any]:
+    return {
+        "data_title": title,
+        "objects": [{"name": "Cherry", "bounding_box": {"x": x, "y": 0.1, "w": 0.1, "h": 0.1}}],
+    }
+
+
+def labels(row: LabelRowV2) -> dict[str, Any]:
+    """Everything a user sees on a row: each object and classification by hash, with geometry and answers."""
+    objects = {
+        instance.object_hash: (instance.ontology_item.title, instance.get_annotation(0).coordinates.to_dict())
+        for instance in row.get_object_instances()
+    }
+    classifications = {
+        instance.classification_hash: (instance.ontology_item.title, str(instance.get_answer()))
+        for instance in row.get_classification_instances()
+    }
+    return {"objects": objects, "classifications": classifications}
+
+
+@pytest.fixture
+def orchard(pipeline: Pipeline) -> dict[str, str]:
+    return {title: pipeline.stack.encord.add_image(title) for title in ("a.jpg", "b.jpg", "c.jpg")}
+
+
+def roll_back(job_id: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["rollback", job_id])
+    return code, capsys.readouterr().out
+
+
+def test_an_append_rollback_removes_exactly_the_jobs_labels_and_a_hand_edit_survives(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = pipeline.run("incoming/earlier.jsonl", jsonl([box("b.jpg", 0.7)]))
+    job = pipeline.run(
+        "incoming/job.jsonl",
+        jsonl(
+            [
+                box("a.jpg", 0.1),
+                box("b.jpg", 0.2),
+                {"data_title": "c.jpg", "classifications": [{"name": "Blueberry or cherry?", "answer": "Cherry"}]},
+            ]
+        ),
+    )
+    assert (earlier.status, job.status, job.labels_added) == (JobStatus.COMPLETED, JobStatus.COMPLETED, 3)
+    project = pipeline.stack.encord_project()
+    [row_a] = project.list_label_rows_v2(data_hashes=[orchard["a.jpg"]])
+    row_a.initialise_labels()
+    pedicel = project.ontology_structure.get_child_by_title("Pedicel", type_=Object)
+    by_hand = pedicel.create_instance()
+    by_hand.set_for_frames(PointCoordinate(0.5, 0.5), frames=0)
+    row_a.add_object_instance(by_hand)
+    row_a.save()
+    before_rollback = pipeline.stack.read_back(list(orchard.values()))
+
+    code, shown = roll_back(job.job_id, capsys)
+
+    assert code == 0
+    assert f"Import job {rollback_job_id(job.job_id)}: COMPLETED" in shown and "Rows: 3 rolled back" in shown
+    after = pipeline.stack.read_back(list(orchard.values()))
+    a, b, c = (labels(after[orchard[title]]) for title in ("a.jpg", "b.jpg", "c.jpg"))
+    assert a == {"objects": {by_hand.object_hash: ("Pedicel", {"0": {"x": 0.5, "y": 0.5}})}, "classifications": {}}
+    assert b["objects"] == {
+        object_hash: value
+        for object_hash, value in labels(before_rollback[orchard["b.jpg"]])["objects"].items()
+        if value[1]["x"] == 0.7  # the earlier job's box stays; this job's box at 0.2 is gone
+    }
+    assert len(b["objects"]) == 1
+    assert c == {"objects": {}, "classifications": {}}
+    assert pipeline.job(job.job_id).status is JobStatus.ROLLED_BACK
+    assert pipeline.job(earlier.job_id).status is JobStatus.COMPLETED
+
+
+def test_a_replace_rollback_puts_back_exactly_the_labels_it_replaced(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = [
+        box("a.jpg", 0.3),
+        {"data_title": "a.jpg", "classifications": [{"name": "Blueberry or cherry?", "answer": "Blueberry"}]},
+        box("b.jpg", 0.4),
+    ]
+    pipeline.run("incoming/original.jsonl", jsonl(original))
+    hashes = [orchard["a.jpg"], orchard["b.jpg"]]
+    before = {data_hash: labels(row) for data_hash, row in pipeline.stack.read_back(hashes).items()}
+    replacing = [
+        box("a.jpg", 0.8),
+        {"data_title": "a.jpg", "classifications": [{"name": "Blueberry or cherry?", "answer": "Cherry"}]},
+        {"data_title": "b.jpg", "objects": [{"name": "Pedicel", "point": [0.2, 0.2]}]},
+    ]
+    job = pipeline.run("incoming/replace.jsonl", jsonl(replacing, header={"mode": "replace"}))
+    replaced = {data_hash: labels(row) for data_hash, row in pipeline.stack.read_back(hashes).items()}
+    assert replaced != before
+
+    code, _ = roll_back(job.job_id, capsys)
+
+    assert code == 0
+    assert {data_hash: labels(row) for data_hash, row in pipeline.stack.read_back(hashes).items()} == before
+
+
+def test_rolling_back_twice_changes_nothing_the_second_time(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = pipeline.run("incoming/twice.jsonl", jsonl([box("a.jpg", 0.1), box("b.jpg", 0.1)]))
+    assert roll_back(job.job_id, capsys)[0] == 0
+    pipeline.stack.encord.reset_counts()
+
+    code, shown = roll_back(job.job_id, capsys)
+
+    assert code == 0 and "Rows: 2 rolled back" in shown
+    assert pipeline.stack.encord.write_requests() == 0
+    assert sum(pipeline.stack.encord.request_counts.values()) == 0
+
+
+def test_a_rollback_removes_labels_saved_by_an_attempt_that_crashed_before_recording(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journal is written before the save: a retry that finds the labels already there adds nothing to
+    it, and the rollback still knows they are this job's."""
+    from functools import partial
+
+    from label_importer.chunk_queue import load_chunk
+    from label_importer.import_chunk import ChunkImporter
+    from label_importer.rollback_journal import write_entry
+    from local.stack import BUCKET
+
+    job_id = pipeline.drop("incoming/crash.jsonl", jsonl([box("a.jpg", 0.1), box("b.jpg", 0.2)]))
+    sqs = pipeline.stack.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=pipeline.stack.queue_url, VisibilityTimeout=0)["Messages"]
+    chunk = load_chunk(message["Body"], pipeline.stack.client("s3"))
+    journal = partial(write_entry, pipeline.stack.client("s3"), BUCKET, job_id, chunk.chunk_index)
+    ChunkImporter(pipeline.stack.encord_project(), bundle_size=100).import_rows(chunk.rows, chunk.mode, journal)
+    pipeline.drain()
+    assert pipeline.job(job_id).labels_added == 0  # the retry found both boxes already saved
+
+    assert roll_back(job_id, capsys)[0] == 0
+
+    after = pipeline.stack.read_back([orchard["a.jpg"], orchard["b.jpg"]])
+    assert all(not row.get_object_instances() for row in after.values())
+
+
+def test_only_a_finished_import_can_be_rolled_back(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    queued = pipeline.drop("incoming/queued.jsonl", jsonl([box("a.jpg", 0.1)]))
+    capsys.readouterr()
+
+    assert main(["rollback", queued]) == 1
+    assert "is QUEUED: only a finished import can be rolled back" in capsys.readouterr().err
+    assert main(["rollback", "no-such-job"]) == 1
+    pipeline.drain()
+    assert main(["rollback", queued]) == 0
+    assert main(["rollback", rollback_job_id(queued)]) == 1
+    assert "is itself a rollback" in capsys.readouterr().err
