@@ -305,7 +305,8 @@ def test_the_bucket_is_private_tls_only_versioned_and_tidies_up(template: dict[s
 
     rules = [rule for rule in bucket["LifecycleConfiguration"]["Rules"] if rule["Status"] == "Enabled"]
     expiring = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
-    assert set(expiring) == {"reports/", "chunks/"}
+    assert set(expiring) == {"reports/", "chunks/", "rollback/"}
+    assert expiring["rollback/"] >= expiring["reports/"]  # a job can be rolled back while its report exists
     assert any("NoncurrentVersionExpiration" in rule for rule in rules)
 
 
