@@ -22,7 +22,7 @@ from encord.exceptions import AuthorisationError, ResourceNotFoundError
 
 from label_importer.chunk_queue import ChunkQueue
 from label_importer.chunking import assemble_chunks, plan_chunks
-from label_importer.coco.document import NotCoco, is_coco, read_sections
+from label_importer.coco.document import OPTIONS_SECTION, NotCoco, is_coco, read_sections
 from label_importer.coco.format import checked
 from label_importer.coco.mapping import map_document
 from label_importer.coco.records import CocoRecords, locate
@@ -216,7 +216,7 @@ def _validate_coco(
     if problems:
         raise _Rejected(problems)
     options = document.options
-    project_hash = _project_hash(options, ref, settings)
+    project_hash = _project_hash(options, ref, settings, section=OPTIONS_SECTION)
     project, units = _read_project(world, project_hash, deadline)
     resolver = OntologyResolver(project.ontology_structure)
     mapping, problems = map_document(document.images, document.categories, options, units, resolver)
@@ -255,18 +255,19 @@ def _read(ref: LabelFileRef, s3: Any, limits: Limits, index: FileIndex | None = 
     )
 
 
-def _project_hash(header: Header, ref: LabelFileRef, settings: Settings) -> str:
-    """Header, then key prefix, then the deployment's default; header and prefix must agree."""
+def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, section: str = "header") -> str:
+    """Header (a COCO file's `encord` section), then key prefix, then the deployment's default; header and
+    prefix must agree."""
     from_key = ref.key_project_hash
     if header.project_hash and from_key and header.project_hash != from_key:
         raise _Rejected(
             [
                 Problem(
-                    1,
-                    "header.project_hash",
+                    1 if section == "header" else 0,  # a JSON Lines header is line 1; COCO sections have no line
+                    f"{section}.project_hash",
                     ErrorCode.PROJECT_MISMATCH,
-                    f"the header names project {header.project_hash!r} but the file is under "
-                    f"incoming/{from_key}/; move the file or fix the header",
+                    f"the {section} names project {header.project_hash!r} but the file is under "
+                    f"incoming/{from_key}/; move the file or fix the {section}",
                 )
             ]
         )

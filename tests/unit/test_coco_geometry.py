@@ -106,7 +106,8 @@ def test_a_mask_reaches_encord_row_by_row_pixel_for_pixel() -> None:
     ("counts", "size", "field", "code"),
     [
         ([4, 2, 2, 3, 2, 2, 8, 2], [4, 6], "segmentation.counts", ErrorCode.INVALID_VALUE),  # 25 pixels of 24
-        ([30, -6], [4, 6], "segmentation.counts", ErrorCode.INVALID_VALUE),
+        ([30, -6], [4, 6], "segmentation.counts[1]", ErrorCode.INVALID_VALUE),
+        ([2**63 - 1, 2**63 - 1, 26], [4, 6], "segmentation.counts", ErrorCode.INVALID_VALUE),  # wraps to 24 in int64
         ("0" + "k" * 40, [4, 6], "segmentation.counts", ErrorCode.INVALID_VALUE),  # huge runs: would overrun
         ("42210O6O~", [4, 6], "segmentation.counts", ErrorCode.INVALID_VALUE),  # not an RLE character
         ("42210O6Oo", [4, 6], "segmentation.counts", ErrorCode.INVALID_VALUE),  # a run cut short

@@ -49,7 +49,7 @@ def read_sections(stream: BinaryIO) -> CocoSections:
     """Keep the small sections; skip the rest token by token (nothing of them is built)."""
     sections = CocoSections()
     builder: ijson.ObjectBuilder | None = None
-    key = ""
+    key, opened = "", False
     try:
         for prefix, event, value in ijson.parse(_without_bom(stream), use_float=True):
             if prefix == "":
@@ -57,6 +57,7 @@ def read_sections(stream: BinaryIO) -> CocoSections:
                     key = value
                     sections.present.add(key)
                     builder = ijson.ObjectBuilder() if key in _KEPT else None
+                    opened = False
                 elif event not in ("start_map", "end_map"):
                     raise NotCoco(
                         ErrorCode.NOT_COCO,
@@ -64,6 +65,10 @@ def read_sections(stream: BinaryIO) -> CocoSections:
                         f"{', '.join(SECTIONS)}",
                     )
                 continue
+            if prefix == key and not opened:  # the first event of a section's value says what it is
+                opened = True
+                if key == "annotations" and event != "start_array":
+                    raise NotCoco(ErrorCode.NOT_COCO, "'annotations' must be a list of annotations")
             if builder is not None:
                 builder.event(event, value)
                 if prefix == key and event not in ("start_map", "start_array"):  # the section's value is complete

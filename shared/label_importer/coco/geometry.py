@@ -91,15 +91,21 @@ def rle_counts(rle_size: list[int], counts: list[int] | str, size: ImageSize) ->
             ErrorCode.BITMASK_SIZE_MISMATCH,
             f"the mask is {width}x{height} (size is [height, width]) but the image is {size.width}x{size.height}",
         )
-    runs = np.asarray(counts if isinstance(counts, list) else _decompressed(counts), dtype=np.int64)
-    if (runs < 0).any() or runs.sum() != width * height:
+    runs = counts if isinstance(counts, list) else _decompressed(counts)
+    pixels = width * height
+    negative = next((index for index, run in enumerate(runs) if run < 0), None)
+    if negative is not None:
+        raise GeometryMisfit(
+            f"segmentation.counts[{negative}]", ErrorCode.INVALID_VALUE, f"run {negative} is {runs[negative]}"
+        )
+    covered = sum(runs)  # Python integers: hostile counts must not wrap around to a plausible total
+    if covered != pixels:
         raise GeometryMisfit(
             "segmentation.counts",
             ErrorCode.INVALID_VALUE,
-            f"the runs cover {int(runs.sum())} pixels (or one is negative); a {width}x{height} mask has "
-            f"{width * height}",
+            f"the runs cover {covered} pixels; a {width}x{height} mask has {pixels}",
         )
-    return runs
+    return np.asarray(runs, dtype=np.int64)
 
 
 def _decompressed(counts: str) -> list[int]:
@@ -150,9 +156,7 @@ def encord_bitmask(mask: np.ndarray) -> dict[str, Any]:
 
 
 def traced_polygons(mask: np.ndarray, size: ImageSize) -> Any:
-    """The outline of a mask as polygons with holes, along pixel edges, without collinear points."""
-    if not mask.any():
-        raise GeometryMisfit("segmentation", ErrorCode.INVALID_VALUE, "the mask is empty: there is no outline")
+    """The outline of a (non-empty) mask as polygons with holes, along pixel edges, without collinear points."""
     padded = np.pad(mask, 1).astype(float)  # so shapes touching the border close
     generator = contourpy.contour_generator(z=padded, fill_type=contourpy.FillType.OuterOffset, corner_mask=False)
     outlines, offsets = generator.filled(0.5, 1.5)
@@ -195,7 +199,7 @@ def skeleton_points(keypoints: list[float], names: list[str], size: ImageSize) -
             raise GeometryMisfit(
                 f"keypoints[{3 * index + 2}]",
                 ErrorCode.INVALID_VALUE,
-                f"visibility of {name!r} is {flag!r}; COCO uses 0 (not labelled), 1 (hidden) or 2 (visible)",
+                f"visibility of {name!r} is {flag:g}; COCO uses 0 (not labelled), 1 (hidden) or 2 (visible)",
             )
         if not (0 <= x <= size.width and 0 <= y <= size.height):
             raise GeometryMisfit(

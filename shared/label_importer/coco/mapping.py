@@ -159,11 +159,18 @@ def _one_unit(image: CocoImage, candidates: list[DataUnit], how: str, units: Dat
     unit = _single(candidates, how, _DATA_UNIT, hint, lambda unit: f"{unit.title!r} ({unit.data_hash})")
     if isinstance(unit, Unmatched):
         return unit
+    if unit.number_of_frames != 1 or unit.width is None:
+        return Unmatched(
+            ErrorCode.NOT_AN_IMAGE,
+            f"{how} is data unit {unit.title!r}, which has {unit.number_of_frames} frames (a video, image group, "
+            "image sequence or DICOM series); a COCO image is imported onto a single image",
+        )
     if (unit.width, unit.height) != (image.width, image.height):
         return Unmatched(
             ErrorCode.IMAGE_SIZE_MISMATCH,
             f"the image is {image.width}x{image.height} here but data unit {unit.title!r} is "
             f"{unit.width}x{unit.height}: the coordinates would land in the wrong place",
+            field="width",
         )
     return MappedImage(unit.data_hash, ImageSize(image.width, image.height))
 

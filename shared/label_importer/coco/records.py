@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 import pydantic
 from encord.objects import Shape
@@ -127,7 +128,10 @@ _NOT_LISTED = Unmatched(ErrorCode.UNKNOWN_REFERENCE, "")
 
 def _unusable(reference: Unmatched, kind: str, coco_id: Any) -> tuple[ErrorCode, str]:
     if reference is _NOT_LISTED:
-        return ErrorCode.UNKNOWN_REFERENCE, f"no {kind} in '{kind}s' has id {coco_id!r}"
+        section = "categories" if kind == "category" else "images"
+        return ErrorCode.UNKNOWN_REFERENCE, (
+            f"no entry of '{section}' has id {coco_id!r} (ids compare with their type: 1 and \"1\" differ)"
+        )
     return reference.code, f"its {kind} ({coco_id!r}) cannot be used: {reference.reason}"
 
 
@@ -156,10 +160,18 @@ def _geometry(annotation: CocoAnnotation, category: MappedCategory, size: ImageS
     segmentation = _required(annotation.segmentation, "segmentation", category)
     if isinstance(segmentation, CocoRle):
         mask = mask_from_runs(rle_counts(segmentation.size, segmentation.counts, size), size)
-        if shape is Shape.POLYGON:
-            return "polygon", traced_polygons(mask, size)
-        return "bitmask", encord_bitmask(mask)
+        return ("polygon", traced_polygons(_covering(mask), size)) if shape is Shape.POLYGON else _bitmask(mask)
     rings = normalised_rings(segmentation, size)
     if shape is Shape.POLYGON:
         return "polygon", polygon_geometry(rings)
-    return "bitmask", encord_bitmask(mask_from_rings(segmentation, size))
+    return _bitmask(mask_from_rings(segmentation, size))
+
+
+def _covering(mask: np.ndarray) -> np.ndarray:
+    if not mask.any():
+        raise GeometryMisfit("segmentation", ErrorCode.INVALID_VALUE, "the mask covers no pixel: it is not a label")
+    return mask
+
+
+def _bitmask(mask: np.ndarray) -> tuple[str, Any]:
+    return "bitmask", encord_bitmask(_covering(mask))
