@@ -174,8 +174,8 @@ def build_ontology() -> OntologyStructure:
     return ontology
 
 
-def encord_client(server: FakeEncordServer, ssh_private_key: str) -> EncordUserClient:
-    """An SDK client for `server` that fails fast: short timeouts, and no retries inside the SDK.
+def encord_client(domain: str, ssh_private_key: str) -> EncordUserClient:
+    """An SDK client for `domain` (the fake's URL) that fails fast: short timeouts, no retries inside the SDK.
 
     The SDK's defaults (180 s timeouts, three retries with 3 s and 6 s backoff) would turn every injected fault
     into a long wait, and hide from tests how the caller's own retry policy behaves.
@@ -189,7 +189,7 @@ def encord_client(server: FakeEncordServer, ssh_private_key: str) -> EncordUserC
         write_timeout=5,
     )
     return EncordUserClient.create_with_ssh_private_key(
-        ssh_private_key=ssh_private_key, domain=server.url, requests_settings=settings
+        ssh_private_key=ssh_private_key, domain=domain, requests_settings=settings
     )
 
 

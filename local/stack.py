@@ -6,6 +6,7 @@ The demo and the integration tests both stand on this, so what the demo shows is
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -118,16 +119,42 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_AGAINST_THE_FAKE = {
+    # Short, so tests can exceed it with a slow fake response; locally every request takes milliseconds.
+    "ENCORD_TIMEOUT_SECONDS": "3",
+    # Backoff between attempts in milliseconds rather than seconds (a Retry-After is still honoured).
+    "RETRY_BACKOFF_SECONDS": "0.01",
+    # Limits lowered from the defaults so that tests can cross each of them with small files.
+    "MAX_FILE_BYTES": str(64 << 20),
+    "MAX_LINE_BYTES": str(256 << 10),
+    "MAX_RECORDS": "5000",
+    "MAX_OBJECTS_PER_DATA_UNIT": "100",
+    "MAX_POLYGON_POINTS": "2000",
+    "MAX_BITMASK_PIXELS": "1000000",
+}
+"""Settings for runs against the fake; against a real project the functions keep the deployment's defaults."""
+
+
+@dataclass(frozen=True)
+class EncordTarget:
+    """The Encord project the functions talk to: the fake's (tests, demo) or a real one (local CLI, live tests)."""
+
+    domain: str
+    project_hash: str
+    ssh_private_key: str
+
+
 @dataclass
 class LocalStack:
     """Handles to the running local services and the resources created in them."""
 
     moto_url: str
-    encord: FakeEncordServer
+    encord: FakeEncordServer | None
+    """The fake Encord server; None when the stack talks to a real project."""
+    target: EncordTarget
     queue_url: str
     dead_letter_queue_url: str
     secret_arn: str
-    ssh_private_key: str
     moto: _AtomicMotoServer
 
     @property
@@ -136,27 +163,17 @@ class LocalStack:
         return {
             "JOBS_TABLE_NAME": TABLE,
             "ENCORD_SECRET_ID": self.secret_arn,
-            "ENCORD_DOMAIN": self.encord.url,
-            "DEFAULT_PROJECT_HASH": self.encord.project_hash,
+            "ENCORD_DOMAIN": self.target.domain,
+            "DEFAULT_PROJECT_HASH": self.target.project_hash,
             "IMPORT_QUEUE_URL": self.queue_url,
             "BUNDLE_SIZE": "100",
-            # Short, so tests can exceed it with a slow fake response; locally every request takes milliseconds.
-            "ENCORD_TIMEOUT_SECONDS": "3",
-            # Backoff between attempts in milliseconds rather than seconds (a Retry-After is still honoured).
-            "RETRY_BACKOFF_SECONDS": "0.01",
-            # Limits lowered from the defaults so that tests can cross each of them with small files.
-            "MAX_FILE_BYTES": str(64 << 20),
-            "MAX_LINE_BYTES": str(256 << 10),
-            "MAX_RECORDS": "5000",
-            "MAX_OBJECTS_PER_DATA_UNIT": "100",
-            "MAX_POLYGON_POINTS": "2000",
-            "MAX_BITMASK_PIXELS": "1000000",
+            **(_AGAINST_THE_FAKE if self.encord is not None else {}),
             **POWERTOOLS_ENVIRONMENT,
         }
 
     def encord_project(self) -> Project:
         """The project as a user would open it with the unmodified SDK: how tests read labels back."""
-        return encord_client(self.encord, self.ssh_private_key).get_project(self.encord.project_hash)
+        return encord_client(self.target.domain, self.target.ssh_private_key).get_project(self.target.project_hash)
 
     def read_back(self, data_hashes: list[str]) -> dict[str, LabelRowV2]:
         """Fresh label rows for `data_hashes`, initialised from what the fake Encord stored."""
@@ -201,7 +218,9 @@ def _scan(table: Any) -> Iterator[dict[str, Any]]:
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _create_resources(moto: _AtomicMotoServer, moto_url: str, encord: FakeEncordServer) -> LocalStack:
+def _create_resources(
+    moto: _AtomicMotoServer, moto_url: str, encord: FakeEncordServer | None, target: EncordTarget
+) -> LocalStack:
     def client(service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=moto_url)
 
@@ -230,14 +249,14 @@ def _create_resources(moto: _AtomicMotoServer, moto_url: str, encord: FakeEncord
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    key = generate_ssh_private_key()
-    secret_arn = client("secretsmanager").create_secret(Name=SECRET, SecretString=key)["ARN"]
-    return LocalStack(moto_url, encord, queue_url, dlq_url, secret_arn, key, moto)
+    secret_arn = client("secretsmanager").create_secret(Name=SECRET, SecretString=target.ssh_private_key)["ARN"]
+    return LocalStack(moto_url, encord, target, queue_url, dlq_url, secret_arn, moto)
 
 
 @contextmanager
-def local_stack(*, encord_latency: float = 0.0) -> Iterator[LocalStack]:
-    """Start moto and the fake Encord, create the resources, and point this process's AWS SDK at them.
+def local_stack(*, encord_latency: float = 0.0, target: EncordTarget | None = None) -> Iterator[LocalStack]:
+    """Start moto and the fake Encord (or use the real project `target`), create the resources, and point this
+    process's AWS SDK at them.
 
     Environment changes (endpoint, dummy credentials, the Lambda variables) are undone on exit.
     """
@@ -261,8 +280,12 @@ def local_stack(*, encord_latency: float = 0.0) -> Iterator[LocalStack]:
         }
     )
     try:
-        with FakeEncordServer(latency=encord_latency) as encord:
-            stack = _create_resources(moto, moto_url, encord)
+        with contextlib.ExitStack() as running:
+            encord = None if target else running.enter_context(FakeEncordServer(latency=encord_latency))
+            if encord is not None:
+                target = EncordTarget(encord.url, encord.project_hash, generate_ssh_private_key())
+            assert target is not None
+            stack = _create_resources(moto, moto_url, encord, target)
             os.environ.update(stack.environment)
             yield stack
     finally:

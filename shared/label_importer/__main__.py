@@ -1,4 +1,5 @@
-"""Operate imports from a shell: `python -m label_importer status JOB_ID`, `... rollback JOB_ID`, `... redrive`.
+"""Operate imports from a shell: `python -m label_importer status JOB_ID`, `... rollback JOB_ID`, `... redrive`,
+and `... import FILE --project HASH` (the whole pipeline on this machine, without AWS).
 
 Runs wherever boto3 finds credentials (a laptop against the deployed stack, or the local stack); the table
 and queue URLs are the stack's outputs.
@@ -9,20 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import boto3
 import orjson
-from tqdm import tqdm
 
-from label_importer.import_chunk import Collaborators, DataUnitsBusy
-from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.job_store import TERMINAL, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.progress import watch
 from label_importer.redrive import redrive
-from label_importer.retries import Deadline
-from label_importer.rollback import CannotRollBack, roll_back
-from label_importer.settings import settings
+from label_importer.settings import ENCORD_PUBLIC_API, settings
 
 _ROWS_SHOWN = 20
 
@@ -34,7 +32,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no job {args.job_id} in table {args.table}", file=sys.stderr)
         return 1
     if args.watch:
-        job = _watch(jobs, job, args.interval, as_json=args.json)
+        job = watch(jobs, job, args.interval, as_json=args.json)
     failed, waiting = jobs.rows(job.job_id, RowStatus.FAILED), jobs.rows(job.job_id, RowStatus.RETRYING)
     if args.json:
         document = {
@@ -64,24 +62,6 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch(jobs: JobStore, job: Job, interval: float, *, as_json: bool) -> Job:
-    """Poll the job until it ends: a progress bar with rate and ETA on stderr, or one JSON line per poll."""
-    with tqdm(total=job.total_rows or None, unit="row", desc=f"job {job.job_id[:8]}", disable=as_json) as bar:
-        while True:
-            if as_json:
-                line = {"job_id": job.job_id, "status": job.status, **job.progress()}
-                sys.stdout.write(orjson.dumps(line).decode() + "\n")
-                sys.stdout.flush()
-            else:
-                bar.total = job.total_rows or None
-                bar.set_postfix(status=str(job.status), failed=job.rows_failed, refresh=False)
-                bar.update(job.rows_done - bar.n)
-            if job.status in TERMINAL:
-                return job
-            time.sleep(interval)
-            job = jobs.get(job.job_id) or job
-
-
 def _print_rows(title: str, rows: list[RowOutcome]) -> None:
     if not rows:
         return
@@ -94,17 +74,40 @@ def _print_rows(title: str, rows: list[RowOutcome]) -> None:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    world = Collaborators.from_settings(settings())
+    # Imported here: Powertools reads its environment when they load, which `import` sets first.
+    from label_importer import import_chunk, rollback
+    from label_importer.retries import Deadline
+
+    world = import_chunk.Collaborators.from_settings(settings())
     try:
-        job = roll_back(args.job_id, world, Deadline.in_seconds(args.timeout))
-    except CannotRollBack as error:
+        job = rollback.roll_back(args.job_id, world, Deadline.in_seconds(args.timeout))
+    except rollback.CannotRollBack as error:
         print(f"cannot roll back: {error}", file=sys.stderr)
         return 1
-    except DataUnitsBusy as error:
+    except import_chunk.DataUnitsBusy as error:
         print(f"rollback not finished: {error}", file=sys.stderr)
         return 2
     print(world.reports.read(job.bucket, job.job_id, "summary.txt"), end="")
     return 0 if job.status is JobStatus.COMPLETED else 1
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:  # the local stack (moto) comes with the development install, never with the Lambda layer
+        from local.stack import POWERTOOLS_ENVIRONMENT, EncordTarget
+
+        os.environ.update(POWERTOOLS_ENVIRONMENT)  # as the template sets it, before the handlers' code loads
+        from local.offline import import_file
+    except ImportError as error:
+        print(f"the local import needs the development install (pip install -e '.[dev]'): {error}", file=sys.stderr)
+        return 2
+    if args.ssh_key_file is None:
+        print("give --ssh-key-file or set ENCORD_SSH_KEY_FILE: the Encord key to import with", file=sys.stderr)
+        return 2
+    target = EncordTarget(args.domain, args.project, Path(args.ssh_key_file).read_text())
+    job = import_file(Path(args.file), target, Path(args.out))
+    print((Path(args.out) / job.job_id / "summary.txt").read_text(), end="")
+    print(f"Reports: {Path(args.out) / job.job_id}/")
+    return 0 if job.status in (JobStatus.COMPLETED, JobStatus.VALIDATED) else 1
 
 
 def _redrive(args: argparse.Namespace) -> int:
@@ -141,6 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo.add_argument("job_id", help="the import job to undo")
     undo.add_argument("--timeout", type=float, default=900.0, help="seconds to keep retrying Encord faults")
     undo.set_defaults(run=_rollback)
+
+    local = commands.add_parser(
+        "import",
+        help="import a label file from this machine, without AWS (the same checks, import and reports)",
+    )
+    local.add_argument("file", help="a JSON Lines (.jsonl, .jsonl.gz) or COCO (.json, .json.gz) label file")
+    local.add_argument("--project", required=True, help="the Encord project hash")
+    local.add_argument(
+        "--ssh-key-file",
+        default=os.environ.get("ENCORD_SSH_KEY_FILE"),
+        help="the Encord SSH private key (default: $ENCORD_SSH_KEY_FILE)",
+    )
+    local.add_argument("--domain", default=ENCORD_PUBLIC_API, help="the Encord API (default: the public one)")
+    local.add_argument("--out", default="import-reports", help="where reports go: <out>/<job-id>/")
+    local.set_defaults(run=_import)
 
     move = commands.add_parser("redrive", help="move chunks from the dead-letter queue back to the import queue")
     move.add_argument("--dead-letter-queue-url", required=True, help="stack output DeadLetterQueueUrl")

@@ -64,7 +64,7 @@ def server() -> Iterator[FakeEncordServer]:
 
 def open_project(server: FakeEncordServer, ssh_key: str) -> Project:
     """A fresh client and project, as a new reader (another Lambda, the web app) would have."""
-    return encord_client(server, ssh_key).get_project(server.project_hash)
+    return encord_client(server.url, ssh_key).get_project(server.project_hash)
 
 
 @pytest.fixture
