@@ -23,7 +23,8 @@ TEMPLATE = ROOT / "template.yaml"
 
 VALIDATOR = "ValidateAndChunkFunction"
 IMPORTER = "ImportLabelsFunction"
-ROLES = {VALIDATOR: "ValidateAndChunkRole", IMPORTER: "ImportLabelsRole"}
+ROLLBACK = "RollbackFunction"
+ROLES = {VALIDATOR: "ValidateAndChunkRole", IMPORTER: "ImportLabelsRole", ROLLBACK: "RollbackRole"}
 
 
 class OfflinePolicyLoader(ManagedPolicyLoader):

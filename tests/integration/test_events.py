@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 import pytest
 from encord.objects.coordinates import BoundingBoxCoordinates
-from sam_template import IMPORTER, VALIDATOR, load_template, sam_transform
+from sam_template import IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
 
 from label_importer.job_store import Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.settings import settings_from
-from local.lambda_runtime import EVENTS_DIR, LambdaContext
+from local.lambda_runtime import EVENTS_DIR, LambdaContext, load_handler
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
 from local.stack import BUCKET, TABLE
@@ -138,7 +138,23 @@ def sqs_redriven_chunk(pipeline: Pipeline) -> None:
     assert [row.attempts for row in jobs.rows(job_id, RowStatus.IMPORTED) if row.data_hash == waiting] == [6]
 
 
+def rollback(pipeline: Pipeline) -> None:
+    """`{"job_id": ...}` for the rollback function: the import's labels are gone afterwards."""
+    image = pipeline.stack.encord.add_image("undo.jpg")
+    record = {"data_title": "undo.jpg", "objects": [{"name": "Pedicel", "point": [0.5, 0.5]}]}
+    job = pipeline.run("incoming/undo.jsonl", jsonl([record]))
+    event = filled("rollback.json", {"REPLACE-with-an-import-job-id": job.job_id})
+
+    response = load_handler("rollback")(event, LambdaContext(ROLLBACK, timeout_seconds=900))
+
+    assert (response["status"], response["rows_rolled_back"]) == ("COMPLETED", 1)
+    assert pipeline.job(job.job_id).status is JobStatus.ROLLED_BACK
+    assert pipeline.stack.read_back([image])[image].get_object_instances() == []
+    assert response["report"] == f"s3://{BUCKET}/reports/{response['rollback_job_id']}/summary.txt"
+
+
 FEEDS: dict[str, Callable[[Pipeline], None]] = {
+    "rollback.json": rollback,
     "s3-object-created.json": s3_object_created,
     "sqs-chunk.json": sqs_chunk,
     "sqs-redriven-chunk.json": sqs_redriven_chunk,
@@ -171,12 +187,12 @@ def sam_local_environment(template: dict[str, Any], function: str, overrides: di
     return environment
 
 
-@pytest.mark.parametrize("function", [VALIDATOR, IMPORTER])
+@pytest.mark.parametrize("function", list(ROLES))
 def test_the_env_file_gives_sam_local_a_complete_configuration(function: str) -> None:
     """With its placeholders filled in, env.json supplies everything SAM CLI cannot resolve locally."""
     template = load_template()
     overrides = json.loads((EVENTS_DIR / "env.json").read_text())
-    assert set(overrides) == {VALIDATOR, IMPORTER}
+    assert set(overrides) == set(ROLES)
     declared = sam_transform(template)["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert set(overrides[function]) <= set(declared), "sam local ignores variables the template does not declare"
     values = {name: value.replace(PLACEHOLDER, "my-") for name, value in overrides[function].items()}

@@ -33,6 +33,7 @@ from botocore.client import BaseClient
 from sam_template import (
     IMPORTER,
     ROLES,
+    ROLLBACK,
     ROOT,
     VALIDATOR,
     MetricKey,
@@ -49,7 +50,7 @@ from sam_template import (
 from label_importer import encord_gateway
 from label_importer.job_store import JobStatus
 from label_importer.leases import DataUnitLeases
-from local.lambda_runtime import Handler, load_handler
+from local.lambda_runtime import Handler, LambdaContext, load_handler
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
 from local.stack import BUCKET, REGION, TABLE, LocalStack
@@ -59,7 +60,7 @@ pytestmark = pytest.mark.integration
 SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 LIBRARY_CALLS = {"get_secret": ("secretsmanager", "GetSecretValue")}
 """Library helpers our code calls that make an AWS call on its behalf (Powertools parameters)."""
-HANDLERS = {VALIDATOR: "validate_and_chunk", IMPORTER: "import_labels"}
+HANDLERS = {VALIDATOR: "validate_and_chunk", IMPORTER: "import_labels", ROLLBACK: "rollback"}
 
 LAMBDA_SERVICE_NEEDS = {
     # The event source mapping polls the queue with the function's role (AWS Lambda developer guide,
@@ -78,7 +79,7 @@ RUNTIME_NEEDS = {
     ("xray:puttelemetryrecords", "*"),
 }
 """What every function's runtime does with its role: write its log group (named per function) and traces."""
-LOG_GROUPS = {VALIDATOR: "ValidateAndChunkLogGroup", IMPORTER: "ImportLabelsLogGroup"}
+LOG_GROUPS = {VALIDATOR: "ValidateAndChunkLogGroup", IMPORTER: "ImportLabelsLogGroup", ROLLBACK: "RollbackLogGroup"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class AwsCall:
 class Recording:
     """Each function's AWS calls, and every EMF metric document printed."""
 
-    calls: dict[str, list[AwsCall]] = field(default_factory=lambda: {VALIDATOR: [], IMPORTER: []})
+    calls: dict[str, list[AwsCall]] = field(default_factory=lambda: {function: [] for function in ROLES})
     emf: list[dict[str, Any]] = field(default_factory=list)
     arns: dict[str, str] = field(default_factory=dict)
     """Concrete ARN of each local resource -> the template's name for it (`${JobsTable.Arn}`...)."""
@@ -184,6 +185,12 @@ def run_scenario(stack: LocalStack, recorder: CallRecorder) -> None:
     assert pipeline.job(nothing_valid).status is JobStatus.COMPLETED
     assert pipeline.job(dry_run).status is JobStatus.VALIDATED
 
+    cold_start()
+    roll_back = recorder.wrap(ROLLBACK, load_handler("rollback", container=101))
+    assert "error" in roll_back({"job_id": rejected}, LambdaContext("RollbackFunction"))  # nothing to undo
+    undone = roll_back({"job_id": queued}, LambdaContext("RollbackFunction", timeout_seconds=900))
+    assert undone["status"] == "COMPLETED" and pipeline.job(queued).status is JobStatus.ROLLED_BACK
+
 
 def local_arns(stack: LocalStack, template: dict[str, Any]) -> dict[str, str]:
     sqs = stack.client("sqs")
@@ -238,8 +245,11 @@ def authorisations(call: AwsCall, arns: dict[str, str]) -> list[tuple[str, str]]
             "HeadObject": "GetObjectVersion" if versioned else "GetObject",
             "PutObjectTagging": "PutObjectVersionTagging" if versioned else "PutObjectTagging",
             "GetObjectTagging": "GetObjectVersionTagging" if versioned else "GetObjectTagging",
+            "ListObjectsV2": "ListBucket",
         }.get(call.operation, call.operation)
-        pairs = [(action, f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
+        # Listing is authorised on the bucket (the policy's s3:prefix condition is checked in test_template).
+        path = "" if action == "ListBucket" else f"/{params['Key']}"
+        pairs = [(action, f"arn:aws:s3:::{params['Bucket']}{path}")]
     elif call.service == "sqs":
         account, name = params["QueueUrl"].rsplit("/", 2)[-2:]
         pairs = [(call.operation.removesuffix("Batch"), f"arn:aws:sqs:{REGION}:{account}:{name}")]
@@ -279,7 +289,7 @@ def used(recording: Recording, function: str) -> set[tuple[str, str]]:
     return {pair for call in recording.calls[function] for pair in authorisations(call, recording.arns)}
 
 
-@pytest.mark.parametrize("function", [VALIDATOR, IMPORTER])
+@pytest.mark.parametrize("function", list(ROLES))
 def test_every_aws_call_a_function_makes_is_granted_to_its_role(
     recording: Recording, template: dict[str, Any], function: str
 ) -> None:
@@ -287,7 +297,7 @@ def test_every_aws_call_a_function_makes_is_granted_to_its_role(
     assert not denied, f"{function} would get AccessDenied for these (action, resource) pairs: {denied}"
 
 
-@pytest.mark.parametrize("function", [VALIDATOR, IMPORTER])
+@pytest.mark.parametrize("function", list(ROLES))
 def test_a_role_grants_nothing_its_function_does_not_use(
     recording: Recording, template: dict[str, Any], function: str
 ) -> None:

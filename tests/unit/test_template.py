@@ -22,6 +22,7 @@ from cfnlint.api import lint_file
 from sam_template import (
     IMPORTER,
     ROLES,
+    ROLLBACK,
     ROOT,
     TEMPLATE,
     VALIDATOR,
@@ -74,9 +75,9 @@ def test_cfn_lint_finds_nothing_after_the_transform(transformed: dict[str, Any],
     assert [str(match) for match in lint_file(path)] == []
 
 
-def test_the_transform_yields_the_two_functions_on_the_layer(transformed: dict[str, Any]) -> None:
+def test_the_transform_yields_the_three_functions_on_the_layer(transformed: dict[str, Any]) -> None:
     functions = resources(transformed, "AWS::Lambda::Function")
-    assert set(functions) == {VALIDATOR, IMPORTER}
+    assert set(functions) == {VALIDATOR, IMPORTER, ROLLBACK}
     [layer] = resources(transformed, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         properties = function["Properties"]
@@ -100,7 +101,11 @@ def test_the_layer_and_code_folders_match_the_packaging_contract(template: dict[
     assert (ROOT / "shared" / "label_importer" / "__init__.py").is_file()
     functions = resources(template, "AWS::Serverless::Function")
     code = {name: function["Properties"]["CodeUri"] for name, function in functions.items()}
-    assert code == {VALIDATOR: "functions/validate_and_chunk/", IMPORTER: "functions/import_labels/"}
+    assert code == {
+        VALIDATOR: "functions/validate_and_chunk/",
+        IMPORTER: "functions/import_labels/",
+        ROLLBACK: "functions/rollback/",
+    }
 
 
 def test_the_queue_feeds_the_importer_with_partial_failures_and_bounded_concurrency(
@@ -169,15 +174,17 @@ IMPORTER_SETTINGS = {
     "record_ttl_days",
     "lease_seconds",
 }
-"""What the import function reads; the validator reads every setting but the lease's length."""
+"""What the import and rollback functions read; the validator reads every setting but the lease's length."""
 
 
 def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[str, Any]) -> None:
     """A variable the template leaves out silently takes the code's default; a misspelt one is ignored."""
     every_setting = {name.upper() for name in Settings.model_fields}
     validator, importer = environment(transformed, VALIDATOR), environment(transformed, IMPORTER)
+    rollback = environment(transformed, ROLLBACK)
     assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {"LEASE_SECONDS"}
     assert set(importer) - POWERTOOLS_ENVIRONMENT == {name.upper() for name in IMPORTER_SETTINGS}
+    assert rollback == importer  # the same import code path, run backwards
     for variables in (validator, importer):
         assert set(variables) >= POWERTOOLS_ENVIRONMENT
         assert variables["JOBS_TABLE_NAME"] == {"Ref": "JobsTable"}
@@ -232,7 +239,7 @@ print(module.__file__)
 """
 
 
-@pytest.mark.parametrize("function", [VALIDATOR, IMPORTER])
+@pytest.mark.parametrize("function", list(ROLES))
 def test_the_handler_resolves_to_a_callable(
     template: dict[str, Any], transformed: dict[str, Any], function: str
 ) -> None:
@@ -262,7 +269,7 @@ def test_the_handler_resolves_to_a_callable(
 
 
 def test_each_function_logs_to_its_own_log_group_with_a_retention(template: dict[str, Any]) -> None:
-    for function in (VALIDATOR, IMPORTER):
+    for function in ROLES:
         properties = template["Resources"][function]["Properties"]
         group_ref = properties["LoggingConfig"]["LogGroup"]["Ref"]
         group = template["Resources"][group_ref]
@@ -404,7 +411,19 @@ def test_s3_grants_name_the_label_bucket_itself(template: dict[str, Any]) -> Non
     prefix = bucket_arn(template) + "/"
     for role in ROLES.values():
         targets = {target for action, target in grants(template, role) if action.startswith("s3:")}
-        assert targets and all(target.startswith(prefix) for target in targets), targets
+        listing = {target for action, target in grants(template, role) if action == "s3:listbucket"}
+        assert targets and all(target.startswith(prefix) for target in targets - listing), targets
+        assert listing <= {bucket_arn(template)}
+
+
+def test_the_rollback_may_list_only_the_journal(template: dict[str, Any]) -> None:
+    [listing] = [s for s in allow_statements(template, ROLES[ROLLBACK]) if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "rollback/*"}}
+    assert not any(
+        "s3:listbucket" in (a.lower() for a in as_list(s["Action"]))
+        for role in (ROLES[VALIDATOR], ROLES[IMPORTER])
+        for s in allow_statements(template, role)
+    )
 
 
 # ---------------------------------------------------------------- operations
