@@ -14,6 +14,7 @@ import contextlib
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from label_importer.job_store import Job, JobStore
 from label_importer.progress import watch
@@ -54,10 +55,10 @@ def import_file(label_file: Path, target: EncordTarget, out: Path) -> Job:
         return job
 
 
-def _copy_reports(s3: object, job_id: str, into: Path) -> None:
+def _copy_reports(s3: Any, job_id: str, into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     prefix = f"{REPORTS_PREFIX}{job_id}/"
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)  # type: ignore[attr-defined]
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     for entry in listed.get("Contents", []):
-        body = s3.get_object(Bucket=BUCKET, Key=entry["Key"])["Body"].read()  # type: ignore[attr-defined]
+        body = s3.get_object(Bucket=BUCKET, Key=entry["Key"])["Body"].read()
         (into / entry["Key"].removeprefix(prefix)).write_bytes(body)

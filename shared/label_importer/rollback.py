@@ -71,10 +71,11 @@ def roll_back(job_id: str, world: Collaborators, deadline: Deadline) -> Job:
     world.jobs.set_plan(replace(job, total_records=len(changes), total_rows=len(changes)))
     done = world.jobs.finished_rows(job.job_id, list(changes))
     todo = [data_hash for data_hash in changes if data_hash not in done]
-    project = world.open_project(original.project_hash) if todo else None
-    for start in range(0, len(todo), world.bundle_size):
-        batch = todo[start : start + world.bundle_size]
-        _undo_leased(project, batch, changes, Mode(original.mode), job.job_id, world, deadline)  # type: ignore[arg-type]
+    if todo:
+        project = world.open_project(original.project_hash)
+        for start in range(0, len(todo), world.bundle_size):
+            batch = todo[start : start + world.bundle_size]
+            _undo_leased(project, batch, changes, Mode(original.mode), job.job_id, world, deadline)
     return _finish(job.job_id, original, world)
 
 
