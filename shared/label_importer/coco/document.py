@@ -95,7 +95,10 @@ def _invalid_json(error: ijson.JSONError) -> str:
     """The parser's message is three lines drawing an arrow; one line with the text it stopped at reads better."""
     first, *rest = str(error).splitlines() or [""]
     near = rest[0].strip() if rest else ""
-    return f"the file is not valid JSON: {first}" + (f" near {near!r}" if near else "")
+    message = f"the file is not valid JSON: {first}" + (f" near {near!r}" if near else "")
+    if "trailing garbage" in first:  # one JSON value, then more: JSON Lines saved under a .json name
+        message += "; a JSON Lines file (one record per line) must be named .jsonl"
+    return message
 
 
 class _without_bom:
