@@ -56,6 +56,9 @@ class RowStatus(StrEnum):
 
 
 FINISHED_ROW = (RowStatus.IMPORTED, RowStatus.FAILED)
+ROLLBACK_MODE = "rollback"
+"""The `mode` of a rollback job (rollback.py), where an import says `append` or `replace`; its rows count as
+imported when rolled back, and its `labels_added` are the labels it took off."""
 DEFAULT_TTL_DAYS = 90
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import orjson
 
-from label_importer.job_store import Job, RowOutcome
+from label_importer.job_store import ROLLBACK_MODE, Job, RowOutcome
 from label_importer.problems import Problem
 
 REPORTS_PREFIX = "reports/"
@@ -99,14 +99,15 @@ class ReportWriter:
 
 
 def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_rows: Sequence[RowOutcome]) -> str:
+    rollback = job.mode == ROLLBACK_MODE
     lines = [
         f"Import job {job.job_id}: {job.status}",
         f"File: s3://{job.bucket}/{job.key}",
         f"Records: {job.total_records} read, {job.invalid_records} invalid"
         + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),
-        f"Rows: {job.rows_imported} {'rolled back' if job.mode == 'rollback' else 'imported'}, {job.rows_failed} "
-        f"failed, {job.rows_skipped} skipped (of {job.total_rows} queued); {job.labels_added} labels "
-        + ("taken off" if job.mode == "rollback" else "added"),
+        f"Rows: {job.rows_imported} {'rolled back' if rollback else 'imported'}, {job.rows_failed} failed, "
+        f"{job.rows_skipped} skipped (of {job.total_rows} queued); {job.labels_added} labels "
+        + ("taken off" if rollback else "added"),
     ]
     if problem_count:
         lines.append(f"Problems in the file: {problem_count} (first {min(problem_count, SUMMARY_FAILURES_SHOWN)}):")

@@ -22,14 +22,12 @@ from encord import Project
 from encord.objects import LabelRowV2
 
 from label_importer.import_chunk import ROW_ERRORS, Collaborators, DataUnitsBusy, label_hashes
-from label_importer.job_store import TERMINAL, Job, JobStatus, RowOutcome, RowStatus
+from label_importer.job_store import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.label_format import Mode
 from label_importer.observability import logger
 from label_importer.retries import Deadline
 from label_importer.rollback_journal import RowChanges, read_journal
 
-ROLLBACK_MODE = "rollback"
-"""The `mode` of a rollback job, where an import says `append` or `replace`."""
 _UNDOABLE = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
 
 
