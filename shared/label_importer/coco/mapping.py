@@ -136,12 +136,14 @@ _Match = TypeVar("_Match", DataUnit, Object)
 
 
 def _single(
-    candidates: list[_Match], how: str, target: _Target, hint: str, describe: Callable[[_Match], str]
+    candidates: list[_Match], how: str, target: _Target, hint: Callable[[], str], describe: Callable[[_Match], str]
 ) -> _Match | Unmatched:
+    """The one candidate, or why there is not exactly one; `hint` (a did-you-mean over every title, costly
+    for thousands of data units) is only worked out for a failed match."""
     if not candidates:
         return Unmatched(
             target.unknown,
-            f"{how} matches no {target.noun}{hint}; map it in the 'encord' section's '{target.section}'"
+            f"{how} matches no {target.noun}{hint()}; map it in the 'encord' section's '{target.section}'"
             + target.left_out,
         )
     if len(candidates) > 1:
@@ -155,7 +157,9 @@ def _single(
 
 
 def _one_unit(image: CocoImage, candidates: list[DataUnit], how: str, units: DataUnitIndex) -> MappedImage | Unmatched:
-    hint = did_you_mean(posixpath.basename(image.file_name), [unit.title for unit in units])
+    def hint() -> str:
+        return did_you_mean(posixpath.basename(image.file_name), [unit.title for unit in units])
+
     unit = _single(candidates, how, _DATA_UNIT, hint, lambda unit: f"{unit.title!r} ({unit.data_hash})")
     if isinstance(unit, Unmatched):
         return unit
@@ -199,7 +203,9 @@ def _map_categories(
 def _one_object(
     category: CocoCategory, candidates: list[Object], how: str, objects: list[Object], resolver: OntologyResolver
 ) -> MappedCategory | Unmatched:
-    hint = did_you_mean(category.name, [obj.title for obj in objects])
+    def hint() -> str:
+        return did_you_mean(category.name, [obj.title for obj in objects])
+
     ontology = _single(
         candidates, how, _OBJECT, hint, lambda obj: f"{obj.title!r} ({obj.shape.value}, {obj.feature_node_hash})"
     )
