@@ -135,6 +135,15 @@ _AGAINST_THE_FAKE = {
 """Settings for runs against the fake; against a real project the functions keep the deployment's defaults."""
 
 
+_OURS = ("AWS_", "ENCORD_", "POWERTOOLS_", "JOBS_", "IMPORT_", "DEFAULT_", "MAX_", "BUNDLE_", "RETRY_", "LEASE_")
+
+
+def user_environment() -> dict[str, str]:
+    """This process's environment without AWS, Encord, the functions' settings or Powertools: what a user's own
+    shell has, for running a command as a user would (tests of the local CLI and the live check)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(_OURS)}
+
+
 @dataclass(frozen=True)
 class EncordTarget:
     """The Encord project the functions talk to: the fake's (tests, demo) or a real one (local CLI, live tests)."""

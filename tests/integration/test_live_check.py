@@ -19,19 +19,18 @@ import pytest
 
 from local.keys import generate_ssh_private_key
 from local.pipeline import Pipeline
+from local.stack import user_environment
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-_OURS = ("AWS_", "ENCORD_", "POWERTOOLS_", "JOBS_", "IMPORT_", "DEFAULT_", "MAX_", "BUNDLE_", "RETRY_")
 
 
 def live_check(**environment: str) -> dict[str, Any]:
-    clean = {name: value for name, value in os.environ.items() if not name.startswith(_OURS)}
     done = subprocess.run(
         [sys.executable, "-m", "local.live_check"],
         cwd=ROOT,
-        env={**clean, **environment},
+        env={**user_environment(), **environment},
         capture_output=True,
         text=True,
         timeout=600,

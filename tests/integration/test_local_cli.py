@@ -6,7 +6,6 @@ queue and table live and die inside it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from local.keys import generate_ssh_private_key
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
+from local.stack import user_environment
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,9 @@ def run_cli(pipeline: Pipeline, label_file: Path, out: Path, tmp_path: Path) -> 
     key_file.write_text(generate_ssh_private_key())
     encord = pipeline.stack.encord
     assert encord is not None
-    # Nothing of the test session's environment for AWS, Encord or the functions: the command must need none.
-    ours = ("AWS_", "ENCORD_", "POWERTOOLS_", "JOBS_", "IMPORT_", "DEFAULT_", "MAX_", "BUNDLE_", "RETRY_")
-    environment = {name: value for name, value in os.environ.items() if not name.startswith(ours)}
     command = [sys.executable, "-m", "label_importer", "import", str(label_file), "--project", encord.project_hash]
     command += ["--domain", encord.url, "--ssh-key-file", str(key_file), "--out", str(out)]
-    return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=ROOT, env=user_environment(), capture_output=True, text=True, timeout=120)
 
 
 def test_a_file_imports_from_this_machine_with_its_reports_in_a_local_folder(
