@@ -18,7 +18,12 @@ import sys
 from typing import Any
 
 import orjson
+from encord import Project
+from encord.common.bitmask_operations import serialise_bitmask
+from encord.objects.attributes import ChecklistAttribute, RadioAttribute, TextAttribute
 
+from label_importer.data_units import DataUnit
+from label_importer.ontology_resolver import OntologyResolver
 from label_importer.settings import ENCORD_PUBLIC_API
 from local.stack import POWERTOOLS_ENVIRONMENT, EncordTarget, local_stack
 
@@ -31,49 +36,34 @@ _SHAPES = {
 }
 
 
-def labels_for(project: Any, unit: Any) -> dict[str, Any]:
+def labels_for(project: Project, unit: DataUnit) -> dict[str, Any]:
     """One object of every ontology object whose shape the format has, and an answer to every classification."""
+    resolver = OntologyResolver(project.ontology_structure)
     objects = []
     for obj in project.ontology_structure.objects:
         shape = obj.shape.value
         if shape in _SHAPES:
             objects.append({"feature_hash": obj.feature_node_hash, **_SHAPES[shape]})
         elif shape == "bitmask" and unit.width and unit.height:
-            # One run of zeros, then the whole second half of the image set: Encord's RLE of that mask.
-            from encord.common.bitmask_operations import serialise_bitmask
-
             pixels = unit.width * unit.height
-            mask = bytes(pixels // 2) + bytes([1]) * (pixels - pixels // 2)
-            objects.append(
-                {
-                    "feature_hash": obj.feature_node_hash,
-                    "bitmask": {"rle": serialise_bitmask(mask), "width": unit.width, "height": unit.height},
-                }
-            )
+            mask = bytes(pixels // 2) + bytes([1]) * (pixels - pixels // 2)  # the lower half of the image
+            bitmask = {"rle": serialise_bitmask(mask), "width": unit.width, "height": unit.height}
+            objects.append({"feature_hash": obj.feature_node_hash, "bitmask": bitmask})
         elif shape == "skeleton":
-            template = next(
-                t
-                for t in project.ontology_structure.skeleton_templates.values()
-                if t.feature_node_hash == obj.feature_node_hash
-            )
-            skeleton = {vertex.name: [vertex.x, vertex.y] for vertex in template.skeleton.values()}
+            vertices = resolver.skeleton_template(obj).skeleton.values()
+            skeleton = {vertex.name: [vertex.x, vertex.y] for vertex in vertices}
             objects.append({"feature_hash": obj.feature_node_hash, "skeleton": skeleton})
     classifications = []
     for classification in project.ontology_structure.classifications:
-        [attribute] = classification.attributes[:1] or [None]
-        if attribute is None:
+        question = classification.attributes[0]
+        if isinstance(question, TextAttribute):
+            answer: Any = "live check"
+        elif isinstance(question, ChecklistAttribute | RadioAttribute) and question.options:
+            first = question.options[0].title
+            answer = [first] if isinstance(question, ChecklistAttribute) else first
+        else:
             continue
-        kind = type(attribute).__name__
-        options = getattr(attribute, "options", [])
-        answer: Any = "live check" if kind == "TextAttribute" else options[0].title if options else None
-        if answer is None:
-            continue
-        classifications.append(
-            {
-                "feature_hash": classification.feature_node_hash,
-                "answer": [answer] if kind == "ChecklistAttribute" else answer,
-            }
-        )
+        classifications.append({"feature_hash": classification.feature_node_hash, "answer": answer})
     return {"data_hash": unit.data_hash, "objects": objects, "classifications": classifications}
 
 
@@ -87,7 +77,6 @@ def _hashes(row: Any) -> set[str]:
 
 def run(target: EncordTarget, data_hash: str | None) -> dict[str, Any]:
     os.environ.update(POWERTOOLS_ENVIRONMENT)  # before the handlers' code loads, as the template sets it
-    from label_importer.data_units import DataUnit
     from label_importer.import_chunk import Collaborators
     from label_importer.retries import Deadline
     from label_importer.rollback import roll_back

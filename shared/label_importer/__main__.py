@@ -103,6 +103,10 @@ def _import(args: argparse.Namespace) -> int:
     if args.ssh_key_file is None:
         print("give --ssh-key-file or set ENCORD_SSH_KEY_FILE: the Encord key to import with", file=sys.stderr)
         return 2
+    for path in (args.ssh_key_file, args.file):
+        if not Path(path).is_file():
+            print(f"no such file: {path}", file=sys.stderr)
+            return 2
     target = EncordTarget(args.domain, args.project, Path(args.ssh_key_file).read_text())
     job = import_file(Path(args.file), target, Path(args.out))
     print((Path(args.out) / job.job_id / "summary.txt").read_text(), end="")

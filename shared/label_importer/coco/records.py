@@ -102,10 +102,10 @@ class CocoRecords:
             return LEFT_OUT
         image = self._mapping.images.get(annotation.image_id, _NOT_LISTED)
         problems = [
-            problem(field, *_unusable(reference, kind, coco_id))
-            for field, kind, coco_id, reference in (
-                ("image_id", "image", annotation.image_id, image),
-                ("category_id", "category", annotation.category_id, category),
+            problem(field, *_unusable(reference, kind, section, coco_id))
+            for field, kind, section, coco_id, reference in (
+                ("image_id", "image", "images", annotation.image_id, image),
+                ("category_id", "category", "categories", annotation.category_id, category),
             )
             if isinstance(reference, Unmatched)
         ]
@@ -126,9 +126,8 @@ class CocoRecords:
 _NOT_LISTED = Unmatched(ErrorCode.UNKNOWN_REFERENCE, "")
 
 
-def _unusable(reference: Unmatched, kind: str, coco_id: Any) -> tuple[ErrorCode, str]:
+def _unusable(reference: Unmatched, kind: str, section: str, coco_id: Any) -> tuple[ErrorCode, str]:
     if reference is _NOT_LISTED:
-        section = "categories" if kind == "category" else "images"
         return ErrorCode.UNKNOWN_REFERENCE, (
             f"no entry of '{section}' has id {coco_id!r} (ids compare with their type: 1 and \"1\" differ)"
         )
@@ -161,7 +160,7 @@ def _geometry(annotation: CocoAnnotation, category: MappedCategory, size: ImageS
     if isinstance(segmentation, CocoRle):
         mask = mask_from_runs(rle_counts(segmentation.size, segmentation.counts, size), size)
         return ("polygon", traced_polygons(_covering(mask), size)) if shape is Shape.POLYGON else _bitmask(mask)
-    rings = normalised_rings(segmentation, size)
+    rings = normalised_rings(segmentation, size)  # checks every ring, whichever shape it becomes
     if shape is Shape.POLYGON:
         return "polygon", polygon_geometry(rings)
     return _bitmask(mask_from_rings(segmentation, size))
