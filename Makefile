@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: setup demo demo-coco test lint format schema bench check
+.PHONY: setup demo demo-coco test test-stress lint format schema bench check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,32 @@ demo-coco: setup
 ## Unit and integration tests (what CI runs).
 test: setup
 	$(BIN)/pytest -n auto
+
+## The suite twice at once, two workers each: four test processes on a 2-core runner, as a busy CI machine
+## runs it. Each copy has its own temp dirs, Hypothesis database and pytest cache (and every local stack its
+## own ports), so the copies share nothing but the CPU. Fails if either copy fails. Logs go to a fresh
+## directory (printed), or to STRESS_DIR if set.
+## A command the recipe starts with & would start with Ctrl-C (SIGINT) ignored, as would every process the
+## tests start; the tests that interrupt the local import need it as a terminal delivers it, hence WITH_CTRL_C.
+WITH_CTRL_C = $(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
+	os.execvp(sys.argv[1], sys.argv[1:])'
+test-stress: setup
+	@dir=$${STRESS_DIR:-$$(mktemp -d "$${TMPDIR:-/tmp}/encord-label-importer-stress.XXXXXX")}; \
+	echo "test-stress: two copies of the suite, logs in $$dir/<copy>/pytest.log"; \
+	started=$$(date +%s); \
+	for copy in 1 2; do \
+		rm -rf "$$dir/$$copy"; mkdir -p "$$dir/$$copy/tmp"; \
+		TMPDIR="$$dir/$$copy/tmp" HYPOTHESIS_STORAGE_DIRECTORY="$$dir/$$copy/hypothesis" \
+			$(WITH_CTRL_C) $(BIN)/pytest -n 2 -q -o cache_dir="$$dir/$$copy/pytest-cache" --basetemp="$$dir/$$copy/basetemp" \
+			> "$$dir/$$copy/pytest.log" 2>&1 & \
+		eval pid$$copy=$$!; \
+	done; \
+	wait $$pid1; first=$$?; wait $$pid2; second=$$?; \
+	for copy in 1 2; do \
+		echo "--- copy $$copy:"; grep -E '^(FAILED|ERROR) tests/' "$$dir/$$copy/pytest.log"; tail -n 1 "$$dir/$$copy/pytest.log"; \
+	done; \
+	echo "test-stress: copy 1 exited $$first, copy 2 exited $$second, in $$(( $$(date +%s) - started )) s"; \
+	test $$first -eq 0 && test $$second -eq 0
 
 lint: setup
 	$(BIN)/ruff check .

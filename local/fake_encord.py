@@ -8,7 +8,10 @@ encord/http/v2/api_client.py, encord/objects/ontology_labels_impl.py), which pyp
 It is deliberately strict. A label row is only stored when both a structural check and the SDK's own parser
 accept it, because a lenient fake lets tests pass on payloads the real service would never see. Faults (HTTP
 errors, dropped connections, latency) can be injected per request kind, and every request is counted by kind,
-because "how many round trips" is the thing the importer is designed to minimise.
+because "how many round trips" is the thing the importer is designed to minimise. Requests are counted twice:
+as they arrive (`request_counts`), and once their answer reached a client still waiting for it
+(`answered_counts`). The two differ by the requests a client gave up on (its timeout fired first, or the
+connection was dropped), which a budget on round trips must not confuse with requests the importer chose to make.
 
 Authentication headers are ignored: the SDK signs every request, but checking signatures here would only test
 the SDK.
@@ -22,6 +25,8 @@ import math
 import mimetypes
 import os
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -62,7 +67,7 @@ KINDS = (
     "get_label_rows",
     "save_label_rows",
 )
-"""The request kinds `FakeEncordServer.request_counts` is keyed by (plus "unknown")."""
+"""The request kinds `FakeEncordServer.request_counts` and `answered_counts` are keyed by (plus "unknown")."""
 
 UNKNOWN = "unknown"
 
@@ -174,19 +179,26 @@ def build_ontology() -> OntologyStructure:
     return ontology
 
 
-def encord_client(domain: str, ssh_private_key: str) -> EncordUserClient:
-    """An SDK client for `domain` (the fake's URL) that fails fast: short timeouts, no retries inside the SDK.
+CLIENT_TIMEOUT_SECONDS = 60
+"""How long `encord_client` waits for an answer. The fake answers in milliseconds on an idle machine but can
+take seconds on a busy one (it shares its process, and the interpreter lock, with the code it serves); a
+timeout that fires there turns a passing test into a failing one, so this is far above both. Injected faults
+need no short timeout to show: errors are answered and connections dropped at once."""
 
-    The SDK's defaults (180 s timeouts, three retries with 3 s and 6 s backoff) would turn every injected fault
-    into a long wait, and hide from tests how the caller's own retry policy behaves.
+
+def encord_client(domain: str, ssh_private_key: str) -> EncordUserClient:
+    """An SDK client for `domain` (the fake's URL) that makes no retries of its own.
+
+    The SDK's default retries (three, with 3 s and 6 s backoff) would turn every injected fault into a long
+    wait, and hide from tests how the caller's own retry policy behaves.
     """
     settings = RequestsSettings(
         max_retries=0,
         backoff_factor=0,
         connection_retries=0,
-        connect_timeout=5,
-        read_timeout=5,
-        write_timeout=5,
+        connect_timeout=CLIENT_TIMEOUT_SECONDS,
+        read_timeout=CLIENT_TIMEOUT_SECONDS,
+        write_timeout=CLIENT_TIMEOUT_SECONDS,
     )
     return EncordUserClient.create_with_ssh_private_key(
         ssh_private_key=ssh_private_key, domain=domain, requests_settings=settings
@@ -719,6 +731,21 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("fake Encord: " + format, *args)
 
 
+def _client_is_waiting(handler: BaseHTTPRequestHandler) -> bool:
+    """Whether the client of this request still waits for its answer, rather than having closed the connection.
+
+    A client whose timeout fired closes its socket (urllib3 discards the connection), so the end of the stream
+    is already readable here; a client still waiting sends nothing more (requests does not pipeline). Writing
+    the answer cannot tell the two apart: the kernel accepts bytes for a peer that has gone.
+    """
+    connection: socket.socket = handler.connection
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return not readable or connection.recv(1, socket.MSG_PEEK) != b""
+    except OSError:  # reset by the peer: gone too
+        return False
+
+
 def _reply(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
     data = orjson.dumps(body)
     handler.send_response(status)
@@ -779,6 +806,13 @@ class FakeEncordServer:
         structure = build_ontology()
         self.ontology: dict[str, Any] = structure.to_dict()
         self.request_counts: collections.Counter[str] = collections.Counter()
+        """Requests received, by kind, whether or not their client was still there for the answer."""
+        self.answered_counts: collections.Counter[str] = collections.Counter()
+        """Requests whose answer (a result or an error) was written to a client still waiting for it, by kind:
+        what the importer got back. A request whose client timed out first, or whose connection was dropped
+        (an injected fault), is in `request_counts` only."""
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._index = _OntologyIndex(structure)
         # The SDK's own parser, offline (no project client), as the last word on whether a row is readable.
         self._sdk_ontology = Ontology(
@@ -848,6 +882,7 @@ class FakeEncordServer:
             self._faults.clear()
             self._refused.clear()
             self.request_counts.clear()
+            self.answered_counts.clear()
             self.latency = self._initial_latency
 
     # --- data ----------------------------------------------------------------------------------------------
@@ -897,6 +932,19 @@ class FakeEncordServer:
     def reset_counts(self) -> None:
         with self._lock:
             self.request_counts.clear()
+            self.answered_counts.clear()
+
+    def unanswered_counts(self) -> collections.Counter[str]:
+        """Requests received but never answered to a waiting client, by kind (timed out or dropped)."""
+        with self._lock:
+            return self.request_counts - self.answered_counts
+
+    def wait_until_idle(self, timeout: float = 120.0) -> None:
+        """Return once no request is being handled, so the counts are final: a request whose client gave up
+        may still be handled (a slow answer sleeping out its delay) after the client has moved on."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
+                raise TimeoutError(f"fake Encord: {self._in_flight} requests still in flight after {timeout} s")
 
     def write_requests(self) -> int:
         with self._lock:
@@ -938,6 +986,41 @@ class FakeEncordServer:
             self._faults[kind].extend([fault] * times)
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._serve_counted(handler)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _answer(
+        self,
+        handler: BaseHTTPRequestHandler,
+        kind: str,
+        status: int,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write the answer, counted as answered if its client is still waiting for it.
+
+        Counted before the write, so that a client that has read its answer always finds it counted; taken back
+        if the write fails (the client left meanwhile).
+        """
+        waiting = _client_is_waiting(handler)
+        if waiting:
+            with self._lock:
+                self.answered_counts[kind] += 1
+        try:
+            _reply(handler, status, body, headers)
+        except OSError:
+            if waiting:
+                with self._lock:
+                    self.answered_counts[kind] -= 1
+            raise
+
+    def _serve_counted(self, handler: BaseHTTPRequestHandler) -> None:
         request = _parse_request(handler)
         with self._lock:
             self.request_counts[request.kind] += 1
@@ -948,7 +1031,7 @@ class FakeEncordServer:
         if fault is not None and fault.status is not None:
             error = _ApiError(fault.status, f"fake Encord: injected HTTP {fault.status} for {request.kind}")
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-            _reply(handler, fault.status, _error_body(error), headers)
+            self._answer(handler, request.kind, fault.status, _error_body(error), headers)
             return
         if fault is not None and fault.drop and not fault.after_commit:
             handler.close_connection = True
@@ -968,7 +1051,7 @@ class FakeEncordServer:
             return
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
-        _reply(handler, status, body)
+        self._answer(handler, request.kind, status, body)
 
     def _handle(self, request: _Request) -> Any:
         if request.kind == UNKNOWN:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ EVENTS_DIR = REPO_ROOT / "events"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
+_HANDLER_MODULE_PREFIX = "lambda_"
+
 
 def load_handler(function_dir: str, handler: str = "app.handler", *, container: int = 0) -> Handler:
     """Import `functions/<function_dir>/<module>.py` as Lambda does with its CodeUri, under a unique name
@@ -37,7 +41,7 @@ def load_handler(function_dir: str, handler: str = "app.handler", *, container: 
     """
     module_name, attribute = handler.rsplit(".", 1)
     path = REPO_ROOT / "functions" / function_dir / f"{module_name}.py"
-    qualified = f"lambda_{function_dir}_{module_name}_{container}"
+    qualified = f"{_HANDLER_MODULE_PREFIX}{function_dir}_{module_name}_{container}"
     if qualified not in sys.modules:
         spec = importlib.util.spec_from_file_location(qualified, path)
         assert spec is not None and spec.loader is not None, path
@@ -45,6 +49,50 @@ def load_handler(function_dir: str, handler: str = "app.handler", *, container: 
         sys.modules[qualified] = module
         spec.loader.exec_module(module)
     return getattr(sys.modules[qualified], attribute)
+
+
+def cold_start() -> None:
+    """Forget every container's warm state, as Lambda does when a function's configuration changes: it replaces
+    all containers, and each new one reads the environment again.
+
+    In this process that state is the handler modules `load_handler` loaded (their cached collaborators) and
+    the layer's process-wide caches: settings, the Encord client, opened projects (which hold the client they
+    were opened with, hence its timeouts) and the secret. Handlers loaded before this keep their old state;
+    load them again.
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    from label_importer import encord_gateway
+    from label_importer.settings import settings
+
+    for name in [name for name in sys.modules if name.startswith(_HANDLER_MODULE_PREFIX)]:
+        del sys.modules[name]
+    settings.cache_clear()
+    encord_gateway._client.cache_clear()
+    encord_gateway._projects.clear()
+    parameters.clear_caches()
+
+
+@contextmanager
+def environment_changed(**variables: str) -> Iterator[None]:
+    """Run the functions with these environment variables changed (a redeployment with new settings), then put
+    the environment back. Both edges are cold starts; handlers must be loaded inside, e.g. `Pipeline.on(stack)`.
+
+    How tests that need a setting of their own get one, e.g. a client timeout short enough for a slow answer
+    to exceed it, without the rest of the suite running with that setting.
+    """
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    cold_start()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cold_start()
 
 
 @dataclass

@@ -6,53 +6,186 @@ file gets exactly the checks, chunks, bundled requests, exactly-once records and
 AWS. The reports are copied to `--out/<job-id>/` (`report.json`, `summary.txt`, and `errors.jsonl` when the
 file has problems), the Lambda logs to `lambda-logs.jsonl` beside them. Meant for small jobs and for trying
 the format; a rollback needs the journal of a deployed stack, so jobs imported here cannot be rolled back.
+
+Before any of that, the key and the project are checked (`key_problem`, `check_target`): deployed, a wrong
+key or project ends a job FAILED or REJECTED minutes later; here the person who typed the command is waiting,
+and a bad key file, an unreachable domain or a project the key cannot open is answered in a second.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from label_importer.job_store import Job, JobStore
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+from encord import EncordUserClient
+from encord.http.constants import RequestsSettings
+
+from label_importer.job_store import Job, JobStore, RowOutcome, RowStatus
 from label_importer.progress import watch
 from label_importer.reports import REPORTS_PREFIX
 from local.pipeline import Pipeline
 from local.stack import BUCKET, TABLE, EncordTarget, local_stack
 
 POLL_SECONDS = 0.5
+DEFAULT_TIMEOUT_SECONDS = 30
+"""How long the check waits for Encord, unless ENCORD_TIMEOUT_SECONDS says otherwise (as for the functions)."""
+
+_WANTED = (
+    "the encord SDK needs an Ed25519 private key in OpenSSH format, a file that starts with "
+    "-----BEGIN OPENSSH PRIVATE KEY-----"
+)
+_NEW_KEY = "or create one with `ssh-keygen -t ed25519 -f ~/.ssh/encord` and add ~/.ssh/encord.pub to your Encord user"
 
 
-def import_file(label_file: Path, target: EncordTarget, out: Path) -> Job:
-    """Run the file through the pipeline into `target`'s project; return the finished job."""
+@dataclass(frozen=True)
+class LocalImport:
+    """How a local import ended: the job, and, when it did not finish, what is left of it."""
+
+    job: Job
+    reports: Path
+    """`<out>/<job-id>/`: the reports (once the job finished) and the functions' logs."""
+    dead_lettered: int = 0
+    """Chunks in the dead-letter queue: Encord kept failing them past maxReceiveCount, so the job cannot finish."""
+    waiting_rows: list[RowOutcome] = field(default_factory=list)
+    """Rows not imported because their chunk kept failing, each with the last error."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is not a key the encord SDK can sign with, in words that say what to do; None if it is one.
+
+    Checked here rather than left to the SDK: it says only "Not OpenSSH private key format" for a public key
+    or a PKCS8 one, and for a private key of another type its error quotes the whole key.
+    """
+    text = key.strip()
+    if text.startswith(("ssh-ed25519 ", "ssh-rsa ", "ssh-dss ", "ecdsa-sha2-", "sk-")) or "PUBLIC KEY-----" in text:
+        return f"this is a public key; {_WANTED}: give the private key (the same file name without .pub)"
+    if text.startswith(("-----BEGIN PRIVATE KEY-----", "-----BEGIN ENCRYPTED PRIVATE KEY-----")):
+        return f"this is a PKCS8 private key; {_WANTED}: convert it to OpenSSH format, {_NEW_KEY}"
+    if text.startswith(("-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----")):
+        return f"this is a PEM private key of another type; {_WANTED}: {_NEW_KEY}"
+    try:
+        loaded = load_ssh_private_key(text.encode(), password=None)
+    except TypeError:  # what cryptography raises for a passphrase it was not given
+        return "the key is protected by a passphrase, which this command cannot ask for: remove it with `ssh-keygen -p`"
+    except (ValueError, UnsupportedAlgorithm):
+        return f"this is not a private key; {_WANTED}"
+    if not isinstance(loaded, Ed25519PrivateKey):
+        return f"this is an OpenSSH private key of another type; {_WANTED}: {_NEW_KEY}"
+    return None
+
+
+def check_target(target: EncordTarget) -> None:
+    """Open the project once, as the validator will: raises the SDK's own error when Encord cannot be reached,
+    refuses the key, or has no such project for it (the command turns each into one line and exit code 5).
+
+    Two requests (the project and its ontology), no retries: a user runs the command again.
+    """
+    try:
+        timeout = int(os.environ.get("ENCORD_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
+    except ValueError:
+        timeout = DEFAULT_TIMEOUT_SECONDS
+    client = EncordUserClient.create_with_ssh_private_key(
+        ssh_private_key=target.ssh_private_key,
+        domain=target.domain,
+        requests_settings=RequestsSettings(
+            max_retries=0,
+            connection_retries=0,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+        ),
+    )
+    client.get_project(target.project_hash)
+
+
+def import_file(label_file: Path, target: EncordTarget, out: Path) -> LocalImport:
+    """Run the file through the pipeline into `target`'s project; return how the job ended, finished or not."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / "lambda-logs.jsonl"
     with local_stack(target=target) as stack:
         pipeline = Pipeline.on(stack)
         key = f"incoming/{target.project_hash}/{label_file.name}"
-        out.mkdir(parents=True, exist_ok=True)
-        logs = out / "lambda-logs.jsonl"
-        with logs.open("w") as log:
-            with contextlib.redirect_stdout(log):
+        consumer: _Consumer | None = None
+        # Closed only once the consumer has stopped writing to it: after Ctrl-C it may still log a line while
+        # the process winds down, and logging to a closed file prints a traceback.
+        log = logs.open("w")
+        try:
+            with _functions_output_to(log):
                 job_id = pipeline.drop(key, label_file.read_bytes())
-            jobs = JobStore(TABLE)
-            job = jobs.get(job_id)
-            assert job is not None
-            drained = threading.Event()
-
-            def drain() -> None:
-                with contextlib.redirect_stdout(log):
-                    pipeline.drain()
-                drained.set()
-
-            consumer = threading.Thread(target=drain, daemon=True)
-            consumer.start()
-            job = watch(jobs, job, POLL_SECONDS, as_json=False, stop=drained.is_set)
-            consumer.join()
+                jobs = JobStore(TABLE)
+                job = jobs.get(job_id)
+                assert job is not None
+                consumer = _Consumer(pipeline)
+                consumer.start()
+                job = watch(jobs, job, POLL_SECONDS, as_json=False, stop=consumer.drained.is_set)
+                consumer.finish()
+        finally:
+            if consumer is None or not consumer.is_alive():
+                log.close()
+        dead_lettered = _messages(stack.client("sqs"), stack.dead_letter_queue_url)
+        waiting = jobs.rows(job_id, RowStatus.RETRYING) if dead_lettered else []
         _copy_reports(stack.client("s3"), job_id, out / job_id)
         logs.replace(out / job_id / "lambda-logs.jsonl")
-        return job
+        return LocalImport(job, out / job_id, dead_lettered, waiting)
+
+
+@contextlib.contextmanager
+def _functions_output_to(log: TextIO) -> Iterator[None]:
+    """Everything the functions write goes to `log`, none of it to the terminal: their prints (EMF metrics) and
+    the Powertools logger, whose handler holds the stdout it was created with (redirecting sys.stdout misses
+    it), and which may log a stack trace.
+
+    Left pointing at `log` when the block fails, for the consumer thread still running after a Ctrl-C.
+    """
+    from label_importer.observability import logger  # loaded with the handlers, once POWERTOOLS_* are set
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(log)
+    with contextlib.redirect_stdout(log):
+        yield
+    if previous is not None:
+        handler.setStream(previous)
+
+
+class _Consumer(threading.Thread):
+    """The import function draining the queue, beside the progress bar; its failure is raised by `finish`, on
+    the command's thread, so it is reported like any other (a thread's own traceback would reach the terminal).
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(daemon=True)  # a Ctrl-C must not wait for the chunk in hand
+        self._pipeline = pipeline
+        self.drained = threading.Event()
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._pipeline.drain()
+        except BaseException as error:  # kept for finish(); after a Ctrl-C nobody asks
+            self._error = error
+        finally:
+            self.drained.set()
+
+    def finish(self) -> None:
+        self.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _messages(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def _copy_reports(s3: Any, job_id: str, into: Path) -> None:

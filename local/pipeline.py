@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from label_importer.job_store import Job, JobStore
+import orjson
+
+from label_importer.job_store import TERMINAL, Job, JobStore
 from local.lambda_runtime import (
     DrainStats,
     Handler,
@@ -56,9 +58,36 @@ class Pipeline:
         return drain_concurrently(self.stack, handlers, timeout_seconds=timeout_seconds)
 
     def run(self, key: str, body: bytes) -> Job:
+        """Drop the file, drain the queue; return the job, which must have ended with its reports."""
         job_id = self.drop(key, body)
         self.drain()
-        return self.job(job_id)
+        return self.ended_with_reports(job_id)
+
+    def ended_with_reports(self, job_id: str) -> Job:
+        """The job, checked to be in a terminal status with report.json, summary.txt and (given problems)
+        errors.jsonl that agree with its record: status, rows, labels, failure and problem count."""
+        job = self.job(job_id)
+        assert job.status in TERMINAL, f"job {job_id} is {job.status}, not finished"
+        report = orjson.loads(self.report(job_id, "report.json"))
+        summary = self.report(job_id, "summary.txt").decode()
+        assert report["status"] == job.status and summary.startswith(f"Import job {job_id}: {job.status}\n")
+        rows = {"total": job.total_rows, "imported": job.rows_imported, "failed": job.rows_failed}
+        assert report["rows"] == {**rows, "skipped": job.rows_skipped}
+        assert (report["labels_added"], report["failure"]) == (job.labels_added, job.failure)
+        count = report["problems"]["count"]
+        assert count == job.problem_count
+        if count:
+            listed = self.report(job_id, "errors.jsonl").splitlines()
+            truncated = (
+                self.stack.client("s3")
+                .list_objects_v2(Bucket=BUCKET, Prefix=f"reports/{job_id}/errors-truncated.txt")
+                .get("KeyCount", 0)
+            )
+            unlisted = int(self.report(job_id, "errors-truncated.txt").split()[0]) if truncated else 0
+            assert len(listed) + unlisted == count
+            shown = report["problems"]["first"]
+            assert shown == [orjson.loads(line) for line in listed[: len(shown)]]
+        return job
 
     def job(self, job_id: str) -> Job:
         job = JobStore(TABLE).get(job_id)

@@ -120,8 +120,10 @@ def _free_port() -> int:
 
 
 _AGAINST_THE_FAKE = {
-    # Short, so tests can exceed it with a slow fake response; locally every request takes milliseconds.
-    "ENCORD_TIMEOUT_SECONDS": "3",
+    # Far above how long the fake takes to answer, even on a busy machine where a bundle of 100 rows can take
+    # seconds: a timeout that fires there makes the importer retry, and a test counting round trips fail.
+    # Tests that need a timeout to fire lower it themselves (lambda_runtime.environment_changed).
+    "ENCORD_TIMEOUT_SECONDS": "60",
     # Backoff between attempts in milliseconds rather than seconds (a Retry-After is still honoured).
     "RETRY_BACKOFF_SECONDS": "0.01",
     # Limits lowered from the defaults so that tests can cross each of them with small files.
@@ -131,6 +133,9 @@ _AGAINST_THE_FAKE = {
     "MAX_OBJECTS_PER_DATA_UNIT": "100",
     "MAX_POLYGON_POINTS": "2000",
     "MAX_BITMASK_PIXELS": "1000000",
+    "MAX_CHUNK_BYTES": str(1 << 20),
+    "MAX_COCO_IMAGES": "2000",
+    "MAX_COCO_CATEGORIES": "100",
 }
 """Settings for runs against the fake; against a real project the functions keep the deployment's defaults."""
 

@@ -24,7 +24,13 @@ TEMPLATE = ROOT / "template.yaml"
 VALIDATOR = "ValidateAndChunkFunction"
 IMPORTER = "ImportLabelsFunction"
 ROLLBACK = "RollbackFunction"
-ROLES = {VALIDATOR: "ValidateAndChunkRole", IMPORTER: "ImportLabelsRole", ROLLBACK: "RollbackRole"}
+FAILURES = "ValidationFailuresFunction"
+ROLES = {
+    VALIDATOR: "ValidateAndChunkRole",
+    IMPORTER: "ImportLabelsRole",
+    ROLLBACK: "RollbackRole",
+    FAILURES: "ValidationFailuresRole",
+}
 
 
 class OfflinePolicyLoader(ManagedPolicyLoader):

@@ -20,7 +20,7 @@ def _world() -> Collaborators:
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     deadline = Deadline.in_seconds(lambda_context.get_remaining_time_in_millis() / 1000)
-    import_message(record.body, _world(), deadline)
+    import_message(record.body, _world(), deadline, delivery=int(record.attributes.approximate_receive_count))
 
 
 @logger.inject_lambda_context(clear_state=True)

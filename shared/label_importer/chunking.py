@@ -32,16 +32,32 @@ class ChunkPlan:
         return len(self.closing_line)
 
 
-def plan_chunks(lines_by_unit: dict[str, list[int]], rows_per_chunk: int) -> ChunkPlan:
-    """Data units in order of first appearance, `rows_per_chunk` to a chunk."""
+def plan_chunks(
+    lines_by_unit: dict[str, list[int]],
+    rows_per_chunk: int,
+    *,
+    row_bytes: dict[str, int] | None = None,
+    max_chunk_bytes: int | None = None,
+) -> ChunkPlan:
+    """Data units in order of first appearance, up to `rows_per_chunk` to a chunk and, given their sizes, up to
+    `max_chunk_bytes` of label JSON: a consumer holds a whole chunk's labels as SDK objects at once, so bytes
+    bound its memory where rows alone do not (validation keeps any one row under the byte limit)."""
     chunk_of_unit: dict[str, int] = {}
     closing_line: list[int] = []
-    for position, (data_hash, lines) in enumerate(lines_by_unit.items()):
-        chunk_index = position // rows_per_chunk
-        chunk_of_unit[data_hash] = chunk_index
-        if chunk_index == len(closing_line):
+    rows_in_chunk = bytes_in_chunk = 0
+    for data_hash, lines in lines_by_unit.items():
+        size = row_bytes.get(data_hash, 0) if row_bytes else 0
+        full = rows_in_chunk == rows_per_chunk or (
+            max_chunk_bytes is not None and rows_in_chunk and bytes_in_chunk + size > max_chunk_bytes
+        )
+        if not closing_line or full:
             closing_line.append(0)
+            rows_in_chunk = bytes_in_chunk = 0
+        chunk_index = len(closing_line) - 1
+        chunk_of_unit[data_hash] = chunk_index
         closing_line[chunk_index] = max(closing_line[chunk_index], lines[-1])
+        rows_in_chunk += 1
+        bytes_in_chunk += size
     return ChunkPlan(chunk_of_unit, closing_line)
 
 

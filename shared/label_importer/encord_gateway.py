@@ -56,16 +56,32 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, EncordException | requests.RequestException | ConnectionError | TimeoutError)
 
 
+class EncordKeyUnusable(Exception):
+    """The secret is missing, unreadable or not an Encord key. The message never contains the secret: the SDK's
+    own error for a wrong key type quotes the whole key, so it is never passed on."""
+
+
 @cache
 def _client(secret_id: str, domain: str, timeout: int) -> EncordUserClient:
-    key = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
-    return EncordUserClient.create_with_ssh_private_key(
-        ssh_private_key=key,
-        domain=domain,
-        requests_settings=RequestsSettings(
-            max_retries=0, connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout
-        ),
-    )
+    try:
+        key = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError as error:
+        raise EncordKeyUnusable(f"the Encord key could not be read from secret {secret_id!r}: {error}") from None
+    if not isinstance(key, str):
+        raise EncordKeyUnusable(f"secret {secret_id!r} holds binary data; it must hold the key as text")
+    try:
+        return EncordUserClient.create_with_ssh_private_key(
+            ssh_private_key=key,
+            domain=domain,
+            requests_settings=RequestsSettings(
+                max_retries=0, connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout
+            ),
+        )
+    except (ValueError, TypeError):
+        raise EncordKeyUnusable(
+            f"secret {secret_id!r} is not an Ed25519 private key in OpenSSH format "
+            "(-----BEGIN OPENSSH PRIVATE KEY-----)"
+        ) from None
 
 
 def encord_client(settings: Settings) -> EncordUserClient:

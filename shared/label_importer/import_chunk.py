@@ -30,7 +30,8 @@ from encord.objects import LabelRowV2
 
 from label_importer.chunk_queue import load_chunk
 from label_importer.encord_gateway import is_transient, open_project
-from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.job_endings import write_final_report
+from label_importer.job_store import FINISHED_ROW, TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.label_builder import LabelBuilder, RowConflict
 from label_importer.label_format import Mode
 from label_importer.leases import DataUnitLeases
@@ -49,7 +50,7 @@ from label_importer.observability import (
 from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.reports import ReportWriter
 from label_importer.retries import Deadline, RetryPolicy
-from label_importer.rollback_journal import RowChanges, write_entry
+from label_importer.rollback_journal import RowChanges, added_by_earlier_attempts, write_entry
 from label_importer.settings import Settings
 
 Journal = Callable[[dict[str, RowChanges]], None]
@@ -74,10 +75,13 @@ def _failed(row: ChunkRow, reason: str) -> RowOutcome:
 
 
 class ChunkImporter:
-    def __init__(self, project: Project, bundle_size: int) -> None:
+    def __init__(self, project: Project, bundle_size: int, journaled: dict[str, set[str]] | None = None) -> None:
         self._project = project
         self._bundle_size = bundle_size
         self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
+        self._journaled = {} if journaled is None else journaled
+        """Per row, the label hashes this job's attempts journaled as theirs (earlier ones included, shared
+        between attempts): a row's `labels_added` are those of them present once it is saved."""
         self.requests = 0
         """Encord requests sent so far (counted before sending, so failed ones count too)."""
 
@@ -99,7 +103,7 @@ class ChunkImporter:
             for row in present:
                 label_rows[row.data_hash].initialise_labels(bundle=bundle)
 
-        to_save: list[tuple[ChunkRow, LabelRowV2, int]] = []
+        to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]] = []
         changes: dict[str, RowChanges] = {}
         for row in present:
             label_row = label_rows[row.data_hash]
@@ -110,18 +114,20 @@ class ChunkImporter:
             objects, classifications = label_hashes(label_row)
             before = label_row.to_encord_dict() if mode is Mode.REPLACE else None
             try:
-                added = self._builder.apply(label_row, row, mode)
+                self._builder.apply(label_row, row, mode)
             except ROW_ERRORS as error:
                 outcomes.append(_failed(row, f"labels could not be applied: {error}"))
                 continue
             objects_now, classifications_now = label_hashes(label_row)
             changes[row.data_hash] = RowChanges(objects_now - objects, classifications_now - classifications, before)
-            to_save.append((row, label_row, added))
+            to_save.append((row, label_row, objects_now | classifications_now))
         if changes:
             journal(changes)
+            for data_hash, change in changes.items():
+                self._journaled.setdefault(data_hash, set()).update(change.objects | change.classifications)
         return outcomes + self._save(to_save)
 
-    def _save(self, to_save: list[tuple[ChunkRow, LabelRowV2, int]]) -> list[RowOutcome]:
+    def _save(self, to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]]) -> list[RowOutcome]:
         if not to_save:
             return []
         try:
@@ -135,7 +141,13 @@ class ChunkImporter:
             logger.warning("bundled save rejected; saving rows one by one", extra={"error": str(error)})
             return [outcome for item in to_save for outcome in self._save([item])]
         return [
-            RowOutcome(row.data_hash, RowStatus.IMPORTED, row.lines, labels_added=added) for row, _, added in to_save
+            RowOutcome(
+                row.data_hash,
+                RowStatus.IMPORTED,
+                row.lines,
+                labels_added=len(self._journaled.get(row.data_hash, set()) & saved),
+            )
+            for row, _, saved in to_save
         ]
 
     def _save_bundle(self, label_rows: list[LabelRowV2]) -> None:
@@ -185,34 +197,48 @@ class Collaborators:
         )
 
 
-def import_message(body: str, world: Collaborators, deadline: Deadline) -> None:
-    """Import the chunk an SQS message carries (inline or by claim check)."""
+def import_message(body: str, world: Collaborators, deadline: Deadline, *, delivery: int = 1) -> None:
+    """Import the chunk an SQS message carries (inline or by claim check); `delivery` is SQS's receive count."""
     chunk = load_chunk(body, world.s3)
     logger.set_correlation_id(chunk.job_id)
-    import_chunk(chunk, world, deadline)
+    import_chunk(chunk, world, deadline, delivery=delivery)
 
 
-def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline) -> None:
+_IMPORTING = (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.IMPORTING)
+"""Jobs whose chunks may be imported: the validator sends chunks before it marks the job QUEUED."""
+
+
+def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline, *, delivery: int = 1) -> None:
     """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done.
 
     Raises (so the message is delivered again) when Encord stays unavailable or data units stay leased
     until too little of the invocation is left; whatever was recorded by then is kept and skipped next time.
     """
-    finished = world.jobs.finished_rows(chunk.job_id, [row.data_hash for row in chunk.rows])
-    remaining = [row for row in chunk.rows if row.data_hash not in finished]
+    job = world.jobs.get(chunk.job_id)
+    if job is None or job.status not in _IMPORTING:
+        # Failed, rejected, rolled back or finished: nothing of it may be imported (again).
+        logger.warning(
+            "chunk of a job that is not importing; dropped",
+            extra={"chunk_index": chunk.chunk_index, "status": str(job.status) if job else None},
+        )
+        return
+    statuses = world.jobs.row_statuses(chunk.job_id, [row.data_hash for row in chunk.rows])
+    remaining = [row for row in chunk.rows if statuses.get(row.data_hash) not in FINISHED_ROW]
+    journaled: dict[str, set[str]] = {}
     if not remaining:
         logger.info("chunk already imported; redelivery skipped", extra={"chunk_index": chunk.chunk_index})
     else:
         world.jobs.transition(chunk.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
-        job = world.jobs.get(chunk.job_id)
-        assert job is not None  # created by the validator before any chunk was sent
+        if delivery > 1 or RowStatus.RETRYING in statuses.values():  # an earlier attempt may have saved
+            journaled = added_by_earlier_attempts(world.s3, job.bucket, chunk.job_id, chunk.chunk_index)
         journal: Journal = partial(write_entry, world.s3, job.bucket, chunk.job_id, chunk.chunk_index)
     holder = f"{chunk.job_id}/{chunk.chunk_index}/{uuid.uuid4().hex}"
     waits = 0
     while remaining:
         leased = world.leases.acquire([row.data_hash for row in remaining], holder)
         try:
-            _import_leased([row for row in remaining if row.data_hash in leased], chunk, world, deadline, journal)
+            leased_rows = [row for row in remaining if row.data_hash in leased]
+            _import_leased(leased_rows, chunk, world, deadline, journal, journaled)
         finally:
             world.leases.release(leased, holder)
         remaining = [row for row in remaining if row.data_hash not in leased]
@@ -234,7 +260,12 @@ def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline) -> None
 
 
 def _import_leased(
-    rows: list[ChunkRow], chunk: Chunk, world: Collaborators, deadline: Deadline, journal: Journal
+    rows: list[ChunkRow],
+    chunk: Chunk,
+    world: Collaborators,
+    deadline: Deadline,
+    journal: Journal,
+    journaled: dict[str, set[str]],
 ) -> None:
     """Import and record rows whose data units this consumer holds."""
     if not rows:
@@ -249,7 +280,7 @@ def _import_leased(
     def attempt() -> list[RowOutcome]:
         nonlocal attempts, requests
         attempts += 1
-        importer = ChunkImporter(world.open_project(chunk.project_hash), world.bundle_size)
+        importer = ChunkImporter(world.open_project(chunk.project_hash), world.bundle_size, journaled)
         try:
             return importer.import_rows(todo, chunk.mode, journal)
         finally:
@@ -288,7 +319,7 @@ def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | 
         return None
     status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
     finished = replace(job, status=status, finished_at=int(time.time()))
-    reports.write_final(finished, failed_rows=jobs.rows(job_id, RowStatus.FAILED))
+    write_final_report(finished, jobs, reports)
     if not jobs.transition(job_id, status):
         return None
     reports.tag_source(finished)

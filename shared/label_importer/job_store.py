@@ -30,6 +30,10 @@ class JobStatus(StrEnum):
     COMPLETED = "COMPLETED"
     COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
     REJECTED = "REJECTED"
+    """The file has problems under the `strict` policy (or problems no policy can skip): nothing was queued."""
+    FAILED = "FAILED"
+    """The system could not process the file or the job: the object version is gone, the secret or key is
+    unusable, Encord stayed unreachable, or the validator ran out of time. The report says which."""
     VALIDATED = "VALIDATED"
     """Terminal status of a dry run: the file is valid and nothing was queued."""
     ROLLED_BACK = "ROLLED_BACK"
@@ -41,6 +45,7 @@ TERMINAL = frozenset(
         JobStatus.COMPLETED,
         JobStatus.COMPLETED_WITH_ERRORS,
         JobStatus.REJECTED,
+        JobStatus.FAILED,
         JobStatus.VALIDATED,
         JobStatus.ROLLED_BACK,
     }
@@ -95,10 +100,19 @@ class Job:
     rows_skipped: int = 0
     labels_added: int = 0
     encord_requests: int = 0
+    failure: str | None = None
+    """Why a FAILED job failed: its code and message."""
     import_started_at: int | None = None
     """When the first chunk started importing; with `updated_at` (the last recorded row), the rate."""
     updated_at: int | None = None
     finished_at: int | None = None
+
+    @classmethod
+    def starting(cls, job_id: str, bucket: str, key: str, version_id: str | None) -> Job:
+        """A file's job as first recorded, before anything is known of its content (validator, failures)."""
+        return cls(
+            job_id, JobStatus.VALIDATING, bucket, key, version_id, project_hash="", mode="", created_at=int(time.time())
+        )
 
     @property
     def rows_done(self) -> int:
@@ -226,9 +240,33 @@ class JobStore:
             raise
         return True
 
+    def fail(self, job_id: str, failure: str) -> bool:
+        """VALIDATING -> FAILED with the reason; False when the job had already left VALIDATING."""
+        now = int(time.time())
+        try:
+            self._table.update_item(
+                Key=_job_key(job_id),
+                UpdateExpression="SET #status = :to, failure = :why, problem_count = :one, updated_at = :now, "
+                "finished_at = :now",
+                ConditionExpression=Attr("status").eq(str(JobStatus.VALIDATING)),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":to": str(JobStatus.FAILED), ":why": failure, ":one": 1, ":now": now},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def finished_rows(self, job_id: str, data_hashes: list[str]) -> set[str]:
         """The rows of this job that already have an outcome (a redelivered chunk skips them)."""
-        done: set[str] = set()
+        return {
+            data_hash for data_hash, status in self.row_statuses(job_id, data_hashes).items() if status in FINISHED_ROW
+        }
+
+    def row_statuses(self, job_id: str, data_hashes: list[str]) -> dict[str, RowStatus]:
+        """The status of each of these rows that has a record (IMPORTED, FAILED, or RETRYING after a fault)."""
+        statuses: dict[str, RowStatus] = {}
         for batch in _chunks(data_hashes, 100):
             request: dict[str, Any] = {
                 self._table_name: {
@@ -240,13 +278,12 @@ class JobStore:
             }
             while request:
                 response = self._resource.batch_get_item(RequestItems=request)
-                done.update(
-                    item["sk"].removeprefix("ROW#")
+                statuses.update(
+                    (item["sk"].removeprefix("ROW#"), RowStatus(item["status"]))
                     for item in response["Responses"][self._table_name]
-                    if item["status"] in FINISHED_ROW
                 )
                 request = response.get("UnprocessedKeys") or {}
-        return done
+        return statuses
 
     def record_rows(self, job_id: str, outcomes: list[RowOutcome], *, attempts: int, encord_requests: int) -> None:
         """Write row outcomes and bump the job's counters in the same transactions (all or nothing each).

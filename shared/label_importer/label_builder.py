@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 from encord.objects import ClassificationInstance, LabelRowV2, ObjectInstance
-from encord.objects.attributes import Attribute
 from encord.objects.bitmask import BitmaskCoordinates
 from encord.objects.coordinates import (
     BoundingBoxCoordinates,
@@ -43,12 +42,15 @@ from label_importer.label_format import (
 )
 from label_importer.messages import ChunkRow
 from label_importer.ontology_resolver import (
+    AnswerValue,
+    LabelIssue,
     OntologyResolver,
     RelationTarget,
-    ResolvedAnswer,
     ResolvedObject,
-    answer_key,
+    UnresolvedLabel,
+    answers_key,
 )
+from label_importer.problems import ErrorCode
 
 
 class RowConflict(Exception):
@@ -107,6 +109,43 @@ def _provenance(label: ObjectLabel | ClassificationLabel) -> dict[str, Any]:
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _refused(field: str, code: ErrorCode, message: str) -> UnresolvedLabel:
+    """A label the row cannot take, with the code the validator gives the same mistake, so the row's failure
+    reason reads like the validation report would have."""
+    return UnresolvedLabel([LabelIssue(field, code, message)])
+
+
+class _Row:
+    """What every label of one row is checked against: the data unit's frames and the ids the row declares.
+
+    The SDK checks a frame against the data unit only for an instance already on a label row, and instances are
+    built before they are added, so frames past the end would be saved; a relation is text to the SDK, so one to
+    an id nobody declares would be saved too. The validator rejects both; a chunk message is input all the same.
+    """
+
+    def __init__(self, label_row: LabelRowV2, data_hash: str, labels: list[ObjectLabel]) -> None:
+        self.data_hash = data_hash
+        self.frames = max(label_row.number_of_frames or 1, 1)  # images report 0 or 1: both mean frame 0 only
+        self.ids = {label.id for label in labels if label.id is not None}
+
+    def check_frames(self, field: str, ranges: list[tuple[int, int]]) -> list[Range]:
+        """The ranges as the SDK takes them, once they are known to be frames the data unit has."""
+        last = max(end for _, end in ranges)
+        if last >= self.frames:
+            raise _refused(field, ErrorCode.FRAME_OUT_OF_RANGE, f"frame {last} is past the end: {self.frames} frames")
+        return _ranges(ranges)
+
+    def value(self, value: AnswerValue, field: str) -> AnswerValue:
+        """The answer as the SDK stores it: Encord keeps a related object's hash as the text."""
+        if not isinstance(value, RelationTarget):
+            return value
+        if value.object_id not in self.ids:
+            raise _refused(
+                field, ErrorCode.UNKNOWN_OBJECT_ID, f"no object with id {value.object_id!r} in this data unit"
+            )
+        return tracked_object_hash(self.data_hash, value.object_id)
+
+
 class LabelBuilder:
     def __init__(self, resolver: OntologyResolver) -> None:
         self._resolver = resolver
@@ -120,11 +159,13 @@ class LabelBuilder:
                 label_row.remove_classification(existing_classification)
         objects = [label for record in row.records for label in record.objects]
         classifications = [label for record in row.records for label in record.classifications]
-        return self._add_objects(label_row, row.data_hash, objects) + self._add_classifications(
-            label_row, row.data_hash, classifications
+        context = _Row(label_row, row.data_hash, objects)
+        return self._add_objects(label_row, context, objects) + self._add_classifications(
+            label_row, context, classifications
         )
 
-    def _add_objects(self, label_row: LabelRowV2, data_hash: str, labels: list[ObjectLabel]) -> int:
+    def _add_objects(self, label_row: LabelRowV2, context: _Row, labels: list[ObjectLabel]) -> int:
+        data_hash = context.data_hash
         present = {instance.object_hash for instance in label_row.get_object_instances()}
         instances: dict[str, list[ObjectLabel]] = {}
         for label, identity in _with_occurrence([label for label in labels if label.id is None]):
@@ -137,26 +178,28 @@ class LabelBuilder:
             if object_hash in present:
                 continue
             resolved = [self._resolver.resolve_object(placement) for placement in placements]
-            label_row.add_object_instance(self._object_instance(data_hash, object_hash, resolved))
+            label_row.add_object_instance(self._object_instance(context, object_hash, resolved))
             added += 1
         return added
 
-    def _object_instance(self, data_hash: str, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
-        instance = ObjectInstance(placements[0].ontology, object_hash=object_hash)
+    def _object_instance(self, context: _Row, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
+        ontology = placements[0].ontology
+        if any(placement.ontology.feature_node_hash != ontology.feature_node_hash for placement in placements):
+            raise _refused("id", ErrorCode.CONFLICTING_LABELS, f"id {placements[0].label.id!r} names two objects")
+        instance = ObjectInstance(ontology, object_hash=object_hash)
         for placement in placements:
             instance.set_for_frames(
                 self._coordinates(placement),
-                frames=_ranges(frame_ranges(placement.label.frames)),
+                frames=context.check_frames("frames", frame_ranges(placement.label.frames)),
                 **_provenance(placement.label),
             )
         # Answers after all placements: a dynamic answer without frames covers the frames the object is on.
         for placement in placements:
             for answer in placement.answers:
-                frames = None if answer.frames is None else _ranges(answer.frames)
-                value = answer.value
-                if isinstance(value, RelationTarget):  # Encord keeps the related object's hash as the text
-                    value = tracked_object_hash(data_hash, value.object_id)
-                instance.set_answer(value, attribute=answer.attribute, frames=frames, overwrite=True)
+                frames = None if answer.frames is None else context.check_frames(answer.field, answer.frames)
+                instance.set_answer(
+                    context.value(answer.value, answer.field), attribute=answer.attribute, frames=frames, overwrite=True
+                )
         return instance
 
     def _coordinates(self, placement: ResolvedObject) -> Coordinates:
@@ -191,37 +234,60 @@ class LabelBuilder:
         assert label.skeleton is not None  # the model guarantees exactly one geometry
         return _skeleton(self._resolver.skeleton_template(placement.ontology), label.skeleton)
 
-    def _add_classifications(self, label_row: LabelRowV2, data_hash: str, labels: list[ClassificationLabel]) -> int:
+    def _add_classifications(self, label_row: LabelRowV2, context: _Row, labels: list[ClassificationLabel]) -> int:
+        """One classification has one answer per frame (per data unit if it is global), and the SDK refuses a
+        second instance on a frame the first covers: where the same answer is already there, only the frames it
+        does not cover yet are added; a different answer is a conflict."""
         present = {instance.classification_hash for instance in label_row.get_classification_instances()}
         added = 0
         for label, identity in _with_occurrence(labels):
             assert isinstance(label, ClassificationLabel)
-            classification_hash = label_hash(data_hash, "classification", identity)
+            classification_hash = label_hash(context.data_hash, "classification", identity)
             if classification_hash in present:
                 continue
             resolved = self._resolver.resolve_classification(label)
-            frames = _ranges(frame_ranges(label.frames))
+            frames = context.check_frames("frames", frame_ranges(label.frames))
+            answers = [(answer.attribute, context.value(answer.value, answer.field)) for answer in resolved.answers]
+            is_global = resolved.ontology.is_global
             overlapping = label_row.get_classification_instances(
-                filter_ontology_classification=resolved.ontology, filter_frames=frames
+                filter_ontology_classification=resolved.ontology, filter_frames=None if is_global else frames
             )
-            if overlapping:
-                if all(_same_answers(other, resolved.answers) for other in overlapping):
-                    continue  # already there with the same answer: nothing to do
+            if any(_answers_of(other) != answers_key(answers) for other in overlapping):
                 raise RowConflict(
                     f"{resolved.ontology.title!r} already has a different answer on these frames; "
                     "use mode 'replace' to overwrite"
                 )
+            missing = [] if is_global and overlapping else _uncovered(frame_ranges(label.frames), overlapping)
+            if not missing:
+                continue  # already there with the same answer: nothing to do
             instance = ClassificationInstance(resolved.ontology, classification_hash=classification_hash)
-            instance.set_for_frames(frames=frames, **_provenance(label))
-            for answer in resolved.answers:
-                instance.set_answer(answer.value, attribute=answer.attribute, overwrite=True)
+            instance.set_for_frames(frames=_ranges(missing), **_provenance(label))
+            for attribute, value in answers:
+                instance.set_answer(value, attribute=attribute, overwrite=True)
             label_row.add_classification_instance(instance)
             added += 1
         return added
 
 
-def _same_answers(instance: ClassificationInstance, answers: list[ResolvedAnswer]) -> bool:
-    def current(attribute: Attribute) -> Any:
-        return answer_key(instance.get_answer(attribute))  # type: ignore[arg-type]
+def _answers_of(instance: ClassificationInstance) -> frozenset[tuple[str, object]]:
+    """What the instance answers, every attribute included, in the terms of `answers_key`."""
+    answered = [answer for answer in instance.get_all_static_answers() if answer.is_answered()]
+    return answers_key((answer.ontology_attribute, answer.get()) for answer in answered)
 
-    return all(current(answer.attribute) == answer_key(answer.value) for answer in answers)
+
+def _uncovered(ranges: list[tuple[int, int]], instances: list[ClassificationInstance]) -> list[tuple[int, int]]:
+    """The parts of `ranges` none of the instances is on, as inclusive ranges, without expanding any range."""
+    covered = sorted((r.start, r.end) for instance in instances for r in instance.range_list)
+    left: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        for covered_start, covered_end in covered:
+            if covered_end < start or covered_start > end:
+                continue
+            if covered_start > start:
+                left.append((start, covered_start - 1))
+            start = max(start, covered_end + 1)
+            if start > end:
+                break
+        if start <= end:
+            left.append((start, end))
+    return left

@@ -36,11 +36,17 @@ class ErrorPolicy(StrEnum):
     SKIP_INVALID = "skip-invalid"
 
 
+PROJECT_HASH_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+ProjectHash = Annotated[str, Field(pattern=PROJECT_HASH_PATTERN)]
+"""Encord project hashes are UUIDs. Anything else is refused before it reaches the SDK, which puts the hash in
+a URL path: `../ontologies/<hash>` would make it request another API."""
+
+
 class Header(_Strict):
     """Optional first line: options for the whole file."""
 
     format_version: Literal["1"] = FORMAT_VERSION
-    project_hash: str | None = Field(default=None, min_length=1)
+    project_hash: ProjectHash | None = None
     mode: Mode = Mode.APPEND
     on_error: ErrorPolicy = ErrorPolicy.STRICT
     dry_run: bool = False

@@ -11,7 +11,7 @@ feature hash, never a guess.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from encord.objects.options import Option
 from encord.objects.skeleton_template import SkeletonTemplate
 
 from label_importer.label_format import (
+    GEOMETRY_FIELDS,
     AttributeAnswer,
     ClassificationLabel,
     DynamicAnswer,
@@ -78,12 +79,25 @@ def answer_key(value: AnswerValue | None) -> object:
     return value
 
 
+def answers_key(answers: Iterable[tuple[Attribute, Any]]) -> frozenset[tuple[str, object]]:
+    """What makes two labels' answers the same, as the SDK stores them: the last answer to an attribute wins,
+    and an empty checklist is no answer (Encord reads it back unanswered). The validator's conflict check and
+    the importer's "already there" check both use this, so they agree on what a different answer is."""
+    final = {attribute.feature_node_hash: answer_key(value) for attribute, value in answers}
+    return frozenset((feature_hash, key) for feature_hash, key in final.items() if key != frozenset())
+
+
 @dataclass(frozen=True)
 class ResolvedAnswer:
     attribute: Attribute
     value: AnswerValue
     frames: list[tuple[int, int]] | None = None
     """Inclusive frame ranges for a dynamic answer; None for a static one."""
+    frames_field: str | None = None
+    """Where a dynamic answer's frames are in the label (`attributes.Position[1].frames`), so a check of those
+    frames against the object's own (which needs the data unit, or other lines) can point at them."""
+    field: str = ""
+    """Where the answer is in the label (`attributes.Colour.attributes.Any Other Colours?`), as the file spells it."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +180,8 @@ class OntologyResolver:
         for obj in structure.objects:
             self._objects[obj.title].append(obj)
         for classification in structure.classifications:
-            self._classifications[classification.title].append(classification)
+            if classification.attributes:  # the title is the question's; one without can only be named by hash
+                self._classifications[classification.title].append(classification)
         self._by_hash = {item.feature_node_hash: item for item in [*structure.objects, *structure.classifications]}
         self._resolved: dict[Hashable, tuple[Any, list[ResolvedAnswer]]] = {}
 
@@ -205,21 +220,18 @@ class OntologyResolver:
         if ontology is None:
             raise UnresolvedLabel(errors.problems)
         if ontology.shape.value != label.geometry_field:
+            instead = (
+                f"give '{ontology.shape.value}' instead of '{label.geometry_field}'"
+                if ontology.shape.value in GEOMETRY_FIELDS
+                else "label files cannot place objects of that shape"
+            )
             errors.add(
                 label.geometry_field,
                 ErrorCode.SHAPE_MISMATCH,
-                f"{ontology.title!r} is a {ontology.shape.value} in the ontology; "
-                f"give '{ontology.shape.value}' instead of '{label.geometry_field}'",
+                f"{ontology.title!r} is a {ontology.shape.value} in the ontology; {instead}",
             )
-        if label.skeleton is not None:
-            template = self.skeleton_template(ontology)
-            expected = {vertex.name for vertex in template.skeleton.values()}
-            if set(label.skeleton) != expected:
-                errors.add(
-                    "skeleton",
-                    ErrorCode.SKELETON_POINTS_MISMATCH,
-                    f"skeleton {template.name!r} has points {sorted(expected)}; got {sorted(label.skeleton)}",
-                )
+        elif label.skeleton is not None:
+            self._check_skeleton(ontology, label.skeleton, errors)
         answers = self._resolve_attributes(
             ontology.title, ontology.attributes, label.attributes, "attributes", errors, allow_dynamic=True
         )
@@ -227,10 +239,33 @@ class OntologyResolver:
             raise UnresolvedLabel(errors.problems)
         return ResolvedObject(label, ontology, answers)
 
+    def _check_skeleton(self, ontology: Object, points: dict[str, Any], errors: _Collector) -> None:
+        """The points must be the template's: the SDK ties each point to a template vertex, and an object whose
+        template the ontology lacks cannot be placed at all (Encord renders a skeleton from its template)."""
+        template = self.find_skeleton_template(ontology)
+        if template is None:
+            errors.add("skeleton", ErrorCode.NO_SKELETON_TEMPLATE, _no_template(ontology))
+            return
+        expected = {vertex.name for vertex in template.skeleton.values()}
+        if set(points) != expected:
+            errors.add(
+                "skeleton",
+                ErrorCode.SKELETON_POINTS_MISMATCH,
+                f"skeleton {template.name!r} has points {sorted(expected)}; got {sorted(points)}",
+            )
+
     def _resolve_classification(self, label: ClassificationLabel) -> ResolvedClassification:
         errors = _Collector()
         ontology = self._find(label.name, label.feature_hash, Classification, self._classifications, errors)
         if ontology is None:
+            raise UnresolvedLabel(errors.problems)
+        if not ontology.attributes:
+            errors.add(
+                "feature_hash" if label.feature_hash is not None else "name",
+                ErrorCode.UNANSWERABLE_ATTRIBUTE,
+                f"ontology classification {ontology.feature_node_hash!r} has no question to answer; "
+                "add one to the ontology or leave this classification out",
+            )
             raise UnresolvedLabel(errors.problems)
         question = ontology.attributes[0]
         answers = self._resolve_answer(question, label.answer, "answer", errors, allow_dynamic=False)
@@ -238,13 +273,25 @@ class OntologyResolver:
             raise UnresolvedLabel(errors.problems)
         return ResolvedClassification(label, ontology, answers)
 
-    def skeleton_template(self, ontology: Object) -> SkeletonTemplate:
-        """The template whose feature hash is the skeleton object's (that is how Encord links them)."""
+    def find_skeleton_template(self, ontology: Object) -> SkeletonTemplate | None:
+        """The template whose feature hash is the skeleton object's (that is how Encord links them), or None:
+        an ontology may hold a skeleton object whose template was deleted or never linked."""
         return next(
-            template
-            for template in self.structure.skeleton_templates.values()
-            if template.feature_node_hash == ontology.feature_node_hash
+            (
+                template
+                for template in self.structure.skeleton_templates.values()
+                if template.feature_node_hash == ontology.feature_node_hash
+            ),
+            None,
         )
+
+    def skeleton_template(self, ontology: Object) -> SkeletonTemplate:
+        """The skeleton object's template; raises UnresolvedLabel (NO_SKELETON_TEMPLATE) when there is none, so
+        a caller that did not validate first gets a reportable problem rather than a crash."""
+        template = self.find_skeleton_template(ontology)
+        if template is None:
+            raise UnresolvedLabel([LabelIssue("skeleton", ErrorCode.NO_SKELETON_TEMPLATE, _no_template(ontology))])
+        return template
 
     def _find(
         self,
@@ -307,7 +354,19 @@ class OntologyResolver:
         errors: _Collector,
         allow_dynamic: bool,
         frames: list[tuple[int, int]] | None = None,
+        frames_field: str | None = None,
     ) -> list[ResolvedAnswer]:
+        """`allow_dynamic` says the attribute is where Encord takes dynamic answers: an object's own (top-level)
+        attributes. The SDK keeps answers to nested and classification attributes in a static map that leaves
+        dynamic ones out, and refuses them; so a dynamic attribute anywhere else cannot be answered at all."""
+        if attribute.dynamic and not allow_dynamic and frames is None:
+            errors.add(
+                path,
+                ErrorCode.UNANSWERABLE_ATTRIBUTE,
+                f"{attribute.title!r} is marked dynamic in the ontology, but Encord takes dynamic answers only for "
+                "an object's own attributes, not for nested or classification ones: it cannot be answered",
+            )
+            return []
         if isinstance(answer, list) and answer and isinstance(answer[0], DynamicAnswer):
             if not (allow_dynamic and attribute.dynamic):
                 errors.add(
@@ -327,14 +386,15 @@ class OntologyResolver:
                         errors,
                         allow_dynamic=False,
                         frames=frame_ranges(dynamic.frames),
+                        frames_field=f"{path}[{index}].frames",
                     )
                 )
             return resolved
         if isinstance(attribute, TextAttribute):
             if isinstance(answer, str):
-                return [ResolvedAnswer(attribute, answer, frames)]
+                return [ResolvedAnswer(attribute, answer, frames, frames_field, path)]
             if isinstance(answer, RelationAnswer) and attribute.title.endswith(RELATION_SUFFIX):
-                return [ResolvedAnswer(attribute, RelationTarget(answer.relation_to), frames)]
+                return [ResolvedAnswer(attribute, RelationTarget(answer.relation_to), frames, frames_field, path)]
             expected = "a text or {relation_to: <object id>}" if attribute.title.endswith(RELATION_SUFFIX) else "a text"
             return self._wrong_answer(attribute, expected, path, errors)
         if isinstance(attribute, ChecklistAttribute):
@@ -342,7 +402,9 @@ class OntologyResolver:
                 return self._wrong_answer(attribute, "a list of option titles", path, errors)
             options = [self._option(attribute, str(title), f"{path}[{i}]", errors) for i, title in enumerate(answer)]
             chosen = [option for option in options if option is not None]
-            return [ResolvedAnswer(attribute, chosen, frames)] if len(chosen) == len(options) else []
+            if len(chosen) != len(options):
+                return []
+            return [ResolvedAnswer(attribute, chosen, frames, frames_field, path)]
         if isinstance(attribute, RadioAttribute):
             nested = answer if isinstance(answer, NestedAnswer) else None
             title = nested.option if nested else answer
@@ -351,7 +413,17 @@ class OntologyResolver:
             option = self._option(attribute, title, path, errors)
             if option is None:
                 return []
-            resolved = [ResolvedAnswer(attribute, option, frames)]
+            resolved = [ResolvedAnswer(attribute, option, frames, frames_field, path)]
+            if nested and nested.attributes and attribute.dynamic:
+                # The SDK only lets a nested attribute be answered under a selected static parent.
+                for key in nested.attributes:
+                    errors.add(
+                        f"{path}.attributes.{key}",
+                        ErrorCode.UNANSWERABLE_ATTRIBUTE,
+                        f"{key!r} is nested under the dynamic attribute {attribute.title!r}; Encord cannot store "
+                        f"answers nested under a dynamic attribute's options: give {option.title!r} alone",
+                    )
+                return []
             if nested and nested.attributes:
                 resolved.extend(
                     self._resolve_attributes(
@@ -374,3 +446,11 @@ class OntologyResolver:
         kind = type(attribute).__name__.removesuffix("Attribute").lower()
         errors.add(path, ErrorCode.WRONG_ANSWER_TYPE, f"{attribute.title!r} is a {kind} attribute: expected {expected}")
         return []
+
+
+def _no_template(ontology: Object) -> str:
+    """Says what is missing and where the fix is: in the ontology, not in the file."""
+    return (
+        f"{ontology.title!r} is a skeleton, but the ontology has no skeleton template for it (none has its feature "
+        f"hash {ontology.feature_node_hash!r}), so its points cannot be placed; fix the ontology or leave it out"
+    )

@@ -29,13 +29,18 @@ class ErrorCode(StrEnum):
     PROJECT_MISMATCH = "PROJECT_MISMATCH"
     UNKNOWN_PROJECT = "UNKNOWN_PROJECT"
     FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    COMPRESSION_RATIO_TOO_HIGH = "COMPRESSION_RATIO_TOO_HIGH"
+    ITEM_TOO_LARGE = "ITEM_TOO_LARGE"
     TOO_MANY_RECORDS = "TOO_MANY_RECORDS"
+    TOO_MANY_IMAGES = "TOO_MANY_IMAGES"
+    TOO_MANY_CATEGORIES = "TOO_MANY_CATEGORIES"
     # Shape of one record
     LINE_TOO_LONG = "LINE_TOO_LONG"
     NESTING_TOO_DEEP = "NESTING_TOO_DEEP"
     TOO_MANY_POINTS = "TOO_MANY_POINTS"
     BITMASK_TOO_LARGE = "BITMASK_TOO_LARGE"
     TOO_MANY_OBJECTS = "TOO_MANY_OBJECTS"
+    DATA_UNIT_TOO_LARGE = "DATA_UNIT_TOO_LARGE"
     UNKNOWN_FIELD = "UNKNOWN_FIELD"
     MISSING_FIELD = "MISSING_FIELD"
     WRONG_TYPE = "WRONG_TYPE"
@@ -58,12 +63,41 @@ class ErrorCode(StrEnum):
     SKELETON_POINTS_MISMATCH = "SKELETON_POINTS_MISMATCH"
     CONFLICTING_LABELS = "CONFLICTING_LABELS"
     UNKNOWN_OBJECT_ID = "UNKNOWN_OBJECT_ID"
+    # The ontology has a skeleton object without a skeleton template: its points have nothing to attach to.
+    NO_SKELETON_TEMPLATE = "NO_SKELETON_TEMPLATE"
+    # The SDK refuses any answer to this attribute: it is nested under a dynamic attribute, or marked dynamic
+    # where Encord takes no dynamic answers (nested, or in a classification), or the classification has no question.
+    UNANSWERABLE_ATTRIBUTE = "UNANSWERABLE_ATTRIBUTE"
+    # A dynamic answer on a frame where its object has no coordinates (no line of its id places it there).
+    FRAME_WITHOUT_OBJECT = "FRAME_WITHOUT_OBJECT"
     # COCO files
     NOT_COCO = "NOT_COCO"
     DUPLICATE_ID = "DUPLICATE_ID"
     UNKNOWN_REFERENCE = "UNKNOWN_REFERENCE"
     IMAGE_SIZE_MISMATCH = "IMAGE_SIZE_MISMATCH"
     NOT_AN_IMAGE = "NOT_AN_IMAGE"
+    # The system could not process the file (the job is FAILED, not REJECTED: the file may be fine)
+    OBJECT_UNAVAILABLE = "OBJECT_UNAVAILABLE"
+    ENCORD_KEY_UNUSABLE = "ENCORD_KEY_UNUSABLE"
+    ENCORD_UNAVAILABLE = "ENCORD_UNAVAILABLE"
+    OUT_OF_TIME = "OUT_OF_TIME"
+    VALIDATOR_STOPPED = "VALIDATOR_STOPPED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+FILE_LEVEL_CODES = frozenset(
+    {
+        ErrorCode.EMPTY_FILE,
+        ErrorCode.INVALID_GZIP,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.COMPRESSION_RATIO_TOO_HIGH,
+        ErrorCode.ITEM_TOO_LARGE,
+        ErrorCode.TOO_MANY_RECORDS,
+        ErrorCode.TOO_MANY_IMAGES,
+        ErrorCode.TOO_MANY_CATEGORIES,
+    }
+)
+"""Problems of the file as a whole: always listed first in a report, never crowded out by record problems."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +159,7 @@ _CODE_BY_PYDANTIC_TYPE = {
     "too_long": ErrorCode.INVALID_VALUE,
     "string_too_short": ErrorCode.INVALID_VALUE,
     "string_too_long": ErrorCode.INVALID_VALUE,
+    "string_pattern_mismatch": ErrorCode.INVALID_VALUE,
     "literal_error": ErrorCode.INVALID_VALUE,
     "enum": ErrorCode.INVALID_VALUE,
     "value_error": ErrorCode.INVALID_VALUE,

@@ -12,12 +12,15 @@ from typing import Any
 
 import boto3
 import orjson
+from botocore.exceptions import ClientError
 
 from label_importer.job_store import ROLLBACK_MODE, Job, RowOutcome
-from label_importer.problems import Problem
+from label_importer.problems import ErrorCode, Problem
 
 REPORTS_PREFIX = "reports/"
 SUMMARY_FAILURES_SHOWN = 10
+_PROBLEMS_READ = 64 << 10
+"""Bytes of errors.jsonl read back for a final report: the first few problems, never the whole file."""
 
 
 def report_key(job_id: str, name: str) -> str:
@@ -64,6 +67,7 @@ class ReportWriter:
             "labels_added": job.labels_added,
             "encord_requests": job.encord_requests,
             "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
+            "failure": job.failure,
             "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
             "failed_rows": [
                 {"data_hash": row.data_hash, "lines": row.lines, "reason": row.reason} for row in failed_rows
@@ -78,7 +82,14 @@ class ReportWriter:
         )
 
     def tag_source(self, job: Job) -> None:
-        """Tag the label file itself, so the outcome is visible where the user dropped it."""
+        """Tag the label file itself, so the outcome is visible where the user dropped it (unless it is gone)."""
+        try:
+            self._put_tags(job)
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("NoSuchKey", "NoSuchVersion", "MethodNotAllowed"):
+                raise
+
+    def _put_tags(self, job: Job) -> None:
         self._s3.put_object_tagging(
             Bucket=job.bucket,
             Key=job.key,
@@ -91,6 +102,26 @@ class ReportWriter:
             },
         )
 
+    def exists(self, job: Job, name: str) -> bool:
+        """Listed rather than HEAD: without s3:ListBucket a missing object answers 403, not 404, and the grant
+        to list can be held to the reports/ prefix."""
+        key = report_key(job.job_id, name)
+        listed = self._s3.list_objects_v2(Bucket=job.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        return any(item["Key"] == key for item in listed)
+
+    def first_problems(self, job: Job, count: int) -> list[Problem]:
+        """The first `count` problems of `errors.jsonl` (file-level ones come first), read from its start only."""
+        try:
+            body = self._s3.get_object(
+                Bucket=job.bucket, Key=report_key(job.job_id, "errors.jsonl"), Range=f"bytes=0-{_PROBLEMS_READ - 1}"
+            )["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "InvalidRange"):
+                return []
+            raise
+        lines = body.splitlines() if body.endswith(b"\n") else body.splitlines()[:-1]  # a cut last line is left
+        return [_problem(orjson.loads(line)) for line in lines[:count]]
+
     def read(self, bucket: str, job_id: str, name: str) -> str:
         return self._s3.get_object(Bucket=bucket, Key=report_key(job_id, name))["Body"].read().decode()
 
@@ -98,10 +129,15 @@ class ReportWriter:
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def _problem(fields: dict[str, Any]) -> Problem:
+    return Problem(**{**fields, "code": ErrorCode(fields["code"])})
+
+
 def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_rows: Sequence[RowOutcome]) -> str:
     rollback = job.mode == ROLLBACK_MODE
     lines = [
         f"Import job {job.job_id}: {job.status}",
+        *([f"Failed: {job.failure}"] if job.failure else []),
         f"File: s3://{job.bucket}/{job.key}",
         f"Records: {job.total_records} read, {job.invalid_records} invalid"
         + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),

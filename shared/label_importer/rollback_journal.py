@@ -36,17 +36,39 @@ def _prefix(job_id: str) -> str:
     return f"{JOURNAL_PREFIX}{job_id}/"
 
 
+def _chunk_prefix(job_id: str, chunk_index: int) -> str:
+    return f"{_prefix(job_id)}{chunk_index:06d}/"
+
+
 def write_entry(s3: Any, bucket: str, job_id: str, chunk_index: int, rows: dict[str, RowChanges]) -> None:
-    """One object per attempt, named so that listing returns attempts in the order they were made."""
-    key = f"{_prefix(job_id)}{time.time_ns():020d}-{chunk_index:06d}-{uuid.uuid4().hex[:8]}.json"
+    """One object per attempt, named so that listing returns a chunk's attempts in the order they were made (a
+    data unit is in one chunk of a job, so that is the order of its entries too)."""
+    key = f"{_chunk_prefix(job_id, chunk_index)}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
     body = orjson.dumps({data_hash: changes.to_dict() for data_hash, changes in rows.items()})
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
+def added_by_earlier_attempts(s3: Any, bucket: str, job_id: str, chunk_index: int) -> dict[str, set[str]]:
+    """Per row, the label hashes earlier attempts at this chunk journaled as theirs to add.
+
+    An attempt whose save was applied but never recorded (answered with an error, or its consumer died) left
+    its labels on Encord; the next attempt finds them present and adds nothing, yet the job did put them
+    there. The union of what the attempts journaled, kept where the labels are present, is what it added.
+    """
+    return {
+        data_hash: changes.objects | changes.classifications
+        for data_hash, changes in _read(s3, bucket, _chunk_prefix(job_id, chunk_index)).items()
+    }
+
+
 def read_journal(s3: Any, bucket: str, job_id: str) -> dict[str, RowChanges]:
     """Every row the job may have changed: the union of its added hashes, and its earliest `before`."""
+    return _read(s3, bucket, _prefix(job_id))
+
+
+def _read(s3: Any, bucket: str, prefix: str) -> dict[str, RowChanges]:
     rows: dict[str, RowChanges] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=_prefix(job_id)):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for listed in sorted(page.get("Contents", []), key=lambda item: item["Key"]):
             entry = orjson.loads(s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read())
             for data_hash, changes in entry.items():

@@ -12,6 +12,7 @@ from functools import cache
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from label_importer.job_store import DEFAULT_TTL_DAYS
+from label_importer.label_format import PROJECT_HASH_PATTERN
 from label_importer.validation import Limits
 
 ENCORD_PUBLIC_API = "https://api.encord.com"
@@ -27,7 +28,7 @@ class Settings(BaseModel):
     jobs_table_name: str = Field(min_length=1)
     encord_secret_id: str = Field(min_length=1)
     encord_domain: str = ENCORD_PUBLIC_API
-    default_project_hash: str = ""
+    default_project_hash: str = Field(default="", pattern=f"^$|{PROJECT_HASH_PATTERN}")
     import_queue_url: str = ""
     bundle_size: int = Field(default=100, ge=1, le=1000)
     """Label rows per chunk = per Encord bundle; Encord caps a bundle at 1000 operations."""
@@ -48,6 +49,10 @@ class Settings(BaseModel):
     max_polygon_points: int = Field(default=Limits.max_polygon_points, ge=3)
     max_bitmask_pixels: int = Field(default=Limits.max_bitmask_pixels, ge=1)
     max_answer_depth: int = Field(default=Limits.max_answer_depth, ge=1)
+    max_compression_ratio: int = Field(default=Limits.max_compression_ratio, ge=2)
+    max_chunk_bytes: int = Field(default=Limits.max_chunk_bytes, ge=1024)
+    max_coco_images: int = Field(default=Limits.max_coco_images, ge=1)
+    max_coco_categories: int = Field(default=Limits.max_coco_categories, ge=1)
 
     @property
     def attempt_seconds(self) -> float:

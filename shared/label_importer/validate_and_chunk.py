@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ from typing import Any, BinaryIO
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 from encord import Project
-from encord.exceptions import AuthorisationError, ResourceNotFoundError
+from encord.exceptions import AuthenticationError, AuthorisationError, ResourceNotFoundError
 
+from label_importer.bounded_reading import WRAP_UP_SECONDS, BoundedReader, FileLimitExceeded, OutOfTime, ReadBudget
 from label_importer.chunk_queue import ChunkQueue
 from label_importer.chunking import assemble_chunks, plan_chunks
 from label_importer.coco.document import OPTIONS_SECTION, NotCoco, is_coco, read_sections
@@ -27,11 +30,12 @@ from label_importer.coco.format import checked
 from label_importer.coco.mapping import map_document
 from label_importer.coco.records import CocoRecords, locate
 from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.encord_gateway import open_project
+from label_importer.encord_gateway import EncordKeyUnusable, is_transient, open_project
 from label_importer.import_chunk import finish_if_done
-from label_importer.job_store import Job, JobStatus, JobStore
+from label_importer.job_endings import fail_job, write_final_report
+from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore
 from label_importer.label_file import is_compressed, numbered_lines, opened
-from label_importer.label_format import ErrorPolicy, Header
+from label_importer.label_format import PROJECT_HASH_PATTERN, ErrorPolicy, Header
 from label_importer.messages import chunk_document
 from label_importer.observability import (
     JOBS_QUEUED,
@@ -42,7 +46,7 @@ from label_importer.observability import (
     metrics,
 )
 from label_importer.ontology_resolver import OntologyResolver
-from label_importer.problems import ErrorCode, Problem
+from label_importer.problems import ErrorCode, Problem, shown_value
 from label_importer.reports import ReportWriter
 from label_importer.retries import Deadline, RetryPolicy
 from label_importer.s3_objects import LabelFileRef
@@ -91,6 +95,15 @@ def _whole_file(code: ErrorCode, message: str) -> _Rejected:
     return _Rejected([Problem(0, "", code, message)])
 
 
+class _Failed(Exception):
+    """The system could not process the file (its version is gone, the key is unusable, Encord is down, time
+    ran out): the job is FAILED, not REJECTED, because the file itself may be fine."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.problem = Problem(0, "", code, message)
+
+
 @dataclass(frozen=True)
 class _Validated:
     header: Header
@@ -102,30 +115,42 @@ class _Validated:
 
 
 def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> Job:
-    job = Job(
-        job_id=ref.job_id,
-        status=JobStatus.VALIDATING,
-        bucket=ref.bucket,
-        key=ref.key,
-        version_id=ref.version_id,
-        project_hash="",
-        mode="",
-        created_at=int(time.time()),
-    )
+    """Validate the file and queue it, or reject or fail it: whatever happens, the job ends in a state and with a
+    report that says so (or is left VALIDATING for Lambda's retry when not even that could be written)."""
+    job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id)
     existing = world.jobs.create(job)
     if existing is not None and existing.status is not JobStatus.VALIDATING:
         logger.info("duplicate event for a file already handled", extra={"status": str(existing.status)})
+        if existing.status in TERMINAL and not world.reports.exists(existing, "report.json"):
+            logger.info("the finished job has no report; writing it again")
+            write_final_report(existing, world.jobs, world.reports)
         return existing
     # A job still VALIDATING is one whose earlier attempt died midway: validating again is safe, and a
     # chunk sent twice is harmless because consumers skip rows the job has already recorded.
     job = existing or job
     try:
-        validated = _validate(ref, settings, world, deadline)
+        return _validate_and_queue(job, ref, settings, world, deadline)
     except _Rejected as rejection:
         return _reject(job, rejection, world)
+    except _Failed as failure:
+        return fail_job(job, failure.problem, world.jobs, world.reports)
+    except Exception as error:
+        logger.exception("the validator failed unexpectedly")
+        problem = Problem(
+            0, "", ErrorCode.INTERNAL_ERROR, f"the validator failed unexpectedly: {type(error).__name__}: {error}"
+        )
+        return fail_job(job, problem, world.jobs, world.reports)
 
+
+def _validate_and_queue(
+    job: Job, ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline
+) -> Job:
+    started = time.monotonic()
+    validated = _validate(ref, settings, world, deadline)
     header, index = validated.header, validated.index
-    plan = plan_chunks(index.lines_by_unit, settings.bundle_size)
+    plan = plan_chunks(
+        index.lines_by_unit, settings.bundle_size, row_bytes=index.row_bytes, max_chunk_bytes=settings.max_chunk_bytes
+    )
     job = replace(
         job,
         project_hash=validated.project_hash,
@@ -138,6 +163,11 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
         rows_skipped=index.skipped_rows,
         problem_count=index.problem_count,
     )
+    if not header.dry_run:
+        # Pass 2 reads the file again; started without the time for it, it would queue part of the file.
+        needed = (time.monotonic() - started) * _PASS_TWO_SHARE + WRAP_UP_SECONDS
+        if deadline.remaining() < needed:
+            raise _out_of_time(index.records)
     world.jobs.set_plan(job)
     if index.problem_count:
         world.reports.write_problems(job, index.problems, index.problem_count)
@@ -151,7 +181,10 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     def emit(chunk_index: int, rows: list[dict[str, Any]]) -> None:
         queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))
 
-    assemble_chunks(validated.records(), plan, index, validated.units, emit)
+    try:
+        assemble_chunks(validated.records(), plan, index, validated.units, emit)
+    except OutOfTime:
+        raise _out_of_time(index.records, queueing=True) from None
     queue.flush()
     world.jobs.transition(job.job_id, JobStatus.QUEUED, allowed_from=[JobStatus.VALIDATING])
     metrics.add_metric(name=JOBS_QUEUED, unit=MetricUnit.Count, value=1)
@@ -159,6 +192,22 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
     if job.total_rows == 0:  # skip-invalid with nothing valid: no consumer will ever finish it
         finish_if_done(job.job_id, world.jobs, world.reports)
     return world.jobs.get(job.job_id) or job
+
+
+_PASS_TWO_SHARE = 1.2
+"""Pass 2 (chunking) reads and parses what pass 1 did without checking it: it takes at most about as long."""
+
+
+def _out_of_time(records: int, *, queueing: bool = False) -> _Failed:
+    outcome = (
+        "chunks queued before time ran out are dropped by the import function, but rows it imported meanwhile stay"
+        if queueing
+        else "nothing was queued for import"
+    )
+    return _Failed(
+        ErrorCode.OUT_OF_TIME,
+        f"the validator ran out of time after {records} records; split the file into smaller files ({outcome})",
+    )
 
 
 def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> _Validated:
@@ -169,25 +218,69 @@ def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators, deadl
             f"the file is {ref.size} bytes; at most {limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
         )
     index = FileIndex(max_problems=settings.max_reported_errors)
+    reader = _Reader(ref, world.s3, ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline))
     try:
         if is_coco(ref.key):
-            return _validate_coco(ref, settings, world, index, deadline)
-        return _validate_lines(_read(ref, world.s3, limits, index), ref, settings, world, index, deadline)
+            return _validate_coco(ref, settings, world, index, reader, deadline)
+        return _validate_lines(reader, ref, settings, world, index, deadline)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise _whole_file(
             ErrorCode.INVALID_GZIP,
             f"the file ends in .gz but cannot be decompressed ({error}); compress it with gzip, or drop the .gz suffix",
         ) from None
+    except FileLimitExceeded as exceeded:
+        index.report([exceeded.problem])
+        raise _Rejected(index.problems, index) from None
+    except OutOfTime:
+        raise _out_of_time(index.records) from None
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Opens the exact object version the event names, every time through a BoundedReader."""
+
+    ref: LabelFileRef
+    s3: Any
+    budget: ReadBudget
+
+    def body(self, *, max_item_bytes: int | None = None) -> BinaryIO:
+        try:
+            response = self.s3.get_object(Bucket=self.ref.bucket, Key=self.ref.key, **self.ref.version_args)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in ("NoSuchKey", "NoSuchVersion", "AccessDenied", "InvalidArgument"):
+                raise _Failed(
+                    ErrorCode.OBJECT_UNAVAILABLE,
+                    f"s3://{self.ref.bucket}/{self.ref.key} (version {self.ref.version_id or '-'}) could not be read "
+                    f"({code}): it was deleted or replaced before it was validated; upload it again",
+                ) from None
+            raise
+        compressed = is_compressed(self.ref.key)
+        budget = replace(self.budget, max_item_bytes=max_item_bytes)
+        return BoundedReader(
+            opened(response["Body"], compressed=compressed),
+            budget,
+            compressed_bytes=response.get("ContentLength", self.ref.size) if compressed else None,
+        )
+
+    def lines(self, limits: Limits, index: FileIndex | None = None) -> Iterator[Line]:
+        """The file's lines; over-long ones are reported to `index` (pass 1) or silently left out (pass 2)."""
+        return numbered_lines(
+            self.body(),
+            max_line_bytes=limits.max_line_bytes,
+            too_long=None if index is None else partial(index.line_too_long, limit=limits.max_line_bytes),
+        )
 
 
 def _validate_lines(
-    lines: Iterator[Line],
+    reader: _Reader,
     ref: LabelFileRef,
     settings: Settings,
     world: Collaborators,
     index: FileIndex,
     deadline: Deadline,
 ) -> _Validated:
+    lines = reader.lines(settings.limits, index)
     first = next(lines, None)
     header, header_problems = parse_header(first) if first else (None, [])
     if header_problems:
@@ -200,17 +293,23 @@ def _validate_lines(
     index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
 
     def records_again() -> Iterator[Line]:
-        return (line for line in _read(ref, world.s3, settings.limits) if line[0] != header_line)
+        return (line for line in reader.lines(settings.limits) if line[0] != header_line)
 
     return _checked(_Validated(header, project_hash, units, index, records_again), "label records")
 
 
 def _validate_coco(
-    ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex, deadline: Deadline
+    ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex, reader: _Reader, deadline: Deadline
 ) -> _Validated:
     """Sections first (options, images, categories), then the project, then annotations, streamed."""
+    limits = settings.limits
+
+    def body() -> BinaryIO:
+        return reader.body(max_item_bytes=limits.max_line_bytes)
+
     try:
-        document, problems = checked(read_sections(_body(ref, world.s3)))
+        sections = read_sections(body(), max_images=limits.max_coco_images, max_categories=limits.max_coco_categories)
+        document, problems = checked(sections)
     except NotCoco as error:
         raise _whole_file(error.code, error.message) from None
     if problems:
@@ -224,10 +323,10 @@ def _validate_coco(
     index.locate = locate
     records = CocoRecords(mapping, options)
     try:
-        index_records(records.lines(_body(ref, world.s3), index), units, resolver, index, settings.limits)
+        index_records(records.lines(body(), index), units, resolver, index, limits)
     except NotCoco as error:  # read once already: only a file that changed in between gets here
         raise _whole_file(error.code, error.message) from None
-    validated = _Validated(options, project_hash, units, index, lambda: records.lines(_body(ref, world.s3)))
+    validated = _Validated(options, project_hash, units, index, lambda: records.lines(body()))
     return _checked(validated, "annotations")
 
 
@@ -241,24 +340,24 @@ def _checked(validated: _Validated, kind: str) -> _Validated:
     return validated
 
 
-def _body(ref: LabelFileRef, s3: Any) -> BinaryIO:
-    body = s3.get_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)["Body"]
-    return opened(body, compressed=is_compressed(ref.key))
-
-
-def _read(ref: LabelFileRef, s3: Any, limits: Limits, index: FileIndex | None = None) -> Iterator[Line]:
-    """The file's lines; over-long ones are reported to `index` (pass 1) or silently left out (pass 2)."""
-    return numbered_lines(
-        _body(ref, s3),
-        max_line_bytes=limits.max_line_bytes,
-        too_long=None if index is None else partial(index.line_too_long, limit=limits.max_line_bytes),
-    )
-
-
 def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, section: str = "header") -> str:
     """Header (a COCO file's `encord` section), then key prefix, then the deployment's default; header and
     prefix must agree."""
     from_key = ref.key_project_hash
+    if from_key is not None and not re.fullmatch(PROJECT_HASH_PATTERN, from_key):
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "key",
+                    ErrorCode.INVALID_VALUE,
+                    f"the folder {from_key!r} under incoming/ is not an Encord project hash (a UUID); put the file "
+                    "under incoming/<project_hash>/, or directly under incoming/ with the project in the "
+                    f"{section}",
+                    shown_value(from_key),
+                )
+            ]
+        )
     if header.project_hash and from_key and header.project_hash != from_key:
         raise _Rejected(
             [
@@ -297,6 +396,14 @@ def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -
 
     try:
         return world.retry_policy.call(read, deadline)
+    except EncordKeyUnusable as error:
+        raise _Failed(ErrorCode.ENCORD_KEY_UNUSABLE, str(error)) from None
+    except AuthenticationError:
+        raise _Failed(
+            ErrorCode.ENCORD_KEY_UNUSABLE,
+            "Encord refused the key in the deployment's secret: register its public key with an Encord user "
+            "who can access the project",
+        ) from None
     except (ResourceNotFoundError, AuthorisationError) as error:
         raise _Rejected(
             [
@@ -309,33 +416,43 @@ def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -
                 )
             ]
         ) from None
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        raise _Failed(
+            ErrorCode.ENCORD_UNAVAILABLE,
+            f"Encord did not answer reading project {project_hash!r} after retrying ({type(error).__name__}: "
+            f"{error}); upload the file again later",
+        ) from None
 
 
 def _reject(job: Job, rejection: _Rejected, world: Collaborators) -> Job:
+    """Reports and tag first, status last: a rejection that could not write its report stays VALIDATING, and
+    Lambda's retry (or the failure destination) ends it with one."""
     problems, problem_count = rejection.problems, rejection.problem_count
-    world.jobs.set_plan(
-        replace(
-            job,
-            total_records=rejection.records,
-            invalid_records=rejection.invalid_records,
-            records_left_out=rejection.left_out,
-            problem_count=problem_count,
-        )
+    rejected = replace(
+        job,
+        status=JobStatus.REJECTED,
+        total_records=rejection.records,
+        invalid_records=rejection.invalid_records,
+        records_left_out=rejection.left_out,
+        problem_count=problem_count,
+        finished_at=int(time.time()),
     )
-    world.jobs.transition(job.job_id, JobStatus.REJECTED, allowed_from=[JobStatus.VALIDATING])
-    rejected = world.jobs.get(job.job_id) or job
+    world.jobs.set_plan(rejected)
     world.reports.write_problems(rejected, problems, problem_count)
     world.reports.write_final(rejected, problems=problems, problem_count=problem_count)
     world.reports.tag_source(rejected)
+    world.jobs.transition(job.job_id, JobStatus.REJECTED, allowed_from=[JobStatus.VALIDATING])
     metrics.add_metric(name=JOBS_REJECTED, unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=problem_count)
     logger.info("file rejected", extra={"problems": problem_count})
-    return rejected
+    return world.jobs.get(job.job_id) or rejected
 
 
 def _finish_dry_run(job: Job, index: FileIndex, world: Collaborators) -> Job:
-    world.jobs.transition(job.job_id, JobStatus.VALIDATED, allowed_from=[JobStatus.VALIDATING])
-    validated = world.jobs.get(job.job_id) or job
+    validated = replace(job, status=JobStatus.VALIDATED, finished_at=int(time.time()))
     world.reports.write_final(validated, problems=index.problems, problem_count=index.problem_count)
     world.reports.tag_source(validated)
-    return validated
+    world.jobs.transition(job.job_id, JobStatus.VALIDATED, allowed_from=[JobStatus.VALIDATING])
+    return world.jobs.get(job.job_id) or validated

@@ -14,12 +14,16 @@ from typing import Any
 
 import orjson
 import pytest
+from encord.objects import OntologyStructure, Shape
 
+from label_importer.data_units import DataUnit, DataUnitIndex
 from label_importer.job_store import JobStatus
+from label_importer.ontology_resolver import OntologyResolver
 from label_importer.retries import Deadline
 from label_importer.s3_objects import label_files
 from label_importer.settings import settings_from
 from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
+from label_importer.validation import FileIndex, Limits, index_records
 from local.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -46,7 +50,7 @@ def project(pipeline: Pipeline) -> Pipeline:
 
 def reported(pipeline: Pipeline, job_id: str) -> set[tuple[int, str]]:
     """What the rejected job's report says, after checking that nothing was imported or queued."""
-    job = pipeline.job(job_id)
+    job = pipeline.ended_with_reports(job_id)
     assert job.status is JobStatus.REJECTED
     assert pipeline.stack.encord.write_requests() == 0
     assert pipeline.queued_messages() == 0
@@ -97,6 +101,19 @@ def test_no_project_anywhere_is_an_error(project: Pipeline) -> None:
     assert reported(project, job.job_id) == {(0, "MISSING_PROJECT")}
 
 
+def test_a_skeleton_without_a_template_is_a_problem_of_its_line() -> None:
+    """The demo project's skeleton has its template, so this shows the code against an ontology that lost it (a
+    template can be deleted): the line is reported, where the validator used to stop with StopIteration."""
+    ontology = OntologyStructure()
+    ontology.add_object("Hand", Shape.SKELETON)
+    units = DataUnitIndex([DataUnit("img", "hand.jpg", 1, 640, 480)])
+    line = b'{"data_title": "hand.jpg", "objects": [{"name": "Hand", "skeleton": {"thumb": [0.1, 0.2]}}]}'
+
+    index = index_records([(1, line)], units, OntologyResolver(ontology), FileIndex(max_problems=10), Limits())
+
+    assert [(problem.line, problem.code) for problem in index.problems] == [(1, "NO_SKELETON_TEMPLATE")]
+
+
 def test_every_error_code_in_the_readme_is_produced_by_a_test_here() -> None:
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("Error codes") : readme.index("### Limits")]
@@ -104,4 +121,6 @@ def test_every_error_code_in_the_readme_is_produced_by_a_test_here() -> None:
     documented = {code for cell in first_cells for code in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
     produced = {code for case in EXPECTED.values() for _, code in case["expected"]}
     produced |= {"LINE_TOO_LONG", "TOO_MANY_RECORDS", "FILE_TOO_LARGE", "MISSING_PROJECT"}  # the tests above
+    produced |= {"DATA_UNIT_TOO_LARGE"}  # test_terminal_states.py: it takes a megabyte of labels
+    produced |= {"NO_SKELETON_TEMPLATE"}  # against an ontology of its own, above
     assert documented == produced

@@ -221,10 +221,10 @@ def test_five_thousand_coco_annotations_cost_what_the_same_json_lines_cost(pipel
 
     assert (job.status, job.total_records, job.total_chunks, job.rows_imported) == (JobStatus.COMPLETED, 5000, 10, 1000)
     assert job.labels_added == 5000
-    counts = pipeline.stack.encord.request_counts
+    answered = pipeline.stack.encord.answered_counts
     # The JSON Lines budget (test_pipeline): one listing for the validator, then listing, create, save per chunk.
-    assert counts["list_label_rows"] == 1 + 10
-    assert counts["create_label_rows"] == 10 and counts["save_label_rows"] == 10
-    assert counts["get_label_rows"] == 0
-    assert counts["get_project"] <= 2 and counts["get_ontology"] <= 2
+    assert answered["list_label_rows"] == 1 + 10
+    assert answered["create_label_rows"] == 10 and answered["save_label_rows"] == 10
+    assert answered["get_label_rows"] == 0
+    assert answered["get_project"] <= 2 and answered["get_ontology"] <= 2
     assert all(len(row.get_object_instances()) == 5 for row in pipeline.stack.read_back(hashes[:20]).values())

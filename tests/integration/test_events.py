@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 import pytest
 from encord.objects.coordinates import BoundingBoxCoordinates
-from sam_template import IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
+from sam_template import FAILURES, IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
 
 from label_importer.job_store import Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.s3_objects import label_files
 from label_importer.settings import settings_from
 from local.lambda_runtime import EVENTS_DIR, LambdaContext, load_handler
 from local.pipeline import Pipeline
@@ -153,11 +154,35 @@ def rollback(pipeline: Pipeline) -> None:
     assert response["report"] == f"s3://{BUCKET}/reports/{response['rollback_job_id']}/summary.txt"
 
 
+def sqs_validation_failure(pipeline: Pipeline) -> None:
+    """The record Lambda sends to the validator's on-failure destination: the file's job ends FAILED."""
+    key = "incoming/orchard labels café.jsonl"
+    stored = pipeline.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"{}\n")
+    event = filled(
+        "sqs-validation-failure.json",
+        {
+            "REPLACE-with-your-LabelBucketName": BUCKET,
+            "REPLACE-with-the-object-version-id": stored["VersionId"],
+            "REPLACE-with-your-ValidationFailuresQueue": "validation-failures",
+        },
+    )
+    body = orjson.loads(event["Records"][0]["body"])
+
+    response = load_handler("validation_failures")(event, LambdaContext(FAILURES))
+
+    assert response == {"batchItemFailures": []}
+    [ref] = label_files(body["requestPayload"])
+    job = pipeline.job(ref.job_id)
+    assert (job.status, job.key) == (JobStatus.FAILED, key)
+    assert job.failure is not None and job.failure.startswith("VALIDATOR_STOPPED: ")
+
+
 FEEDS: dict[str, Callable[[Pipeline], None]] = {
     "rollback.json": rollback,
     "s3-object-created.json": s3_object_created,
     "sqs-chunk.json": sqs_chunk,
     "sqs-redriven-chunk.json": sqs_redriven_chunk,
+    "sqs-validation-failure.json": sqs_validation_failure,
 }
 EVENT_FILES = sorted(path.name for path in EVENTS_DIR.glob("*.json") if path.name != "env.json")
 

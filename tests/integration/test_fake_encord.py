@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from encord import Project
+from encord import EncordUserClient, Project
 from encord.common.bitmask_operations import serialise_bitmask
 from encord.exceptions import (
     EncordException,
@@ -23,6 +23,7 @@ from encord.exceptions import (
     RequestException,
     ResourceExistsError,
 )
+from encord.http.constants import RequestsSettings
 from encord.objects import (
     ChecklistAttribute,
     Classification,
@@ -45,7 +46,7 @@ from encord.objects.coordinates import (
 )
 from encord.objects.frames import Range
 
-from local.fake_encord import FakeEncordServer, encord_client
+from local.fake_encord import CLIENT_TIMEOUT_SECONDS, FakeEncordServer, encord_client
 from local.keys import generate_ssh_private_key
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ def stored_row(server: FakeEncordServer, data_hash: str) -> dict[str, Any]:
 def post_v1(server: FakeEncordServer, query_type: str, method: str, uid: Any, payload: Any) -> dict[str, Any]:
     """A v1 RPC call by hand, for payloads the SDK would never build."""
     body = {"query_type": query_type, "query_method": method, "values": {"uid": uid, "payload": payload}}
-    response = requests.post(f"{server.url}/public", data=orjson.dumps(body), timeout=5)
+    response = requests.post(f"{server.url}/public", data=orjson.dumps(body), timeout=CLIENT_TIMEOUT_SECONDS)
     return {"http_status": response.status_code, **response.json()}
 
 
@@ -260,6 +261,7 @@ def test_bundled_flow_on_250_images_costs_three_requests_per_step(server: FakeEn
             row.save(bundle=bundle)
 
     assert dict(server.request_counts) == {"list_label_rows": 1, "create_label_rows": 3, "save_label_rows": 3}
+    assert server.answered_counts == server.request_counts  # no client gave up on any of them
     assert server.write_requests() == 6
 
     reader = open_project(server, generate_ssh_private_key())
@@ -677,9 +679,39 @@ def test_unknown_requests_are_refused_and_counted(server: FakeEncordServer) -> N
     answer = post_v1(server, "dataset", "GET", None, None)
     assert (answer["http_status"], answer["response"]) == (404, ["RESOURCE_NOT_FOUND_ERROR"])
     assert "dataset" in answer["payload"]
-    assert requests.get(f"{server.url}/v2/public/datasets/x", timeout=5).status_code == 404
-    assert requests.get(f"{server.url}/v2/public/projects/not-this-one", timeout=5).status_code == 404
+    assert requests.get(f"{server.url}/v2/public/datasets/x", timeout=CLIENT_TIMEOUT_SECONDS).status_code == 404
+    not_this_one = f"{server.url}/v2/public/projects/not-this-one"
+    assert requests.get(not_this_one, timeout=CLIENT_TIMEOUT_SECONDS).status_code == 404
     assert server.request_counts == {"unknown": 2, "get_project": 1}
+    assert server.answered_counts == server.request_counts  # an error is an answer
+
+
+def test_only_answers_a_client_was_still_waiting_for_count_as_answered(server: FakeEncordServer, ssh_key: str) -> None:
+    """What a budget on round trips counts: a request the client gave up on reached Encord but was not answered."""
+    server.add_images(2)
+    patience = RequestsSettings(
+        max_retries=0, backoff_factor=0, connection_retries=0, connect_timeout=2, read_timeout=2, write_timeout=2
+    )
+    impatient = EncordUserClient.create_with_ssh_private_key(
+        ssh_private_key=ssh_key, domain=server.url, requests_settings=patience
+    ).get_project(server.project_hash)
+    server.reset_counts()
+
+    server.slow_next("list_label_rows", seconds=4)  # answered after the client's timeout
+    with pytest.raises(RequestException):
+        impatient.list_label_rows_v2()
+    server.drop_next("list_label_rows")  # never answered
+    with pytest.raises(RequestException):
+        impatient.list_label_rows_v2()
+    server.fail_next("list_label_rows", status=503)  # answered, with an error
+    with pytest.raises(EncordException):
+        impatient.list_label_rows_v2()
+    assert len(impatient.list_label_rows_v2()) == 2
+    server.wait_until_idle()  # the slow answer is written once its delay is over
+
+    assert server.request_counts == {"list_label_rows": 4}
+    assert server.answered_counts == {"list_label_rows": 2}
+    assert server.unanswered_counts() == {"list_label_rows": 2}
 
 
 def test_reset_forgets_data_counts_faults_and_latency(server: FakeEncordServer, project: Project) -> None:
@@ -690,6 +722,6 @@ def test_reset_forgets_data_counts_faults_and_latency(server: FakeEncordServer, 
 
     server.reset()
 
-    assert (server.request_counts, server.latency) == ({}, 0.0)
+    assert (server.request_counts, server.answered_counts, server.latency) == ({}, {}, 0.0)
     assert project.list_label_rows_v2() == []  # no injected failure left, and quick again
     assert server.request_counts == {"list_label_rows": 1}

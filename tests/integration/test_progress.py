@@ -6,11 +6,11 @@ Operated as a user would, through `python -m label_importer status` (its `main`)
 from __future__ import annotations
 
 import threading
-import time
 
 import orjson
 import pytest
 
+import label_importer.__main__
 from label_importer.__main__ import main
 from label_importer.job_store import Job, JobStatus
 from local.pipeline import Pipeline
@@ -67,11 +67,21 @@ def test_the_job_record_carries_rows_done_of_total_and_a_rate(
 
 
 def test_status_watch_follows_a_job_to_its_end_as_json_lines(
-    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = slow_import(pipeline, 300, "watched")
     capsys.readouterr()
-    consumer = threading.Thread(target=lambda: (time.sleep(0.3), pipeline.drain()))
+    # The import starts once the command has read the job (still QUEUED) and begins to watch it, however long
+    # the command takes to get there on a busy machine; a head start in seconds would be a guess.
+    watching = threading.Event()
+    watch = label_importer.__main__.watch
+
+    def watch_and_say_so(*args: object, **kwargs: object) -> object:
+        watching.set()
+        return watch(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(label_importer.__main__, "watch", watch_and_say_so)
+    consumer = threading.Thread(target=lambda: (watching.wait(timeout=60), pipeline.drain()))
     consumer.start()
     try:
         assert main(["status", job_id, "--table", TABLE, "--watch", "--json", "--interval", "0.1"]) == 0

@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore import xform_name
 from botocore.client import BaseClient
 from sam_template import (
+    FAILURES,
     IMPORTER,
     ROLES,
     ROLLBACK,
@@ -50,7 +51,10 @@ from sam_template import (
 from label_importer import encord_gateway
 from label_importer.job_store import JobStatus
 from label_importer.leases import DataUnitLeases
-from local.lambda_runtime import Handler, LambdaContext, load_handler
+from label_importer.retries import RetryPolicy
+from label_importer.s3_objects import label_files
+from local.destinations import failed_invocation_record, sqs_event
+from local.lambda_runtime import Handler, LambdaContext, load_handler, s3_object_created_event
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
 from local.stack import BUCKET, REGION, TABLE, LocalStack
@@ -60,7 +64,12 @@ pytestmark = pytest.mark.integration
 SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 LIBRARY_CALLS = {"get_secret": ("secretsmanager", "GetSecretValue")}
 """Library helpers our code calls that make an AWS call on its behalf (Powertools parameters)."""
-HANDLERS = {VALIDATOR: "validate_and_chunk", IMPORTER: "import_labels", ROLLBACK: "rollback"}
+HANDLERS = {
+    VALIDATOR: "validate_and_chunk",
+    IMPORTER: "import_labels",
+    ROLLBACK: "rollback",
+    FAILURES: "validation_failures",
+}
 
 LAMBDA_SERVICE_NEEDS = {
     # The event source mapping polls the queue with the function's role (AWS Lambda developer guide,
@@ -70,6 +79,14 @@ LAMBDA_SERVICE_NEEDS = {
         ("sqs:deletemessage", "${ImportQueue.Arn}"),
         ("sqs:getqueueattributes", "${ImportQueue.Arn}"),
     },
+    FAILURES: {
+        ("sqs:receivemessage", "${ValidationFailuresQueue.Arn}"),
+        ("sqs:deletemessage", "${ValidationFailuresQueue.Arn}"),
+        ("sqs:getqueueattributes", "${ValidationFailuresQueue.Arn}"),
+    },
+    # Lambda sends the record of an asynchronous invocation it gave up on to the on-failure destination with
+    # the function's role (AWS Lambda developer guide, "Adding a destination").
+    VALIDATOR: {("sqs:sendmessage", "${ValidationFailuresQueue.Arn}")},
 }
 """Grants that the Lambda service uses with a function's role, beyond the calls of the code itself."""
 RUNTIME_NEEDS = {
@@ -79,7 +96,12 @@ RUNTIME_NEEDS = {
     ("xray:puttelemetryrecords", "*"),
 }
 """What every function's runtime does with its role: write its log group (named per function) and traces."""
-LOG_GROUPS = {VALIDATOR: "ValidateAndChunkLogGroup", IMPORTER: "ImportLabelsLogGroup", ROLLBACK: "RollbackLogGroup"}
+LOG_GROUPS = {
+    VALIDATOR: "ValidateAndChunkLogGroup",
+    IMPORTER: "ImportLabelsLogGroup",
+    ROLLBACK: "RollbackLogGroup",
+    FAILURES: "ValidationFailuresLogGroup",
+}
 
 
 @dataclass(frozen=True)
@@ -172,18 +194,66 @@ def run_scenario(stack: LocalStack, recorder: CallRecorder) -> None:
         "incoming/scenario skipped.jsonl",
         jsonl([{"data_title": "no such image.jpg", "objects": []}], header={"on_error": "skip-invalid"}),
     )
+    some_skipped = pipeline.drop(  # finished by a consumer, whose report lists the file's problems
+        "incoming/scenario some skipped.jsonl",
+        jsonl(
+            [{"data_title": "no such image.jpg", "objects": []}, *image_records(titles[:1])],
+            header={"on_error": "skip-invalid"},
+        ),
+    )
     dry_run = pipeline.drop("incoming/scenario dry.jsonl", jsonl(image_records(titles), header={"dry_run": True}))
+    s3 = stack.client("s3")
+    # A repeated event for a finished job whose report is gone writes the report again.
+    s3.delete_object(Bucket=BUCKET, Key=f"reports/{rejected}/report.json")
+    assert pipeline.validate_event(s3_object_created_event(stack, "incoming/scenario bad.jsonl")) == rejected
+    # The object version is gone before the validator reads it: the job fails (JobsFailed).
+    purged_event = pipeline.upload("incoming/scenario purged.jsonl", jsonl(image_records(titles)))
+    s3.delete_object(
+        Bucket=BUCKET,
+        Key="incoming/scenario purged.jsonl",
+        VersionId=purged_event["Records"][0]["s3"]["object"]["versionId"],
+    )
+    purged = pipeline.validate_event(purged_event)
+    # A validator invocation Lambda gave up on reaches the failures function through its destination.
+    abandoned_event = pipeline.upload("incoming/scenario abandoned.jsonl", jsonl(image_records(titles)))
+    fail_abandoned = recorder.wrap(FAILURES, load_handler("validation_failures", container=101))
+    fail_abandoned(sqs_event(failed_invocation_record(abandoned_event)), LambdaContext("ValidationFailuresFunction"))
 
     cold_start()
-    DataUnitLeases(TABLE, lease_seconds=2).acquire(hashes[:1], holder="a consumer that was killed")
+    # A consumer that was killed holds a lease: the importer waits (LeaseWaits) until it expires, here as soon
+    # as the importer has found it busy, so the wait does not depend on how fast this machine is.
+    dead = "a consumer that was killed"
+    DataUnitLeases(TABLE, lease_seconds=900).acquire(hashes[:1], holder=dead)
+    acquire = DataUnitLeases.acquire
+
+    def acquire_then_expire(self: DataUnitLeases, data_hashes: Iterable[str], holder: str) -> set[str]:
+        wanted = list(data_hashes)
+        held = acquire(self, wanted, holder)
+        if hashes[0] in wanted and hashes[0] not in held:
+            self.release(hashes[:1], dead)
+        return held
+
     encord.refuse_saves(hashes[1])
     encord.fail_next("save_label_rows", status=429, retry_after=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DataUnitLeases, "acquire", acquire_then_expire)
+        pipeline.drain()
+    # A chunk whose saves fail past its in-invocation retries is redelivered and reads what it journaled.
+    fresh = [f"scenario_redelivered_{i}.jpg" for i in range(2)]
+    for title in fresh:
+        encord.add_image(title)
+    redelivered = pipeline.drop("incoming/scenario redelivered.jsonl", jsonl(image_records(fresh)))
+    encord.fail_next("save_label_rows", status=503, times=RetryPolicy(attempt_seconds=0).max_attempts)
     pipeline.drain()
+    assert pipeline.job(redelivered).status is JobStatus.COMPLETED
 
     assert pipeline.job(queued).status is JobStatus.COMPLETED_WITH_ERRORS
     assert pipeline.job(rejected).status is JobStatus.REJECTED
     assert pipeline.job(nothing_valid).status is JobStatus.COMPLETED
     assert pipeline.job(dry_run).status is JobStatus.VALIDATED
+    assert pipeline.job(some_skipped).status is JobStatus.COMPLETED
+    assert pipeline.job(purged).status is JobStatus.FAILED
+    assert pipeline.job(label_files(abandoned_event)[0].job_id).status is JobStatus.FAILED
 
     cold_start()
     roll_back = recorder.wrap(ROLLBACK, load_handler("rollback", container=101))

@@ -71,3 +71,13 @@ def test_interleaved_files_spill_to_disk_and_emit_the_same_chunks() -> None:
     assert spilled == in_memory
     assert sorted(i for i, _ in spilled) == [0, 1, 2]
     assert [len(row["records"]) for _, rows in spilled for row in rows] == [10] * 6
+
+
+def test_chunks_are_bounded_by_bytes_as_well_as_rows() -> None:
+    lines = {"a": [1], "b": [2], "c": [3], "d": [4], "e": [5]}
+    sizes = {"a": 600, "b": 500, "c": 100, "d": 1000, "e": 1}
+
+    plan = plan_chunks(lines, rows_per_chunk=3, row_bytes=sizes, max_chunk_bytes=1000)
+
+    assert plan.chunk_of_unit == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 3}
+    assert plan.closing_line == [1, 3, 4, 5]

@@ -194,7 +194,7 @@ def test_sections_are_read_in_any_order_and_annotations_are_streamed() -> None:
         b'{"annotations": [{"id": 1}, {"id": 2}], "info": {"year": 2026}, '
         b'"categories": [{"id": 1, "name": "cherry"}], "images": [], "encord": {"mode": "replace"}}'
     )
-    sections = read_sections(io.BytesIO(b"\xef\xbb\xbf" + document))
+    sections = read_sections(io.BytesIO(b"\xef\xbb\xbf" + document), max_images=10, max_categories=10)
     assert sections.categories == [{"id": 1, "name": "cherry"}] and sections.options == {"mode": "replace"}
     assert sections.images == []
 
@@ -209,7 +209,7 @@ def test_sections_are_read_in_any_order_and_annotations_are_streamed() -> None:
 )
 def test_a_file_that_is_not_a_coco_document_says_so(document: bytes, code: ErrorCode) -> None:
     with pytest.raises(NotCoco) as refused:
-        read_sections(io.BytesIO(document))
+        read_sections(io.BytesIO(document), max_images=10, max_categories=10)
     assert refused.value.code is code and "\n" not in refused.value.message
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 from sam_template import (
+    FAILURES,
     IMPORTER,
     ROLES,
     ROLLBACK,
@@ -75,9 +76,9 @@ def test_cfn_lint_finds_nothing_after_the_transform(transformed: dict[str, Any],
     assert [str(match) for match in lint_file(path)] == []
 
 
-def test_the_transform_yields_the_three_functions_on_the_layer(transformed: dict[str, Any]) -> None:
+def test_the_transform_yields_the_four_functions_on_the_layer(transformed: dict[str, Any]) -> None:
     functions = resources(transformed, "AWS::Lambda::Function")
-    assert set(functions) == {VALIDATOR, IMPORTER, ROLLBACK}
+    assert set(functions) == {VALIDATOR, IMPORTER, ROLLBACK, FAILURES}
     [layer] = resources(transformed, "AWS::Lambda::LayerVersion")
     for name, function in functions.items():
         properties = function["Properties"]
@@ -105,15 +106,16 @@ def test_the_layer_and_code_folders_match_the_packaging_contract(template: dict[
         VALIDATOR: "functions/validate_and_chunk/",
         IMPORTER: "functions/import_labels/",
         ROLLBACK: "functions/rollback/",
+        FAILURES: "functions/validation_failures/",
     }
 
 
 def test_the_queue_feeds_the_importer_with_partial_failures_and_bounded_concurrency(
     transformed: dict[str, Any],
 ) -> None:
-    [mapping] = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    mappings = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    [mapping] = [m for m in mappings if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ImportQueue", "Arn"]}]
     properties = mapping["Properties"]
-    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["ImportQueue", "Arn"]}
     assert properties["FunctionName"] == {"Ref": IMPORTER}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ImportMaxConcurrency"}}
@@ -182,7 +184,10 @@ def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[
     every_setting = {name.upper() for name in Settings.model_fields}
     validator, importer = environment(transformed, VALIDATOR), environment(transformed, IMPORTER)
     rollback = environment(transformed, ROLLBACK)
+    failures = environment(transformed, FAILURES)
     assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {"LEASE_SECONDS"}
+    # The failures function reads only the table and the records' TTL; the rest comes from Globals unread.
+    assert {"JOBS_TABLE_NAME", "RECORD_TTL_DAYS"} <= set(failures) <= set(importer) - {"LEASE_SECONDS"}
     assert set(importer) - POWERTOOLS_ENVIRONMENT == {name.upper() for name in IMPORTER_SETTINGS}
     assert rollback == importer  # the same import code path, run backwards
     for variables in (validator, importer):
@@ -319,10 +324,31 @@ def test_the_bucket_is_private_tls_only_versioned_and_tidies_up(template: dict[s
 
 def test_the_queues_refuse_plain_http(template: dict[str, Any]) -> None:
     [policy] = resources(template, "AWS::SQS::QueuePolicy").values()
-    assert policy["Properties"]["Queues"] == [{"Ref": "ImportQueue"}, {"Ref": "ImportDeadLetterQueue"}]
+    queues = [{"Ref": "ImportQueue"}, {"Ref": "ImportDeadLetterQueue"}, {"Ref": "ValidationFailuresQueue"}]
+    assert policy["Properties"]["Queues"] == queues
     [tls] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "sqs:*")
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_a_validator_lambda_gives_up_on_ends_in_the_failures_function(transformed: dict[str, Any]) -> None:
+    """S3 invokes the validator asynchronously: its failed invocations must reach a consumer that fails the job."""
+    [config] = resources(transformed, "AWS::Lambda::EventInvokeConfig").values()
+    properties = config["Properties"]
+    assert properties["FunctionName"] == {"Ref": VALIDATOR}
+    assert properties["MaximumRetryAttempts"] <= 1  # a killed validator is killed again on the same file
+    destination = {"Fn::GetAtt": ["ValidationFailuresQueue", "Arn"]}
+    assert properties["DestinationConfig"]["OnFailure"]["Destination"] == destination
+    [mapping] = [
+        m["Properties"]
+        for m in resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == destination
+    ]
+    assert mapping["FunctionName"] == {"Ref": FAILURES}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = transformed["Resources"]["ValidationFailuresQueue"]["Properties"]
+    function = transformed["Resources"][FAILURES]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
 
 
 def test_the_jobs_table_has_the_keys_the_code_uses(template: dict[str, Any]) -> None:
@@ -416,14 +442,14 @@ def test_s3_grants_name_the_label_bucket_itself(template: dict[str, Any]) -> Non
         assert listing <= {bucket_arn(template)}
 
 
-def test_the_rollback_may_list_only_the_journal(template: dict[str, Any]) -> None:
-    [listing] = [s for s in allow_statements(template, ROLES[ROLLBACK]) if s["Action"] == "s3:ListBucket"]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": "rollback/*"}}
-    assert not any(
-        "s3:listbucket" in (a.lower() for a in as_list(s["Action"]))
-        for role in (ROLES[VALIDATOR], ROLES[IMPORTER])
-        for s in allow_statements(template, role)
-    )
+def test_listing_is_held_to_the_journal_and_the_reports(template: dict[str, Any]) -> None:
+    """The rollback and the import function list the journal, the validator lists reports (is one missing?):
+    each only under its prefix, and the failures function lists nothing."""
+    allowed = {ROLLBACK: "rollback/*", IMPORTER: "rollback/*", VALIDATOR: "reports/*"}
+    for function, role in ROLES.items():
+        listings = [s for s in allow_statements(template, role) if "s3:ListBucket" in as_list(s["Action"])]
+        prefixes = [listing["Condition"] for listing in listings]
+        assert prefixes == ([{"StringLike": {"s3:prefix": allowed[function]}}] if function in allowed else [])
 
 
 # ---------------------------------------------------------------- operations
@@ -470,9 +496,9 @@ def test_alarms_watch_dead_letters_errors_stuck_chunks_and_failed_jobs(template:
     failed_jobs = template["Resources"]["FailedJobsAlarm"]["Properties"]
     [expression] = [query for query in failed_jobs["Metrics"] if query.get("ReturnData")]
     watched = {query["Id"]: query["MetricStat"]["Metric"]["MetricName"] for query in failed_jobs["Metrics"][1:]}
-    assert watched == {"rejected": "JobsRejected", "with_errors": "JobsCompletedWithErrors"}
-    # Without FILL, a period in which only one of the two has data would yield no value and not alarm.
-    assert expression["Expression"] == "FILL(rejected, 0) + FILL(with_errors, 0)"
+    assert watched == {"rejected": "JobsRejected", "with_errors": "JobsCompletedWithErrors", "system": "JobsFailed"}
+    # Without FILL, a period in which only one of them has data would yield no value and not alarm.
+    assert expression["Expression"] == "FILL(rejected, 0) + FILL(with_errors, 0) + FILL(system, 0)"
     notify = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
     for alarm in (dead, errors, stuck, failed_jobs):
         assert alarm["AlarmActions"] == notify

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from encord.objects import Object, Shape
 
 from label_importer.data_units import DataUnit, DataUnitIndex
 from label_importer.label_format import LabelRecord, ObjectLabel
 from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.problems import ErrorCode
-from label_importer.validation import FileIndex, Limits, check_record, index_records, parse_record
+from label_importer.validation import DataUnitTracker, FileIndex, Limits, check_record, index_records, parse_record
 from local.fake_encord import build_ontology
 
 RESOLVER = OntologyResolver(build_ontology())
@@ -343,3 +344,186 @@ def test_one_classification_has_one_answer_per_frame_across_lines() -> None:
         (4, "classifications[0].answer", ErrorCode.CONFLICTING_LABELS)
     ]
     assert "on line 1" in index.problems[0].message
+
+
+# --- what the SDK refuses when labels are applied, found before anything is sent ------------------------------
+
+
+def person(frames: object, position: object = None, **extra: object) -> dict:
+    """A Person (dynamic radio 'Position') of the demo ontology, on the video."""
+    label = {"name": "Person", "frames": frames, "bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1}, **extra}
+    if position is not None:
+        label["attributes"] = {"Position": position}
+    return label
+
+
+def tracked(records: list[dict]) -> list[tuple[int, str, ErrorCode]]:
+    """Problems of consecutive lines of one file, found as index_records finds them (one tracker, then dangling)."""
+    tracker = DataUnitTracker()
+    found = []
+    for number, record in enumerate(records, 1):
+        found += check_record(number, LabelRecord.model_validate(record), UNITS, RESOLVER, tracker)[1]
+    found += tracker.dangling()
+    return [(problem.line, problem.field, problem.code) for problem in found]
+
+
+def test_a_dynamic_answer_must_be_on_frames_the_object_is_on() -> None:
+    walking = [{"answer": "Standing", "frames": 0}, {"answer": "Walking", "frames": {"start": 2, "end": 4}}]
+    _, found = check_record(
+        3, LabelRecord.model_validate({"data_hash": "vid-1", "objects": [person([0, 2, 3], walking)]}), UNITS, RESOLVER
+    )
+    assert [(p.field, p.code) for p in found] == [
+        ("objects[0].attributes.Position[1].frames", ErrorCode.FRAME_WITHOUT_OBJECT)
+    ]
+    assert found[0].message.startswith("frame 4 has an answer, but the object is only on frames 0, 2-3")
+
+
+def test_a_tracked_object_may_be_placed_by_one_line_and_answered_on_another() -> None:
+    """The object's frames are the union of its placements in the file, whichever line comes first."""
+    answer_first = {"data_hash": "vid-1", "objects": [person(0, [{"answer": "Walking", "frames": 5}], id="p")]}
+    placed_later = {"data_hash": "vid-1", "objects": [person(5, id="p")]}
+    assert tracked([answer_first, placed_later]) == []
+    assert tracked([answer_first]) == [(1, "objects[0].attributes.Position[0].frames", ErrorCode.FRAME_WITHOUT_OBJECT)]
+
+
+def test_a_line_is_not_justified_by_a_line_that_is_rejected() -> None:
+    """Line 3 is invalid, so p is not on frame 2; then line 2's answer on 2 goes, and with line 2 p is not on frame
+    1 either, which line 1 answers: what is left valid must apply without the rejected lines."""
+    lines = [
+        {"data_hash": "vid-1", "objects": [person(0, [{"answer": "Walking", "frames": 1}], id="p")]},
+        {"data_hash": "vid-1", "objects": [person(1, [{"answer": "Walking", "frames": 2}], id="p")]},
+        {"data_hash": "vid-1", "objects": [person(2, "Running", id="p")]},
+    ]
+    assert tracked(lines) == [
+        (3, "objects[0].attributes.Position", ErrorCode.UNKNOWN_OPTION),
+        (1, "objects[0].attributes.Position[0].frames", ErrorCode.FRAME_WITHOUT_OBJECT),
+        (2, "objects[0].attributes.Position[0].frames", ErrorCode.FRAME_WITHOUT_OBJECT),
+    ]
+    tracker = DataUnitTracker()
+    for number, record in enumerate(lines[:2], 1):
+        check_record(number, LabelRecord.model_validate(record), UNITS, RESOLVER, tracker)
+    tracker.withdraw(2)  # accepted, then rejected by the caller (a limit): it justifies nothing any more
+    [problem] = tracker.dangling()
+    assert (problem.line, problem.code) == (1, ErrorCode.FRAME_WITHOUT_OBJECT)
+    assert "line 2 places it there, but that line is invalid" in problem.message
+
+
+def test_an_id_is_placed_at_most_once_on_a_frame() -> None:
+    lines = [
+        {"data_hash": "vid-1", "objects": [person({"start": 0, "end": 3}, id="p"), person(4, id="p")]},
+        {"data_hash": "vid-1", "objects": [person([5, 3], id="p")]},
+        {"data_hash": "vid-1", "objects": [person(6, id="q"), person(6, id="q")]},
+    ]
+    assert tracked(lines) == [
+        (2, "objects[0].frames", ErrorCode.CONFLICTING_LABELS),
+        (3, "objects[1].frames", ErrorCode.CONFLICTING_LABELS),
+    ]
+
+
+def test_an_id_naming_two_objects_of_one_title_is_a_conflict() -> None:
+    """Titles need not be unique: the id stays with one ontology object, named by its feature hash."""
+    stones = [
+        {"feature_hash": h, "id": "s", "point": [0.5, 0.5], "frames": f} for h, f in (("obStoneA", 0), ("obStoneB", 1))
+    ]
+    assert tracked([{"data_hash": "vid-1", "objects": stones}]) == [(1, "objects[1].id", ErrorCode.CONFLICTING_LABELS)]
+
+
+def test_answers_nested_under_a_dynamic_attribute_cannot_be_stored() -> None:
+    nested = {"option": "Walking", "attributes": {"Speed": "fast"}}
+    assert problems({"data_hash": "vid-1", "objects": [person(0, nested)]}) == [
+        ("objects[0].attributes.Position.attributes.Speed", ErrorCode.UNANSWERABLE_ATTRIBUTE)
+    ]
+    per_frame = [{"answer": nested, "frames": 0}]
+    assert problems({"data_hash": "vid-1", "objects": [person(0, per_frame)]}) == [
+        ("objects[0].attributes.Position[0].answer.attributes.Speed", ErrorCode.UNANSWERABLE_ATTRIBUTE)
+    ]
+
+
+def test_an_ontology_the_sdk_cannot_label_gives_problems_not_crashes() -> None:
+    """A skeleton whose template is gone, dynamic attributes where Encord takes none, a classification without a
+    question: each label is a problem of its own line; nothing raises."""
+    from encord.objects import ChecklistAttribute, OntologyStructure, RadioAttribute, Shape, TextAttribute
+
+    ontology = OntologyStructure()
+    ontology.add_object("Hand", Shape.SKELETON, feature_node_hash="obHand00")
+    car = ontology.add_object("Car", Shape.BOUNDING_BOX, feature_node_hash="obCar000")
+    colour = car.add_attribute(RadioAttribute, "Colour", feature_node_hash="atColour")
+    shade = colour.add_option("Red", feature_node_hash="opRed000").add_nested_attribute(TextAttribute, "Shade")
+    shade.dynamic = True
+    tags = ontology.add_classification(feature_node_hash="clTags00").add_attribute(ChecklistAttribute, "Tags")
+    tags.add_option("Wet")
+    tags.dynamic = True
+    ontology.add_classification(feature_node_hash="clEmpty0")
+    resolver = OntologyResolver(ontology)
+    record = {
+        "data_hash": "img-1",
+        "objects": [
+            {"name": "Hand", "skeleton": {"thumb": [0.1, 0.1]}},
+            {"name": "Car", "skeleton": {"thumb": [0.1, 0.1]}},
+            {"name": "Car", "point": [0.1, 0.1]},
+            {
+                "name": "Car",
+                "bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1},
+                "attributes": {"Colour": {"option": "Red", "attributes": {"Shade": "dark"}}},
+            },
+        ],
+        "classifications": [{"name": "Tags", "answer": ["Wet"]}, {"feature_hash": "clEmpty0", "answer": "x"}],
+    }
+    _, found = check_record(1, LabelRecord.model_validate(record), UNITS, resolver)
+    assert [(p.field, p.code) for p in found] == [
+        ("objects[0].skeleton", ErrorCode.NO_SKELETON_TEMPLATE),
+        ("objects[1].skeleton", ErrorCode.SHAPE_MISMATCH),
+        ("objects[2].point", ErrorCode.SHAPE_MISMATCH),
+        ("objects[3].attributes.Colour.attributes.Shade", ErrorCode.UNANSWERABLE_ATTRIBUTE),
+        ("classifications[0].answer", ErrorCode.UNANSWERABLE_ATTRIBUTE),
+        ("classifications[1].feature_hash", ErrorCode.UNANSWERABLE_ATTRIBUTE),
+    ]
+    assert "no skeleton template for it" in found[0].message
+    with pytest.raises(UnresolvedLabel) as raised:  # callers that skip validation get a problem, not StopIteration
+        resolver.skeleton_template(ontology.get_child_by_hash("obHand00", type_=Object))
+    assert raised.value.problems[0].code is ErrorCode.NO_SKELETON_TEMPLATE
+
+
+def test_a_global_classification_has_one_answer_for_the_whole_data_unit() -> None:
+    from encord.objects import OntologyStructure, RadioAttribute
+    from encord.objects.classification import OntologyClassificationLevel
+
+    ontology = OntologyStructure()
+    weather = ontology.add_classification(feature_node_hash="clWeathr", level=OntologyClassificationLevel.GLOBAL)
+    sky = weather.add_attribute(RadioAttribute, "Weather")
+    sky.add_option("Sunny")
+    sky.add_option("Rainy")
+    resolver = OntologyResolver(ontology)
+    tracker = DataUnitTracker()
+
+    def line(number: int, answer: str, frames: int) -> list[tuple[str, ErrorCode]]:
+        record = {"data_hash": "vid-1", "classifications": [{"name": "Weather", "answer": answer, "frames": frames}]}
+        _, found = check_record(number, LabelRecord.model_validate(record), UNITS, resolver, tracker)
+        return [(p.field, p.code) for p in found]
+
+    assert line(1, "Sunny", 0) == []
+    assert line(2, "Sunny", 5) == []  # the same answer again: nothing to add
+    assert line(3, "Rainy", 9) == [("classifications[0].answer", ErrorCode.CONFLICTING_LABELS)]
+
+
+def test_a_classification_may_answer_with_a_relation_to_an_object_of_the_data_unit() -> None:
+    from encord.objects import OntologyStructure, TextAttribute
+
+    ontology = OntologyStructure()
+    ontology.add_object("Car", Shape.BOUNDING_BOX)
+    ontology.add_classification().add_attribute(TextAttribute, "Leader #relation")
+    resolver = OntologyResolver(ontology)
+    car = {"name": "Car", "id": "c1", "bounding_box": {"x": 0, "y": 0, "w": 0.1, "h": 0.1}}
+
+    def found(related: str) -> list[tuple[int, str, ErrorCode]]:
+        record = {
+            "data_hash": "img-1",
+            "objects": [car],
+            "classifications": [{"name": "Leader #relation", "answer": {"relation_to": related}}],
+        }
+        tracker = DataUnitTracker()
+        check_record(1, LabelRecord.model_validate(record), UNITS, resolver, tracker)
+        return [(p.line, p.field, p.code) for p in tracker.dangling()]
+
+    assert found("c1") == []
+    assert found("c2") == [(1, "classifications[0].answer", ErrorCode.UNKNOWN_OBJECT_ID)]

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from label_importer.bounded_reading import BoundedReader, FileLimitExceeded
 from label_importer.problems import ErrorCode
 
 SECTIONS = ("images", "annotations", "categories")
@@ -45,13 +46,37 @@ class CocoSections:
     present: set[str] = field(default_factory=set)
 
 
-def read_sections(stream: BinaryIO) -> CocoSections:
-    """Keep the small sections; skip the rest token by token (nothing of them is built)."""
+_COUNTED = {
+    "images.item": ("images", ErrorCode.TOO_MANY_IMAGES),
+    "categories.item": ("categories", ErrorCode.TOO_MANY_CATEGORIES),
+}
+_ITEMS = frozenset({"images.item", "categories.item", "annotations.item"})
+
+
+def read_sections(stream: BinaryIO, *, max_images: int, max_categories: int) -> CocoSections:
+    """Keep the small sections; skip the rest token by token (nothing of them is built).
+
+    Images and categories are counted as they stream, so a file of millions of them is refused before they
+    are held; a BoundedReader given as `stream` hears where each item starts (its size is bounded too).
+    """
     sections = CocoSections()
     builder: ijson.ObjectBuilder | None = None
     key, opened = "", False
+    counts = {"images.item": 0, "categories.item": 0}
+    limits = {"images.item": max_images, "categories.item": max_categories}
     try:
         for prefix, event, value in ijson.parse(_without_bom(stream), use_float=True):
+            if (prefix in _ITEMS and event in ("start_map", "start_array")) or (prefix == "" and event == "map_key"):
+                _mark_item(stream)
+                if prefix in counts:
+                    counts[prefix] += 1
+                    if counts[prefix] > limits[prefix]:
+                        section, code = _COUNTED[prefix]
+                        raise FileLimitExceeded(
+                            code,
+                            f"'{section}' has more than {limits[prefix]} entries (MAX_COCO_{section.upper()}); "
+                            "split the file",
+                        )
             if prefix == "":
                 if event == "map_key":
                     key = value
@@ -86,9 +111,16 @@ def read_sections(stream: BinaryIO) -> CocoSections:
 def annotations(stream: BinaryIO) -> Iterator[Any]:
     """Each element of `annotations`, in file order; the first pass already showed the document is JSON."""
     try:
-        yield from ijson.items(_without_bom(stream), "annotations.item", use_float=True)
+        for item in ijson.items(_without_bom(stream), "annotations.item", use_float=True):
+            _mark_item(stream)
+            yield item
     except ijson.JSONError as error:
         raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+
+
+def _mark_item(stream: BinaryIO) -> None:
+    if isinstance(stream, BoundedReader):
+        stream.mark_item()
 
 
 def _invalid_json(error: ijson.JSONError) -> str:

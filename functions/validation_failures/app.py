@@ -1,0 +1,33 @@
+"""The validator's on-failure destination (SQS) -> end each abandoned job FAILED, with its report."""
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from label_importer.job_store import JobStore
+from label_importer.observability import logger, metrics, tracer
+from label_importer.reports import ReportWriter
+from label_importer.settings import settings
+from label_importer.validator_failures import fail_abandoned_validation
+
+
+@cache
+def _world() -> tuple[JobStore, ReportWriter]:
+    config = settings()
+    return JobStore(config.jobs_table_name, ttl_days=config.record_ttl_days), ReportWriter(boto3.client("s3"))
+
+
+def record_handler(record: SQSRecord) -> None:
+    fail_abandoned_validation(record.body, *_world())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
