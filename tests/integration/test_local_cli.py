@@ -320,7 +320,15 @@ def test_ctrl_c_mid_import_says_running_again_is_safe_and_exits_130(pipeline: Pi
     fake(pipeline).slow_next("save_label_rows", seconds=6)  # the import waits on Encord until we interrupt it
     command = import_command(pipeline, QUICKSTART, tmp_path)
     process = subprocess.Popen(
-        command, cwd=ROOT, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A harness that runs the suite in the background starts it with Ctrl-C ignored, and children inherit
+        # that; a user's shell does not, so the CLI gets Ctrl-C as a user's would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + TIMEOUT_SECONDS
