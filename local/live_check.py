@@ -49,8 +49,8 @@ def labels_for(project: Project, unit: DataUnit) -> dict[str, Any]:
             mask = bytes(pixels // 2) + bytes([1]) * (pixels - pixels // 2)  # the lower half of the image
             bitmask = {"rle": serialise_bitmask(mask), "width": unit.width, "height": unit.height}
             objects.append({"feature_hash": obj.feature_node_hash, "bitmask": bitmask})
-        elif shape == "skeleton":
-            vertices = resolver.skeleton_template(obj).skeleton.values()
+        elif shape == "skeleton" and (template := resolver.find_skeleton_template(obj)) is not None:
+            vertices = template.skeleton.values()
             skeleton = {vertex.name: [vertex.x, vertex.y] for vertex in vertices}
             objects.append({"feature_hash": obj.feature_node_hash, "skeleton": skeleton})
     classifications = []

@@ -613,7 +613,8 @@ def index_records(
             index.reject_line(number, None, parsed)
             continue
         unit, problems = check_record(number, parsed, units, resolver, tracked, limits)
-        if unit is not None and not problems:
+        tracked_line = unit is not None and not problems
+        if tracked_line:
             count = objects_per_unit[unit.data_hash] = objects_per_unit.get(unit.data_hash, 0) + len(parsed.objects)
             if count > limits.max_objects_per_data_unit:
                 problems.append(
@@ -637,6 +638,8 @@ def index_records(
                     )
                 )
         if problems or unit is None:
+            if tracked_line:  # over a limit of its data unit: it must not justify other lines either
+                tracked.withdraw(number)
             index.reject_line(number, unit.data_hash if unit else None, problems)
             continue
         index.lines_by_unit.setdefault(unit.data_hash, []).append(number)

@@ -6,6 +6,7 @@ Whatever the file, no exception escapes, Encord gets no write, and nothing is qu
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -112,6 +113,29 @@ def test_a_skeleton_without_a_template_is_a_problem_of_its_line() -> None:
     index = index_records([(1, line)], units, OntologyResolver(ontology), FileIndex(max_problems=10), Limits())
 
     assert [(problem.line, problem.code) for problem in index.problems] == [(1, "NO_SKELETON_TEMPLATE")]
+
+
+def test_a_coco_category_mapped_to_a_skeleton_without_a_template_is_unmatched() -> None:
+    """The same ontology, reached from a COCO keypoints category: reported on the category, no crash."""
+    from label_importer.coco.document import read_sections
+    from label_importer.coco.format import checked
+    from label_importer.coco.mapping import map_document
+
+    ontology = OntologyStructure()
+    ontology.add_object("Hand", Shape.SKELETON)
+    units = DataUnitIndex([DataUnit("img", "hand.jpg", 1, 640, 480)])
+    document = {
+        "images": [{"id": 1, "file_name": "hand.jpg", "width": 640, "height": 480}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "hand", "keypoints": ["thumb"]}],
+    }
+    sections = read_sections(io.BytesIO(orjson.dumps(document)), max_images=10, max_categories=10)
+    coco, problems = checked(sections)
+    assert problems == []
+
+    _, problems = map_document(coco.images, coco.categories, coco.options, units, OntologyResolver(ontology))
+
+    assert [(problem.field, problem.code) for problem in problems] == [("categories[0].name", "NO_SKELETON_TEMPLATE")]
 
 
 def test_every_error_code_in_the_readme_is_produced_by_a_test_here() -> None:

@@ -365,7 +365,7 @@ def _placement(
         bound, used = ids[object_id]
         others = [other for other in structure.objects if other is not bound]
         alike = [other for other in others if other.title == bound.title]
-        obj = draw(st.sampled_from(alike or others)) if others and slip("two objects", 2) else bound
+        obj = draw(st.sampled_from(alike or others)) if others and slip("two objects", 1) else bound
         free = [frame for frame in pool if frame not in used]
         pool = sorted(used) if slip("twice", 2) else free
         if not pool:
@@ -437,6 +437,9 @@ def worlds(draw: st.DrawFn) -> World:
         question = weather.add_attribute(RadioAttribute, draw(st.sampled_from(TITLES)), feature_node_hash="fglobal1")
         for index, title in enumerate(["Sunny", "Rainy"]):
             question.add_option(title, feature_node_hash=f"fglobal{index + 2}")
+    if "dangling relation" in enabled:  # a classification can relate to an object too
+        leader = structure.add_classification(feature_node_hash="frelate0")
+        leader.add_attribute(TextAttribute, "Leader #relation", feature_node_hash="frelate1")
     given: dict[str, Any] = {}
     records = []
     for placements in lines:
@@ -452,6 +455,11 @@ def worlds(draw: st.DrawFn) -> World:
             record["classifications"] = [
                 _classification(draw, structure, answers, given, slip) for _ in range(draw(st.integers(1, 2)))
             ]
+        if "dangling relation" in enabled and not records:
+            related = draw(st.sampled_from([*sorted(ids), "nobody"]))
+            record.setdefault("classifications", []).append(
+                {"name": "Leader #relation", "answer": {"relation_to": related}}
+            )
         if "global conflict" in enabled:
             weather_now = {"feature_hash": "fglobal0", "answer": draw(st.sampled_from(["Sunny", "Rainy"]))}
             record.setdefault("classifications", []).append({**weather_now, "frames": len(records) % frames})
@@ -560,7 +568,7 @@ def sdk_refusal(world: World, records: list[tuple[int, LabelRecord]]) -> Excepti
     return None
 
 
-EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @EXAMPLES

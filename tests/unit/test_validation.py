@@ -527,3 +527,34 @@ def test_a_classification_may_answer_with_a_relation_to_an_object_of_the_data_un
 
     assert found("c1") == []
     assert found("c2") == [(1, "classifications[0].answer", ErrorCode.UNKNOWN_OBJECT_ID)]
+
+
+def test_a_line_over_a_data_unit_limit_places_no_object_for_other_lines() -> None:
+    """Line 2 would give line 1's relation its target, but it is rejected for a limit after its checks."""
+    box = {"x": 0, "y": 0, "w": 0.1, "h": 0.1}
+    relation = {"Description #relation": {"relation_to": "calf"}}
+    lines = [
+        (
+            1,
+            json.dumps(
+                {
+                    "data_hash": "img-1",
+                    "objects": [{"name": "Whale", "id": "cub", "bounding_box": box, "attributes": relation}],
+                }
+            ).encode(),
+        ),
+        (
+            2,
+            json.dumps(
+                {"data_hash": "img-1", "objects": [{"name": "Whale", "id": "calf", "bounding_box": box}]}
+            ).encode(),
+        ),
+    ]
+
+    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits(max_objects_per_data_unit=1))
+
+    assert {(p.line, p.code) for p in index.problems} == {
+        (2, ErrorCode.TOO_MANY_OBJECTS),
+        (1, ErrorCode.UNKNOWN_OBJECT_ID),
+    }
+    assert index.lines_by_unit == {}

@@ -219,7 +219,13 @@ def _one_object(
         )
     if ontology.shape is not Shape.SKELETON:
         return MappedCategory(ontology)
-    template = resolver.skeleton_template(ontology)
+    template = resolver.find_skeleton_template(ontology)
+    if template is None:
+        return Unmatched(
+            ErrorCode.NO_SKELETON_TEMPLATE,
+            f"{how} is ontology object {ontology.title!r}, a skeleton whose template the ontology does not have; "
+            "link a skeleton template to it in Encord",
+        )
     points = {folded(vertex.name): vertex.name for vertex in template.skeleton.values()}
     given = category.keypoints or []
     if sorted(map(folded, given)) != sorted(points):
