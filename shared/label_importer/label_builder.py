@@ -150,8 +150,9 @@ class LabelBuilder:
     def __init__(self, resolver: OntologyResolver) -> None:
         self._resolver = resolver
 
-    def apply(self, label_row: LabelRowV2, row: ChunkRow, mode: Mode) -> int:
-        """Add the row's labels; return how many were new. Raises RowConflict or UnresolvedLabel."""
+    def apply(self, label_row: LabelRowV2, row: ChunkRow, mode: Mode) -> None:
+        """Add the row's labels (those already present are left as they are). Raises RowConflict or UnresolvedLabel.
+        How many a job added is counted from its journal (import_chunk), not here: a retry finds its own labels."""
         if mode is Mode.REPLACE:
             for existing_object in label_row.get_object_instances():
                 label_row.remove_object(existing_object)
@@ -160,11 +161,10 @@ class LabelBuilder:
         objects = [label for record in row.records for label in record.objects]
         classifications = [label for record in row.records for label in record.classifications]
         context = _Row(label_row, row.data_hash, objects)
-        return self._add_objects(label_row, context, objects) + self._add_classifications(
-            label_row, context, classifications
-        )
+        self._add_objects(label_row, context, objects)
+        self._add_classifications(label_row, context, classifications)
 
-    def _add_objects(self, label_row: LabelRowV2, context: _Row, labels: list[ObjectLabel]) -> int:
+    def _add_objects(self, label_row: LabelRowV2, context: _Row, labels: list[ObjectLabel]) -> None:
         data_hash = context.data_hash
         present = {instance.object_hash for instance in label_row.get_object_instances()}
         instances: dict[str, list[ObjectLabel]] = {}
@@ -173,14 +173,11 @@ class LabelBuilder:
         for label in labels:
             if label.id is not None:
                 instances.setdefault(tracked_object_hash(data_hash, label.id), []).append(label)
-        added = 0
         for object_hash, placements in instances.items():
             if object_hash in present:
                 continue
             resolved = [self._resolver.resolve_object(placement) for placement in placements]
             label_row.add_object_instance(self._object_instance(context, object_hash, resolved))
-            added += 1
-        return added
 
     def _object_instance(self, context: _Row, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
         ontology = placements[0].ontology
@@ -234,12 +231,11 @@ class LabelBuilder:
         assert label.skeleton is not None  # the model guarantees exactly one geometry
         return _skeleton(self._resolver.skeleton_template(placement.ontology), label.skeleton)
 
-    def _add_classifications(self, label_row: LabelRowV2, context: _Row, labels: list[ClassificationLabel]) -> int:
+    def _add_classifications(self, label_row: LabelRowV2, context: _Row, labels: list[ClassificationLabel]) -> None:
         """One classification has one answer per frame (per data unit if it is global), and the SDK refuses a
         second instance on a frame the first covers: where the same answer is already there, only the frames it
         does not cover yet are added; a different answer is a conflict."""
         present = {instance.classification_hash for instance in label_row.get_classification_instances()}
-        added = 0
         for label, identity in _with_occurrence(labels):
             assert isinstance(label, ClassificationLabel)
             classification_hash = label_hash(context.data_hash, "classification", identity)
@@ -265,8 +261,6 @@ class LabelBuilder:
             for attribute, value in answers:
                 instance.set_answer(value, attribute=attribute, overwrite=True)
             label_row.add_classification_instance(instance)
-            added += 1
-        return added
 
 
 def _answers_of(instance: ClassificationInstance) -> frozenset[tuple[str, object]]:
