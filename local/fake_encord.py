@@ -13,8 +13,12 @@ as they arrive (`request_counts`), and once their answer reached a client still 
 (`answered_counts`). The two differ by the requests a client gave up on (its timeout fired first, or the
 connection was dropped), which a budget on round trips must not confuse with requests the importer chose to make.
 
-Authentication headers are ignored: the SDK signs every request, but checking signatures here would only test
-the SDK.
+Every key is accepted unless revoked (`FakeEncordServer.revoke_key`): then each request signed with it is
+refused, as Encord refuses a key it does not know, with HTTP 401 and the AUTHENTICATION_ERROR code, which
+the SDK raises as `AuthenticationError` (v1 from the body's code, v2 from the status). The key is identified
+by the public key the SDK names in its signature headers (`Authorization: <public key hex>:<signature>` on v1,
+`keyid="<public key hex>"` in `Signature-Input` on v2). The signature itself is not verified: that would only
+test the SDK's signing, while what tests need is a key the service stops accepting, as after a rotation.
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_ssh_private_key,
+    load_ssh_public_key,
+)
 from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 from encord.objects import (
@@ -307,6 +318,19 @@ class _Fault:
     drop: bool = False  # close the connection without an answer
     after_commit: bool = False  # drops only: handle the request first, so only the answer is lost
     delay: float = 0.0  # handle the request, then answer this many seconds late
+    held: HeldAnswer | None = None  # handle the request, then answer once the test releases it
+
+
+@dataclass
+class HeldAnswer:
+    """An answer the fake keeps back after handling its request: as slow as a test needs, with no clock in it."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    """Set once the request has been handled (its change made, or its read taken) and the answer is held."""
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -316,6 +340,7 @@ class _Request:
     resource_id: str | None = None
     body: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None  # why an unknown request is unknown
+    key_id: str | None = None  # the signer's public key, hex, as the SDK names it in its headers
 
 
 class _ApiError(Exception):
@@ -767,7 +792,42 @@ def _error_body(error: _ApiError) -> dict[str, Any]:
     }
 
 
+_V2_KEY_ID = re.compile(r'keyid="([0-9a-fA-F]+)"')
+
+
+def _key_id(handler: BaseHTTPRequestHandler) -> str | None:
+    """The public key (hex) a request says it is signed with: v1 puts it before the signature in Authorization,
+    v2 in Signature-Input's keyid (encord/configs.py, encord/http/v2/request_signer.py)."""
+    found = _V2_KEY_ID.search(handler.headers.get("Signature-Input") or "")
+    if found:
+        return found.group(1).lower()
+    authorization = handler.headers.get("Authorization") or ""
+    public_key, colon, _ = authorization.partition(":")
+    return public_key.lower() if colon and public_key else None
+
+
+def public_key_hex(key: str) -> str:
+    """The raw Ed25519 public key, hex, that the SDK names in its headers, from an OpenSSH private key, an
+    `ssh-ed25519 AAAA...` public key line, or that hex itself."""
+    text = key.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return text.lower()
+    loaded = load_ssh_private_key(text.encode(), None) if text.startswith("-----BEGIN") else None
+    public = loaded.public_key() if isinstance(loaded, Ed25519PrivateKey) else None
+    if public is None and text.startswith("ssh-ed25519 "):
+        public = load_ssh_public_key(text.encode())
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 key: expected an OpenSSH private key, an ssh-ed25519 line or 64 hex digits")
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
 def _parse_request(handler: BaseHTTPRequestHandler) -> _Request:
+    request = _parse_route(handler)
+    request.key_id = _key_id(handler)
+    return request
+
+
+def _parse_route(handler: BaseHTTPRequestHandler) -> _Request:
     method = handler.command
     path = urlsplit(handler.path).path
     raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
@@ -811,6 +871,8 @@ class FakeEncordServer:
         """Requests whose answer (a result or an error) was written to a client still waiting for it, by kind:
         what the importer got back. A request whose client timed out first, or whose connection was dropped
         (an injected fault), is in `request_counts` only."""
+        self.refused_counts: collections.Counter[str] = collections.Counter()
+        """Requests refused for being signed with a revoked key, by kind (counted in the two above as well)."""
         self._in_flight = 0
         self._idle = threading.Condition()
         self._index = _OntologyIndex(structure)
@@ -830,6 +892,7 @@ class FakeEncordServer:
         self._by_label_hash: dict[str, _DataUnit] = {}
         self._faults: dict[str, collections.deque[_Fault]] = collections.defaultdict(collections.deque)
         self._refused: set[str] = set()
+        self._revoked: set[str] = set()
         self._http: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -872,7 +935,8 @@ class FakeEncordServer:
         return f"http://{host!s}:{port}"
 
     def reset(self) -> None:
-        """Back to just after start(): no data, no labels, no counts, no pending faults, the initial latency.
+        """Back to just after start(): no data, no labels, no counts, no pending faults, no revoked keys, the
+        initial latency.
 
         The project, ontology and URL stay, so clients and the environment built on them remain valid.
         """
@@ -881,8 +945,10 @@ class FakeEncordServer:
             self._by_label_hash.clear()
             self._faults.clear()
             self._refused.clear()
+            self._revoked.clear()
             self.request_counts.clear()
             self.answered_counts.clear()
+            self.refused_counts.clear()
             self.latency = self._initial_latency
 
     # --- data ----------------------------------------------------------------------------------------------
@@ -933,6 +999,7 @@ class FakeEncordServer:
         with self._lock:
             self.request_counts.clear()
             self.answered_counts.clear()
+            self.refused_counts.clear()
 
     def unanswered_counts(self) -> collections.Counter[str]:
         """Requests received but never answered to a waiting client, by kind (timed out or dropped)."""
@@ -973,11 +1040,26 @@ class FakeEncordServer:
         change is made but the client sees a timeout."""
         self._inject(kind, times, _Fault(delay=seconds))
 
+    def hold_next(self, kind: str) -> HeldAnswer:
+        """Handle the next request of `kind`, then hold its answer until the test calls `release()` on what this
+        returns (or ten minutes pass, so a failing test cannot hang the run)."""
+        held = HeldAnswer()
+        self._inject(kind, 1, _Fault(held=held))
+        return held
+
     def refuse_saves(self, data_hash: str) -> None:
         """Reject (HTTP 400) every save that includes this data unit's label row, as the service rejects a row
         it finds invalid: the whole bundled save fails and stores nothing."""
         with self._lock:
             self._refused.add(data_hash)
+
+    def revoke_key(self, key: str) -> None:
+        """Refuse every request signed with this key from now on (until `reset`), as Encord refuses a key that
+        was removed from its user's profile: HTTP 401, AUTHENTICATION_ERROR, nothing changed. `key` is the
+        OpenSSH private key, its `ssh-ed25519` public key line, or the public key's hex."""
+        revoked = public_key_hex(key)
+        with self._lock:
+            self._revoked.add(revoked)
 
     def _inject(self, kind: str, times: int, fault: _Fault) -> None:
         if kind not in KINDS:
@@ -1024,10 +1106,18 @@ class FakeEncordServer:
         request = _parse_request(handler)
         with self._lock:
             self.request_counts[request.kind] += 1
-            queued = self._faults.get(request.kind)
+            # Refused before anything else, as the service authenticates first: it uses up no injected fault.
+            revoked = request.key_id in self._revoked
+            if revoked:
+                self.refused_counts[request.kind] += 1
+            queued = None if revoked else self._faults.get(request.kind)
             fault = queued.popleft() if queued else None
         if self.latency > 0:
             time.sleep(self.latency)
+        if revoked:
+            refusal = _ApiError(401, "fake Encord: the request is signed with a key that was revoked")
+            self._answer(handler, request.kind, 401, _error_body(refusal))
+            return
         if fault is not None and fault.status is not None:
             error = _ApiError(fault.status, f"fake Encord: injected HTTP {fault.status} for {request.kind}")
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
@@ -1051,6 +1141,9 @@ class FakeEncordServer:
             return
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
+        if fault is not None and fault.held is not None:
+            fault.held.arrived.set()
+            fault.held.released.wait(timeout=600)
         self._answer(handler, request.kind, status, body)
 
     def _handle(self, request: _Request) -> Any:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -56,9 +57,9 @@ def cold_start() -> None:
     all containers, and each new one reads the environment again.
 
     In this process that state is the handler modules `load_handler` loaded (their cached collaborators) and
-    the layer's process-wide caches: settings, the Encord client, opened projects (which hold the client they
-    were opened with, hence its timeouts) and the secret. Handlers loaded before this keep their old state;
-    load them again.
+    the layer's process-wide caches: settings, the Encord clients with the projects opened through them (which
+    hold the client they were opened with, hence its timeouts) and the secret. Handlers loaded before this keep
+    their old state; load them again.
     """
     from aws_lambda_powertools.utilities import parameters
 
@@ -68,8 +69,7 @@ def cold_start() -> None:
     for name in [name for name in sys.modules if name.startswith(_HANDLER_MODULE_PREFIX)]:
         del sys.modules[name]
     settings.cache_clear()
-    encord_gateway._client.cache_clear()
-    encord_gateway._projects.clear()
+    encord_gateway._connections.clear()
     parameters.clear_caches()
 
 
@@ -114,9 +114,15 @@ class LambdaContext:
 
 
 def s3_object_created_event(stack: LocalStack, key: str) -> dict[str, Any]:
-    """`events/s3-object-created.json` with the bucket, key and version of an object really in the bucket."""
+    """`events/s3-object-created.json` with the bucket, key and version of an object really in the bucket.
+
+    Its event time and sequencer are those of now, as S3 stamps each upload: they give uploads their order.
+    """
     event = json.loads((EVENTS_DIR / "s3-object-created.json").read_text())
     head = stack.client("s3").head_object(Bucket=BUCKET, Key=key)
+    now_ns = time.time_ns()
+    uploaded = datetime.fromtimestamp(now_ns / 1e9, UTC)
+    event["Records"][0]["eventTime"] = uploaded.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     s3 = event["Records"][0]["s3"]
     s3["bucket"]["name"] = BUCKET
     s3["bucket"]["arn"] = f"arn:aws:s3:::{BUCKET}"
@@ -127,6 +133,7 @@ def s3_object_created_event(stack: LocalStack, key: str) -> dict[str, Any]:
             "size": head["ContentLength"],
             "eTag": head["ETag"].strip('"'),
             "versionId": head.get("VersionId"),
+            "sequencer": f"{now_ns:X}",
         }
     )
     return event

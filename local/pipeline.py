@@ -72,7 +72,8 @@ class Pipeline:
         summary = self.report(job_id, "summary.txt").decode()
         assert report["status"] == job.status and summary.startswith(f"Import job {job_id}: {job.status}\n")
         rows = {"total": job.total_rows, "imported": job.rows_imported, "failed": job.rows_failed}
-        assert report["rows"] == {**rows, "skipped": job.rows_skipped}
+        assert report["rows"] == {**rows, "skipped": job.rows_skipped, "superseded": job.rows_superseded}
+        assert len(report["superseded_rows"]) == job.rows_superseded
         assert (report["labels_added"], report["failure"]) == (job.labels_added, job.failure)
         count = report["problems"]["count"]
         assert count == job.problem_count
@@ -88,6 +89,27 @@ class Pipeline:
             shown = report["problems"]["first"]
             assert shown == [orjson.loads(line) for line in listed[: len(shown)]]
         return job
+
+    def save_then_die(self, job_id: str) -> None:
+        """Be a consumer that takes the job's first queued chunk, journals and saves it to Encord as the import
+        function does, then dies before recording anything: the message comes back after its visibility timeout.
+
+        It holds no lease (nothing else imports meanwhile) and knows no upload history, as a first import has none.
+        """
+        from functools import partial
+
+        from label_importer.chunk_queue import load_chunk
+        from label_importer.import_chunk import ChunkImporter, Upload
+        from label_importer.rollback_journal import write_entry
+
+        sqs, s3 = self.stack.client("sqs"), self.stack.client("s3")
+        [message] = sqs.receive_message(QueueUrl=self.stack.queue_url, VisibilityTimeout=0)["Messages"]
+        chunk = load_chunk(message["Body"], s3)
+        job = self.job(job_id)
+        journal = partial(write_entry, s3, BUCKET, job_id, chunk.chunk_index)
+        upload = Upload(job_id, job.upload_order, chunk.mode)
+        importer = ChunkImporter(self.stack.encord_project(), 100, upload, {}, lambda data_hashes: None)
+        importer.import_rows(chunk.rows, journal)
 
     def job(self, job_id: str) -> Job:
         job = JobStore(TABLE).get(job_id)

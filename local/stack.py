@@ -181,6 +181,7 @@ class LocalStack:
             "DEFAULT_PROJECT_HASH": self.target.project_hash,
             "IMPORT_QUEUE_URL": self.queue_url,
             "BUNDLE_SIZE": "100",
+            "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
             **(_AGAINST_THE_FAKE if self.encord is not None else {}),
             **POWERTOOLS_ENVIRONMENT,
         }

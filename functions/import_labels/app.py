@@ -1,4 +1,5 @@
-"""SQS batch of chunks -> import each into Encord; failed messages go back to the queue, the rest are done."""
+"""SQS batch of chunks -> verify and import each into Encord; failed messages go back to the queue, refused
+ones (not a chunk the validator queued) are consumed, the rest are done."""
 
 from functools import cache
 from typing import Any
@@ -7,7 +8,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from label_importer.import_chunk import Collaborators, import_message
+from label_importer.chunk_intake import import_message
+from label_importer.import_chunk import Collaborators
 from label_importer.observability import logger, metrics, tracer
 from label_importer.retries import Deadline
 from label_importer.settings import settings
@@ -20,7 +22,8 @@ def _world() -> Collaborators:
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     deadline = Deadline.in_seconds(lambda_context.get_remaining_time_in_millis() / 1000)
-    import_message(record.body, _world(), deadline, delivery=int(record.attributes.approximate_receive_count))
+    delivery = int(record.attributes.approximate_receive_count)
+    import_message(record.body, _world(), deadline, message_id=record.message_id, delivery=delivery)
 
 
 @logger.inject_lambda_context(clear_state=True)

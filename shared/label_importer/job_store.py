@@ -3,7 +3,7 @@
 One table, two item kinds under the job's partition (and data-unit leases, see leases.py):
   pk = JOB#<job id>, sk = JOB            the job: status, options, totals and atomic counters
   pk = JOB#<job id>, sk = ROW#<hash>     one label row: RETRYING (attempts, last error) until its outcome,
-                                         IMPORTED or FAILED with a reason, is written
+                                         IMPORTED, FAILED or SKIPPED with a reason, is written
 An outcome is written once, in the same transaction that bumps the job's counters, so a redelivered chunk
 can neither lose a row nor count it twice. Every item carries `expires_at`, which the table's TTL uses to
 delete old jobs.
@@ -50,7 +50,8 @@ TERMINAL = frozenset(
         JobStatus.ROLLED_BACK,
     }
 )
-_IN_FLIGHT = [JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.IMPORTING]
+IN_FLIGHT = (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.IMPORTING)
+"""Jobs whose chunks may still be imported: the validator sends chunks before it marks the job QUEUED."""
 
 
 class RowStatus(StrEnum):
@@ -58,9 +59,11 @@ class RowStatus(StrEnum):
     FAILED = "FAILED"
     RETRYING = "RETRYING"
     """Not finished: Encord failed transiently and the chunk went back to the queue."""
+    SKIPPED = "SKIPPED"
+    """Left as it is: a file uploaded later already replaced this data unit's labels (upload_order.py)."""
 
 
-FINISHED_ROW = (RowStatus.IMPORTED, RowStatus.FAILED)
+FINISHED_ROW = (RowStatus.IMPORTED, RowStatus.FAILED, RowStatus.SKIPPED)
 ROLLBACK_MODE = "rollback"
 """The `mode` of a rollback job (rollback.py), where an import says `append` or `replace`; its rows count as
 imported when rolled back, and its `labels_added` are the labels it took off."""
@@ -98,25 +101,38 @@ class Job:
     rows_imported: int = 0
     rows_failed: int = 0
     rows_skipped: int = 0
+    """Rows the validator left out under the `skip-invalid` policy (not queued, not in `total_rows`)."""
+    rows_superseded: int = 0
+    """Queued rows left alone because a later upload already replaced their data unit (RowStatus.SKIPPED)."""
     labels_added: int = 0
     encord_requests: int = 0
     failure: str | None = None
     """Why a FAILED job failed: its code and message."""
+    upload_order: str = ""
+    """Where the file stands in the order S3 received uploads (upload_order.py); later uploads win."""
     import_started_at: int | None = None
     """When the first chunk started importing; with `updated_at` (the last recorded row), the rate."""
     updated_at: int | None = None
     finished_at: int | None = None
 
     @classmethod
-    def starting(cls, job_id: str, bucket: str, key: str, version_id: str | None) -> Job:
+    def starting(cls, job_id: str, bucket: str, key: str, version_id: str | None, upload_order: str) -> Job:
         """A file's job as first recorded, before anything is known of its content (validator, failures)."""
         return cls(
-            job_id, JobStatus.VALIDATING, bucket, key, version_id, project_hash="", mode="", created_at=int(time.time())
+            job_id,
+            JobStatus.VALIDATING,
+            bucket,
+            key,
+            version_id,
+            project_hash="",
+            mode="",
+            created_at=int(time.time()),
+            upload_order=upload_order,
         )
 
     @property
     def rows_done(self) -> int:
-        return self.rows_imported + self.rows_failed
+        return self.rows_imported + self.rows_failed + self.rows_superseded
 
     @property
     def rows_per_second(self) -> float | None:
@@ -218,7 +234,7 @@ class JobStore:
             },
         )
 
-    def transition(self, job_id: str, to: JobStatus, *, allowed_from: Iterable[JobStatus] = _IN_FLIGHT) -> bool:
+    def transition(self, job_id: str, to: JobStatus, *, allowed_from: Iterable[JobStatus] = IN_FLIGHT) -> bool:
         """Move the job to `to` if it is in one of `allowed_from`; False when another writer got there first."""
         now = int(time.time())
         expression = "SET #status = :to, updated_at = :now"
@@ -240,17 +256,31 @@ class JobStore:
             raise
         return True
 
-    def fail(self, job_id: str, failure: str) -> bool:
-        """VALIDATING -> FAILED with the reason; False when the job had already left VALIDATING."""
+    def fail(
+        self,
+        job_id: str,
+        failure: str,
+        *,
+        allowed_from: Iterable[JobStatus] = (JobStatus.VALIDATING,),
+        problem_count: int | None = 1,
+    ) -> bool:
+        """-> FAILED with the reason, from one of `allowed_from`; False when the job was elsewhere.
+
+        A job failed in validation counts its failure as its one problem; one failed while importing keeps the
+        problems its file had (`problem_count=None`)."""
         now = int(time.time())
+        expression = "SET #status = :to, failure = :why, updated_at = :now, finished_at = :now"
+        values: dict[str, Any] = {":to": str(JobStatus.FAILED), ":why": failure, ":now": now}
+        if problem_count is not None:
+            expression += ", problem_count = :problems"
+            values[":problems"] = problem_count
         try:
             self._table.update_item(
                 Key=_job_key(job_id),
-                UpdateExpression="SET #status = :to, failure = :why, problem_count = :one, updated_at = :now, "
-                "finished_at = :now",
-                ConditionExpression=Attr("status").eq(str(JobStatus.VALIDATING)),
+                UpdateExpression=expression,
+                ConditionExpression=Attr("status").is_in([str(status) for status in allowed_from]),
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":to": str(JobStatus.FAILED), ":why": failure, ":one": 1, ":now": now},
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -285,29 +315,43 @@ class JobStore:
                 request = response.get("UnprocessedKeys") or {}
         return statuses
 
-    def record_rows(self, job_id: str, outcomes: list[RowOutcome], *, attempts: int, encord_requests: int) -> None:
+    def record_rows(
+        self,
+        job_id: str,
+        outcomes: list[RowOutcome],
+        *,
+        attempts: int,
+        encord_requests: int,
+        with_rows: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Write row outcomes and bump the job's counters in the same transactions (all or nothing each).
 
         A row that already has an outcome cancels the transaction: another delivery of the same chunk
         recorded it first, and this delivery must be retried (it will then skip that row), not counted.
-        `attempts` (import attempts this delivery made) adds to those of earlier deliveries.
+        `attempts` (import attempts this delivery made) adds to those of earlier deliveries. `with_rows`
+        holds a transaction item per data hash to write with that row's outcome (its upload history).
         """
         now = int(time.time())
-        for number, batch in enumerate(_chunks(outcomes, self._TRANSACTION_ROWS)):
+        with_rows = with_rows or {}
+        per_transaction = self._TRANSACTION_ROWS // 2 if with_rows else self._TRANSACTION_ROWS
+        for number, batch in enumerate(_chunks(outcomes, per_transaction)):
             imported = sum(1 for outcome in batch if outcome.status is RowStatus.IMPORTED)
+            superseded = sum(1 for outcome in batch if outcome.status is RowStatus.SKIPPED)
             items: list[dict[str, Any]] = [
                 {"Update": self._row_update(job_id, outcome, attempts, now)} for outcome in batch
             ]
+            items.extend(with_rows[outcome.data_hash] for outcome in batch if outcome.data_hash in with_rows)
             items.append(
                 {
                     "Update": {
                         "TableName": self._table_name,
                         "Key": _job_key(job_id),
-                        "UpdateExpression": "ADD rows_imported :i, rows_failed :f, labels_added :l, "
-                        "encord_requests :r SET updated_at = :now",
+                        "UpdateExpression": "ADD rows_imported :i, rows_failed :f, rows_superseded :s, "
+                        "labels_added :l, encord_requests :r SET updated_at = :now",
                         "ExpressionAttributeValues": {
                             ":i": imported,
-                            ":f": len(batch) - imported,
+                            ":f": len(batch) - imported - superseded,
+                            ":s": superseded,
                             ":l": sum(outcome.labels_added for outcome in batch),
                             ":r": encord_requests if number == 0 else 0,
                             ":now": now,

@@ -150,21 +150,29 @@ class LabelBuilder:
     def __init__(self, resolver: OntologyResolver) -> None:
         self._resolver = resolver
 
-    def apply(self, label_row: LabelRowV2, row: ChunkRow, mode: Mode) -> None:
-        """Add the row's labels (those already present are left as they are). Raises RowConflict or UnresolvedLabel.
+    def apply(
+        self, label_row: LabelRowV2, row: ChunkRow, mode: Mode, *, keep: frozenset[str] = frozenset()
+    ) -> set[str]:
+        """Add the row's labels (those already present are left as they are); `replace` first removes every label
+        but those in `keep`. Returns the hashes of the row's labels on the data unit, added or already there (the
+        upload history records them). Raises RowConflict or UnresolvedLabel.
+
         How many a job added is counted from its journal (import_chunk), not here: a retry finds its own labels."""
         if mode is Mode.REPLACE:
             for existing_object in label_row.get_object_instances():
-                label_row.remove_object(existing_object)
+                if existing_object.object_hash not in keep:
+                    label_row.remove_object(existing_object)
             for existing_classification in label_row.get_classification_instances():
-                label_row.remove_classification(existing_classification)
+                if existing_classification.classification_hash not in keep:
+                    label_row.remove_classification(existing_classification)
         objects = [label for record in row.records for label in record.objects]
         classifications = [label for record in row.records for label in record.classifications]
         context = _Row(label_row, row.data_hash, objects)
-        self._add_objects(label_row, context, objects)
-        self._add_classifications(label_row, context, classifications)
+        return self._add_objects(label_row, context, objects) | self._add_classifications(
+            label_row, context, classifications
+        )
 
-    def _add_objects(self, label_row: LabelRowV2, context: _Row, labels: list[ObjectLabel]) -> None:
+    def _add_objects(self, label_row: LabelRowV2, context: _Row, labels: list[ObjectLabel]) -> set[str]:
         data_hash = context.data_hash
         present = {instance.object_hash for instance in label_row.get_object_instances()}
         instances: dict[str, list[ObjectLabel]] = {}
@@ -178,6 +186,7 @@ class LabelBuilder:
                 continue
             resolved = [self._resolver.resolve_object(placement) for placement in placements]
             label_row.add_object_instance(self._object_instance(context, object_hash, resolved))
+        return set(instances)
 
     def _object_instance(self, context: _Row, object_hash: str, placements: list[ResolvedObject]) -> ObjectInstance:
         ontology = placements[0].ontology
@@ -231,14 +240,17 @@ class LabelBuilder:
         assert label.skeleton is not None  # the model guarantees exactly one geometry
         return _skeleton(self._resolver.skeleton_template(placement.ontology), label.skeleton)
 
-    def _add_classifications(self, label_row: LabelRowV2, context: _Row, labels: list[ClassificationLabel]) -> None:
+    def _add_classifications(self, label_row: LabelRowV2, context: _Row, labels: list[ClassificationLabel]) -> set[str]:
         """One classification has one answer per frame (per data unit if it is global), and the SDK refuses a
         second instance on a frame the first covers: where the same answer is already there, only the frames it
-        does not cover yet are added; a different answer is a conflict."""
+        does not cover yet are added (the instances already there count as the row's); a different answer is a
+        conflict."""
         present = {instance.classification_hash for instance in label_row.get_classification_instances()}
+        hashes: set[str] = set()
         for label, identity in _with_occurrence(labels):
             assert isinstance(label, ClassificationLabel)
             classification_hash = label_hash(context.data_hash, "classification", identity)
+            hashes.add(classification_hash)
             if classification_hash in present:
                 continue
             resolved = self._resolver.resolve_classification(label)
@@ -253,6 +265,7 @@ class LabelBuilder:
                     f"{resolved.ontology.title!r} already has a different answer on these frames; "
                     "use mode 'replace' to overwrite"
                 )
+            hashes.update(other.classification_hash for other in overlapping)
             missing = [] if is_global and overlapping else _uncovered(frame_ranges(label.frames), overlapping)
             if not missing:
                 continue  # already there with the same answer: nothing to do
@@ -261,6 +274,7 @@ class LabelBuilder:
             for attribute, value in answers:
                 instance.set_answer(value, attribute=attribute, overwrite=True)
             label_row.add_classification_instance(instance)
+        return hashes
 
 
 def _answers_of(instance: ClassificationInstance) -> frozenset[tuple[str, object]]:

@@ -4,8 +4,14 @@ is recorded.
 Encord's save() replaces the whole label row. Two jobs importing into the same data unit at once (say, one
 file per class, dropped together) would each read the row, add their own labels and save, and the later save
 would erase the earlier one's labels. A consumer therefore imports only the data units it holds a lease on and
-hands the rest back for later. A lease expires after a fixed time, longer than any invocation, so a consumer
-that died holding one delays the others by that much at most and never blocks them for good.
+hands the rest back for later. A lease expires, so a consumer that died holding one delays the others by
+`lease_seconds` at most and never blocks them for good.
+
+Expiry must never let two writers overlap, however slowly Encord answers. So the holder renews its leases
+before every attempt and again just before every save (`renew`): the renewal succeeds only while the lease is
+still this holder's, and a save starts only after one did, with a whole lease ahead of it, longer than one
+request may take (the SDK's timeout). A holder that finds a lease gone saves nothing: someone else may have
+written the data unit since it was read.
 
   pk = LEASE#<data hash>, sk = LEASE    holder, lease_until (epoch ms), expires_at (DynamoDB TTL clean-up)
 """
@@ -20,11 +26,18 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from label_importer.observability import logger
+
 _CLEAN_UP_AFTER_SECONDS = 86_400
 _TRANSACTION_ITEMS = 100
 """DynamoDB's most items per TransactWriteItems: a chunk's leases are taken (and given back) in one request."""
+_RELEASE_ATTEMPTS = 4
 _CONFLICT_ATTEMPTS = 4
 """A transaction that collides with another one on the same item is cancelled as a whole; tried again."""
+
+
+class LeaseLost(Exception):
+    """A lease ran out under slow work and another import took the data unit: this attempt must not save."""
 
 
 def _key(data_hash: str) -> dict[str, str]:
@@ -59,8 +72,40 @@ class DataUnitLeases:
 
         return self._write_each(data_hashes, take)
 
+    def renew(self, data_hashes: Iterable[str], holder: str) -> None:
+        """Extend the leases by a whole lease from now; raise LeaseLost if any is no longer `holder`'s.
+
+        Still `holder`'s even if expired: nobody can have written a data unit whose lease nobody else took.
+        """
+        now_ms = int(time.time() * 1000)
+        until_ms = now_ms + self._lease_ms
+
+        def extend(data_hash: str) -> dict[str, Any]:
+            return {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": _key(data_hash),
+                    "UpdateExpression": "SET lease_until = :until, expires_at = :expires",
+                    "ConditionExpression": "holder = :me",
+                    "ExpressionAttributeValues": {
+                        ":me": holder,
+                        ":until": until_ms,
+                        ":expires": until_ms // 1000 + _CLEAN_UP_AFTER_SECONDS,
+                    },
+                }
+            }
+
+        wanted = set(data_hashes)
+        lost = wanted - self._write_each(wanted, extend)
+        if lost:
+            raise LeaseLost(f"{len(lost)} data-unit leases expired and went to another import before the save")
+
     def release(self, data_hashes: Iterable[str], holder: str) -> None:
-        """Give the leases back; one that expired and went to another holder meanwhile is left alone."""
+        """Give the leases back; one that expired and went to another holder meanwhile is left alone.
+
+        Tried a few times (a throttled table must not hold data units a whole lease after a job finished);
+        if it still fails the leases simply expire, which is logged and not an error of the import.
+        """
 
         def give_back(data_hash: str) -> dict[str, Any]:
             return {
@@ -72,7 +117,19 @@ class DataUnitLeases:
                 }
             }
 
-        self._write_each(data_hashes, give_back)
+        held = list(data_hashes)
+        for attempt in range(_RELEASE_ATTEMPTS):
+            try:
+                self._write_each(held, give_back)
+                return
+            except ClientError as error:
+                if attempt == _RELEASE_ATTEMPTS - 1:
+                    logger.warning(
+                        "leases not released; they expire on their own",
+                        extra={"leases": len(held), "error": str(error), "lease_seconds": self._lease_ms // 1000},
+                    )
+                    return
+                time.sleep(random.uniform(0.1, 0.3) * 2**attempt)
 
     def _write_each(self, data_hashes: Iterable[str], write: Callable[[str], dict[str, Any]]) -> set[str]:
         """Make each conditional write whose condition holds; return the data units written.

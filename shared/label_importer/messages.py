@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from label_importer.label_format import ClassificationLabel, Mode, ObjectLabel
 
@@ -37,8 +37,8 @@ class ChunkRow(_Message):
 
 
 class Chunk(_Message):
-    job_id: str
-    chunk_index: int
+    job_id: str = Field(min_length=1)
+    chunk_index: int = Field(ge=0)
     project_hash: str
     mode: Mode
     rows: list[ChunkRow]
@@ -50,12 +50,21 @@ class S3Location(_Message):
 
 
 class ChunkMessage(_Message):
-    """The SQS body: the chunk itself, or a pointer to it in S3 when it is too big for a message."""
+    """The SQS body: the chunk itself, or a pointer to it in S3 when it is too big for a message.
 
-    job_id: str
-    chunk_index: int
+    Only the shape is checked here; whether the validator queued this chunk is for chunk_queue.verified_chunk.
+    """
+
+    job_id: str = Field(min_length=1)
+    chunk_index: int = Field(ge=0)
     chunk: Chunk | None = None
     claim_check: S3Location | None = None
+
+    @model_validator(mode="after")
+    def _one_carrier(self) -> ChunkMessage:
+        if (self.chunk is None) == (self.claim_check is None):
+            raise ValueError("a chunk message carries either the chunk or a claim check, and not both")
+        return self
 
 
 def chunk_document(

@@ -49,6 +49,7 @@ class ReportWriter:
         problems: Sequence[Problem] = (),
         problem_count: int = 0,
         failed_rows: Sequence[RowOutcome] = (),
+        superseded_rows: Sequence[RowOutcome] = (),
     ) -> None:
         report = {
             "job_id": job.job_id,
@@ -63,21 +64,21 @@ class ReportWriter:
                 "imported": job.rows_imported,
                 "failed": job.rows_failed,
                 "skipped": job.rows_skipped,
+                "superseded": job.rows_superseded,
             },
             "labels_added": job.labels_added,
             "encord_requests": job.encord_requests,
             "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
             "failure": job.failure,
             "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
-            "failed_rows": [
-                {"data_hash": row.data_hash, "lines": row.lines, "reason": row.reason} for row in failed_rows
-            ],
+            "failed_rows": [_row(row) for row in failed_rows],
+            "superseded_rows": [_row(row) for row in superseded_rows],
         }
         self._put(job.bucket, report_key(job.job_id, "report.json"), orjson.dumps(report), "application/json")
         self._put(
             job.bucket,
             report_key(job.job_id, "summary.txt"),
-            summary(job, problems, problem_count, failed_rows).encode(),
+            summary(job, problems, problem_count, failed_rows, superseded_rows).encode(),
             "text/plain",
         )
 
@@ -129,11 +130,21 @@ class ReportWriter:
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def _row(row: RowOutcome) -> dict[str, Any]:
+    return {"data_hash": row.data_hash, "lines": row.lines, "reason": row.reason}
+
+
 def _problem(fields: dict[str, Any]) -> Problem:
     return Problem(**{**fields, "code": ErrorCode(fields["code"])})
 
 
-def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_rows: Sequence[RowOutcome]) -> str:
+def summary(
+    job: Job,
+    problems: Sequence[Problem],
+    problem_count: int,
+    failed_rows: Sequence[RowOutcome],
+    superseded_rows: Sequence[RowOutcome] = (),
+) -> str:
     rollback = job.mode == ROLLBACK_MODE
     lines = [
         f"Import job {job.job_id}: {job.status}",
@@ -144,6 +155,11 @@ def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_ro
         f"Rows: {job.rows_imported} {'rolled back' if rollback else 'imported'}, {job.rows_failed} failed, "
         f"{job.rows_skipped} skipped (of {job.total_rows} queued); {job.labels_added} labels "
         + ("taken off" if rollback else "added"),
+        *(
+            [f"Rows left as they are: {job.rows_superseded}, changed by files uploaded later"]
+            if job.rows_superseded
+            else []
+        ),
     ]
     if problem_count:
         lines.append(f"Problems in the file: {problem_count} (first {min(problem_count, SUMMARY_FAILURES_SHOWN)}):")
@@ -156,5 +172,11 @@ def summary(job: Job, problems: Sequence[Problem], problem_count: int, failed_ro
         lines.extend(
             f"  lines {','.join(map(str, row.lines))} ({row.data_hash}): {row.reason}"
             for row in failed_rows[:SUMMARY_FAILURES_SHOWN]
+        )
+    if superseded_rows:
+        lines.append(f"Rows left as they are (first {min(len(superseded_rows), SUMMARY_FAILURES_SHOWN)}):")
+        lines.extend(
+            f"  lines {','.join(map(str, row.lines)) or '-'} ({row.data_hash}): {row.reason}"
+            for row in superseded_rows[:SUMMARY_FAILURES_SHOWN]
         )
     return "\n".join(lines) + "\n"

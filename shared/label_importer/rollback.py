@@ -16,17 +16,22 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 
 from encord import Project
 from encord.objects import LabelRowV2
 
-from label_importer.import_chunk import ROW_ERRORS, Collaborators, DataUnitsBusy, label_hashes
+from label_importer.import_chunk import ROW_ERRORS, Collaborators, DataUnitsBusy, Upload, label_hashes
+from label_importer.job_endings import write_final_report
 from label_importer.job_store import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.label_format import Mode
+from label_importer.leases import LeaseLost
 from label_importer.observability import logger
 from label_importer.retries import Deadline
 from label_importer.rollback_journal import RowChanges, read_journal
+from label_importer.upload_order import UnitHistory
 
 _UNDOABLE = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
 
@@ -70,88 +75,137 @@ def roll_back(job_id: str, world: Collaborators, deadline: Deadline) -> Job:
     done = world.jobs.finished_rows(job.job_id, list(changes))
     todo = [data_hash for data_hash in changes if data_hash not in done]
     if todo:
-        project = world.open_project(original.project_hash)
+        undo = _Undo(Upload(job_id, original.upload_order, Mode(original.mode)), original.project_hash, job.job_id)
         for start in range(0, len(todo), world.bundle_size):
-            batch = todo[start : start + world.bundle_size]
-            _undo_leased(project, batch, changes, Mode(original.mode), job.job_id, world, deadline)
+            undo.leased(todo[start : start + world.bundle_size], changes, world, deadline)
     return _finish(job.job_id, original, world)
 
 
-def _undo_leased(
-    project: Project,
-    data_hashes: list[str],
-    changes: dict[str, RowChanges],
-    mode: Mode,
-    rollback_id: str,
-    world: Collaborators,
-    deadline: Deadline,
-) -> None:
-    holder = f"{rollback_id}/{uuid.uuid4().hex}"
-    leased = world.leases.acquire(data_hashes, holder)
-    try:
-        if leased:
-            requests = 0
+@dataclass(frozen=True)
+class _Undo:
+    original: Upload
+    project_hash: str
+    rollback_id: str
 
-            def attempt() -> list[RowOutcome]:
-                nonlocal requests
-                requests += 3  # list, bundled initialise (every row exists: the import saved it), bundled save
-                return _undo(project, [h for h in data_hashes if h in leased], changes, mode, world.bundle_size)
-
-            outcomes = world.retry_policy.call(attempt, deadline)
-            world.jobs.record_rows(rollback_id, outcomes, attempts=requests // 3, encord_requests=requests)
-    finally:
-        world.leases.release(leased, holder)
-    if len(leased) < len(data_hashes):
-        raise DataUnitsBusy(f"{len(data_hashes) - len(leased)} data units are being imported; run the rollback again")
-
-
-def _undo(
-    project: Project, data_hashes: list[str], changes: dict[str, RowChanges], mode: Mode, bundle_size: int
-) -> list[RowOutcome]:
-    """List, initialise and save in bundles, like an import: three requests for the whole batch."""
-    rows = {row.data_hash: row for row in project.list_label_rows_v2(data_hashes=data_hashes)}
-    with project.create_bundle(bundle_size=bundle_size) as bundle:
-        for row in rows.values():
-            row.initialise_labels(bundle=bundle)
-    outcomes, to_save = [], []
-    for data_hash in data_hashes:
-        row = rows.get(data_hash)
-        if row is None or not row.is_labelling_initialised:
-            outcomes.append(_failed(data_hash, "the data unit's labels could not be read from Encord"))
-            continue
+    def leased(
+        self, data_hashes: list[str], changes: dict[str, RowChanges], world: Collaborators, deadline: Deadline
+    ) -> None:
+        """Undo the rows whose data units are free, under leases renewed before every attempt and every save."""
+        holder = f"{self.rollback_id}/{uuid.uuid4().hex}"
+        leased = world.leases.acquire(data_hashes, holder)
         try:
-            removed = _restore(row, changes[data_hash], mode)
-        except ROW_ERRORS as error:
-            outcomes.append(_failed(data_hash, f"the labels could not be put back: {error}"))
-            continue
-        to_save.append(row)
-        outcomes.append(RowOutcome(data_hash, RowStatus.IMPORTED, [], labels_added=removed))
-    with project.create_bundle(bundle_size=bundle_size) as bundle:
-        for row in to_save:
-            row.save(bundle=bundle)
-    return outcomes
+            held = [data_hash for data_hash in data_hashes if data_hash in leased]
+            if held:
+                histories = world.histories.read(held)
+                renew = partial(world.leases.renew, holder=holder)
+                requests = 0
+
+                def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+                    nonlocal requests
+                    requests += 3  # list, bundled initialise (every row exists: the import saved it), bundled save
+                    project = world.open_project(self.project_hash)
+                    return self._undo(project, held, changes, histories, renew, world.bundle_size)
+
+                outcomes, after = world.retry_policy.call(attempt, deadline)
+                world.jobs.record_rows(
+                    self.rollback_id,
+                    outcomes,
+                    attempts=requests // 3,
+                    encord_requests=requests,
+                    with_rows={h: world.histories.write(h, history) for h, history in after.items()},
+                )
+        except LeaseLost as error:
+            raise DataUnitsBusy(f"{error}; run the rollback again") from None
+        finally:
+            world.leases.release(leased, holder)
+        if len(leased) < len(data_hashes):
+            raise DataUnitsBusy(
+                f"{len(data_hashes) - len(leased)} data units are being imported; run the rollback again"
+            )
+
+    def _undo(
+        self,
+        project: Project,
+        data_hashes: list[str],
+        changes: dict[str, RowChanges],
+        histories: dict[str, UnitHistory],
+        renew: Callable[[list[str]], None],
+        bundle_size: int,
+    ) -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+        """List, initialise and save in bundles, like an import: three requests for the whole batch. Returns the
+        outcomes and the upload history of each data unit undone."""
+        renew(data_hashes)
+        outcomes: list[RowOutcome] = []
+        undoable = []
+        for data_hash in data_hashes:
+            later = self._changed_since(histories[data_hash])
+            if later:
+                reason = f"left as it is: changed since by later uploads (jobs {', '.join(later)})"
+                outcomes.append(RowOutcome(data_hash, RowStatus.SKIPPED, [], reason=reason))
+            else:
+                undoable.append(data_hash)
+        if not undoable:
+            return outcomes, {}
+        rows = {row.data_hash: row for row in project.list_label_rows_v2(data_hashes=undoable)}
+        with project.create_bundle(bundle_size=bundle_size) as bundle:
+            for row in rows.values():
+                row.initialise_labels(bundle=bundle)
+        to_save, after = [], {}
+        for data_hash in undoable:
+            row = rows.get(data_hash)
+            if row is None or not row.is_labelling_initialised:
+                outcomes.append(_failed(data_hash, "the data unit's labels could not be read from Encord"))
+                continue
+            try:
+                removed = self._restore(row, changes[data_hash], histories[data_hash])
+            except ROW_ERRORS as error:
+                outcomes.append(_failed(data_hash, f"the labels could not be put back: {error}"))
+                continue
+            to_save.append(row)
+            after[data_hash] = self._history_after(changes[data_hash], histories[data_hash])
+            outcomes.append(RowOutcome(data_hash, RowStatus.IMPORTED, [], labels_added=removed))
+        renew([row.data_hash for row in to_save])
+        with project.create_bundle(bundle_size=bundle_size) as bundle:
+            for row in to_save:
+                row.save(bundle=bundle)
+        return outcomes, after
+
+    def _changed_since(self, history: UnitHistory) -> list[str]:
+        """Later uploads whose labels undoing this row would take: a `replace` puts back the whole row as it
+        was, so any later upload counts; an `append` takes off only its own labels, so only a later
+        `replace` (which already took them) does."""
+        if self.original.mode is Mode.REPLACE:
+            return history.newer_than(self.original.order)
+        superseding = history.superseded_by(self.original.order)
+        return [superseding] if superseding else []
+
+    def _restore(self, row: LabelRowV2, changes: RowChanges, history: UnitHistory) -> int:
+        """Undo one row's changes; returns how many of the import's labels were taken off."""
+        if self.original.mode is Mode.REPLACE and changes.before is not None:
+            objects, classifications = label_hashes(row)
+            row.from_labels_dict(changes.before, preserve_identity=True)
+            return len(objects) + len(classifications)
+        others = history.labels_of_others(self.original.job_id)
+        removed = 0
+        for instance in row.get_object_instances():
+            if instance.object_hash in changes.objects and instance.object_hash not in others:
+                row.remove_object(instance)
+                removed += 1
+        for classification in row.get_classification_instances():
+            label = classification.classification_hash
+            if label in changes.classifications and label not in others:
+                row.remove_classification(classification)
+                removed += 1
+        return removed
+
+    def _history_after(self, changes: RowChanges, history: UnitHistory) -> UnitHistory:
+        if self.original.mode is Mode.REPLACE:
+            return UnitHistory.from_dict(changes.history)
+        return history.without_append(self.original.job_id)
 
 
 def _failed(data_hash: str, reason: str) -> RowOutcome:
     return RowOutcome(data_hash, RowStatus.FAILED, [], reason=reason)
-
-
-def _restore(row: LabelRowV2, changes: RowChanges, mode: Mode) -> int:
-    """Undo one row's changes; returns how many of the import's labels were taken off."""
-    if mode is Mode.REPLACE and changes.before is not None:
-        objects, classifications = label_hashes(row)
-        row.from_labels_dict(changes.before, preserve_identity=True)
-        return len(objects) + len(classifications)
-    removed = 0
-    for instance in row.get_object_instances():
-        if instance.object_hash in changes.objects:
-            row.remove_object(instance)
-            removed += 1
-    for classification in row.get_classification_instances():
-        if classification.classification_hash in changes.classifications:
-            row.remove_classification(classification)
-            removed += 1
-    return removed
 
 
 def _finish(rollback_id: str, original: Job, world: Collaborators) -> Job:
@@ -159,7 +213,7 @@ def _finish(rollback_id: str, original: Job, world: Collaborators) -> Job:
     assert job is not None
     status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
     finished = replace(job, status=status, finished_at=int(time.time()))
-    world.reports.write_final(finished, failed_rows=world.jobs.rows(rollback_id, RowStatus.FAILED))
+    write_final_report(finished, world.jobs, world.reports)
     world.jobs.transition(rollback_id, status)
     if status is JobStatus.COMPLETED and world.jobs.transition(
         original.job_id, JobStatus.ROLLED_BACK, allowed_from=_UNDOABLE

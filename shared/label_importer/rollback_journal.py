@@ -2,11 +2,11 @@
 
 An import attempt writes one entry per chunk, just before its bundled save: for every row, the hashes of
 the objects and classifications it is about to add and, in `replace` mode, the row's labels as they were
-(Encord's own label row dict). Written before the save, so a crash between save and record cannot lose
-it; an attempt that never saved leaves an entry whose hashes are simply not there to remove. A retry
-after a saved-but-unrecorded attempt sees those labels already present and does not list them again, so
-the journal is read as the union of all entries, and a row's labels "as they were" come from its
-earliest entry (a later one would have captured the import's own save).
+(Encord's own label row dict), with the data unit's upload history as it was. Written before the save, so a
+crash between save and record cannot lose it; an attempt that never saved leaves an entry whose hashes are
+simply not there to remove. A retry after a saved-but-unrecorded attempt sees those labels already present
+and does not list them again, so the journal is read as the union of all entries, and a row's labels "as
+they were" come from its earliest entry (a later one would have captured the import's own save).
 """
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ class RowChanges:
     classifications: set[str] = field(default_factory=set)
     before: dict[str, Any] | None = None
     """In `replace` mode: the label row dict the import replaced."""
+    history: dict[str, Any] | None = None
+    """The data unit's upload history before the import (upload_order.py): what a rollback puts back with it."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"objects": sorted(self.objects), "classifications": sorted(self.classifications), "before": self.before}
+        return {
+            "objects": sorted(self.objects),
+            "classifications": sorted(self.classifications),
+            "before": self.before,
+            "history": self.history,
+        }
 
 
 def _prefix(job_id: str) -> str:
@@ -77,4 +84,6 @@ def _read(s3: Any, bucket: str, prefix: str) -> dict[str, RowChanges]:
                 row.classifications.update(changes["classifications"])
                 if row.before is None:
                     row.before = changes["before"]
+                if row.history is None:
+                    row.history = changes.get("history")
     return rows

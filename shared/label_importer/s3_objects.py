@@ -13,6 +13,8 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
+from label_importer.upload_order import upload_order
+
 INCOMING_PREFIX = "incoming/"
 
 
@@ -23,6 +25,12 @@ class LabelFileRef:
     version_id: str | None
     etag: str
     size: int
+    event_time: str = ""
+    sequencer: str = ""
+
+    @property
+    def upload_order(self) -> str:
+        return upload_order(self.event_time, self.sequencer, self.job_id)
 
     @property
     def job_id(self) -> str:
@@ -53,6 +61,8 @@ def label_files(event: dict) -> list[LabelFileRef]:
             version_id=record.s3.get_object.version_id,
             etag=record.s3.get_object.etag,
             size=record.s3.get_object.size,
+            event_time=record.event_time,
+            sequencer=record.s3.get_object.sequencer,
         )
         for record in S3Event(event).records
     ]

@@ -38,8 +38,12 @@ class Settings(BaseModel):
     retry_backoff_seconds: float = Field(default=1.0, gt=0)
     """Scale of the jittered exponential backoff between attempts (retries.py)."""
     lease_seconds: int = Field(default=360, ge=1)
-    """How long a data-unit lease lasts: longer than the import function's timeout (300 s in template.yaml),
-    so no live consumer loses its lease, and short enough that a crashed one blocks others only briefly."""
+    """How long a data-unit lease lasts from its last renewal (leases.py): longer than one attempt (three
+    requests of up to `encord_timeout_seconds`), so a live consumer renewing before each attempt and save keeps
+    it, and short enough that a crashed one blocks others only briefly."""
+    max_receive_count: int = Field(default=5, ge=1)
+    """The import queue's maxReceiveCount: on that delivery a failing chunk records its rows FAILED instead of
+    going to the dead-letter queue and leaving its job unfinished."""
     record_ttl_days: int = Field(default=DEFAULT_TTL_DAYS, ge=1)
     """Jobs and row records are deleted by DynamoDB's TTL this long after they were last written."""
     max_file_bytes: int = Field(default=Limits.max_file_bytes, ge=1)

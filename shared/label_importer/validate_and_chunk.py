@@ -24,6 +24,7 @@ from encord.exceptions import AuthenticationError, AuthorisationError, ResourceN
 
 from label_importer.bounded_reading import WRAP_UP_SECONDS, BoundedReader, FileLimitExceeded, OutOfTime, ReadBudget
 from label_importer.chunk_queue import ChunkQueue
+from label_importer.chunk_register import ChunkRegister
 from label_importer.chunking import assemble_chunks, plan_chunks
 from label_importer.coco.document import OPTIONS_SECTION, NotCoco, is_coco, read_sections
 from label_importer.coco.format import checked
@@ -61,6 +62,8 @@ class Collaborators:
     s3: Any
     sqs: Any
     jobs: JobStore
+    chunks: ChunkRegister
+    """Where each chunk's digest is recorded before it is sent; the import function imports nothing else."""
     reports: ReportWriter
     open_project: Callable[[str], Project]
     retry_policy: RetryPolicy
@@ -68,13 +71,13 @@ class Collaborators:
     @classmethod
     def from_settings(cls, settings: Settings) -> Collaborators:
         session = boto3.session.Session()  # see import_chunk.Collaborators
-        s3 = session.client("s3")
+        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
+        table, ttl_days = settings.jobs_table_name, settings.record_ttl_days
         return cls(
             s3=s3,
             sqs=session.client("sqs"),
-            jobs=JobStore(
-                settings.jobs_table_name, ttl_days=settings.record_ttl_days, resource=session.resource("dynamodb")
-            ),
+            jobs=JobStore(table, ttl_days=ttl_days, resource=dynamodb),
+            chunks=ChunkRegister(table, ttl_days=ttl_days, resource=dynamodb),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
             retry_policy=RetryPolicy.from_settings(settings),
@@ -117,7 +120,7 @@ class _Validated:
 def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> Job:
     """Validate the file and queue it, or reject or fail it: whatever happens, the job ends in a state and with a
     report that says so (or is left VALIDATING for Lambda's retry when not even that could be written)."""
-    job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id)
+    job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id, ref.upload_order)
     existing = world.jobs.create(job)
     if existing is not None and existing.status is not JobStatus.VALIDATING:
         logger.info("duplicate event for a file already handled", extra={"status": str(existing.status)})
@@ -176,7 +179,7 @@ def _validate_and_queue(
     if header.dry_run:
         return _finish_dry_run(job, index, world)
 
-    queue = ChunkQueue(settings.import_queue_url, ref.bucket, sqs=world.sqs, s3=world.s3)
+    queue = ChunkQueue(settings.import_queue_url, ref.bucket, world.chunks, sqs=world.sqs, s3=world.s3)
 
     def emit(chunk_index: int, rows: list[dict[str, Any]]) -> None:
         queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))

@@ -66,7 +66,7 @@ def fail_abandoned_validation(body: str, jobs: JobStore, reports: ReportWriter) 
     ended = []
     for ref in refs:
         logger.set_correlation_id(ref.job_id)
-        job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id)
+        job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id, ref.upload_order)
         job = jobs.create(job) or job
         problem = Problem(
             0,

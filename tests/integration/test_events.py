@@ -18,6 +18,7 @@ import pytest
 from encord.objects.coordinates import BoundingBoxCoordinates
 from sam_template import FAILURES, IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
 
+from label_importer.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
 from label_importer.job_store import Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.s3_objects import label_files
 from label_importer.settings import settings_from
@@ -41,8 +42,12 @@ def filled(name: str, values: dict[str, str]) -> dict[str, Any]:
     return json.loads(text)
 
 
-def queued_job(pipeline: Pipeline, job_id: str, total_rows: int) -> JobStore:
-    """A job as the validator leaves it once its chunks are queued, with its label file in the bucket."""
+def queued_job(pipeline: Pipeline, event: dict[str, Any], total_rows: int) -> JobStore:
+    """The job of the event's chunk as the validator leaves it once its chunks are queued (the chunk's digest
+    recorded), with its label file in the bucket."""
+    chunk = body_of(event)["chunk"]
+    job_id = chunk["job_id"]
+    ChunkRegister(TABLE).record([ChunkDigest(job_id, chunk["chunk_index"], chunk_digest(chunk))])
     jobs = JobStore(TABLE)
     key = f"incoming/{job_id}.jsonl"
     version = pipeline.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"")["VersionId"]
@@ -96,7 +101,7 @@ def sqs_chunk(pipeline: Pipeline) -> None:
     project = pipeline.stack.encord.project_hash
     event = filled("sqs-chunk.json", {"REPLACE-with-your-project-hash": project, "REPLACE-with-a-data-hash": image})
     job_id = body_of(event)["job_id"]
-    queued_job(pipeline, job_id, total_rows=1)
+    queued_job(pipeline, event, total_rows=1)
 
     response = pipeline.import_labels(event, LambdaContext(IMPORTER))
 
@@ -122,7 +127,7 @@ def sqs_redriven_chunk(pipeline: Pipeline) -> None:
         },
     )
     job_id = body_of(event)["job_id"]
-    jobs = queued_job(pipeline, job_id, total_rows=2)
+    jobs = queued_job(pipeline, event, total_rows=2)
     jobs.transition(job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
     jobs.record_rows(job_id, [RowOutcome(done, RowStatus.IMPORTED, [1], labels_added=1)], attempts=1, encord_requests=3)
     jobs.note_retry(job_id, {waiting: [2]}, attempts=5, error="Encord stayed unavailable", encord_requests=5)

@@ -274,27 +274,52 @@ def test_a_lease_left_by_a_dead_consumer_is_waited_for_then_taken(pipeline: Pipe
     assert_exactly_once(pipeline, job_id, hashes)
 
 
-def test_a_chunk_blocked_past_max_receive_count_waits_in_the_dlq_and_redrive_finishes_it(
-    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+def test_a_data_unit_leased_past_the_last_delivery_fails_its_row_with_the_reason(pipeline: Pipeline) -> None:
+    """The delivery SQS will not repeat records what blocks the chunk, instead of leaving the job unfinished."""
+    titles, hashes = images(pipeline, 10, "dead")
+    job_id = pipeline.drop("incoming/dead.jsonl", jsonl(image_records(titles)))
+    DataUnitLeases(TABLE, lease_seconds=600).acquire(hashes[:1], holder="stuck")
+
+    stats = pipeline.drain(timeout_seconds=10)  # too short to wait: each delivery but the last hands it back
+
+    assert stats.failures == 4  # maxReceiveCount is 5: the fifth delivery ends the row
+    job = pipeline.ended_with_reports(job_id)
+    assert (job.status, job.rows_imported, job.rows_failed) == (JobStatus.COMPLETED_WITH_ERRORS, 9, 1)
+    [failed] = JobStore(TABLE).rows(job_id, RowStatus.FAILED)
+    assert failed.data_hash == hashes[0]
+    assert "another import holds this data unit's lease" in (failed.reason or "")
+    assert (
+        pipeline.stack.client("sqs").receive_message(QueueUrl=pipeline.stack.dead_letter_queue_url).get("Messages", [])
+        == []
+    )
+
+
+def test_a_chunk_that_cannot_be_recorded_waits_in_the_dlq_and_redrive_finishes_it(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Operated as a user would: `status` says which row waits and why, `redrive` replays the dead chunk."""
+    """What still reaches the dead-letter queue: a chunk whose outcome cannot be written (here a throttled table),
+    operated as a user would: `status` shows the job unfinished, `redrive` replays the dead chunk."""
+    from botocore.exceptions import ClientError
+
     from label_importer.__main__ import main
 
     titles, hashes = images(pipeline, 10, "dead")
     job_id = pipeline.drop("incoming/dead.jsonl", jsonl(image_records(titles)))
-    leases = DataUnitLeases(TABLE, lease_seconds=60)
-    leases.acquire(hashes[:1], holder="stuck")
 
-    stats = pipeline.drain(timeout_seconds=10)  # too short to wait: every delivery hands the message back
+    def throttled(*args: object, **kwargs: object) -> None:
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "the table is throttled"}}
+        raise ClientError(error, "TransactWriteItems")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(JobStore, "record_rows", throttled)
+        stats = pipeline.drain()
 
     assert stats.failures == 5  # maxReceiveCount, then SQS moves it to the dead-letter queue
     capsys.readouterr()  # the handlers' own log lines
     assert main(["status", job_id, "--table", TABLE]) == 0
     shown = capsys.readouterr().out
     assert f"job {job_id}: IMPORTING" in shown
-    assert "rows: 9/10 done (9 imported, 0 failed), 0 skipped as invalid, 1 waiting to be retried" in shown
-    assert f"line 1  {hashes[0]}  attempts 0: another import holds this data unit's lease" in shown
-    leases.release(hashes[:1], holder="stuck")
+    assert "rows: 0/10 done (0 imported, 0 failed), 0 skipped as invalid, 0 waiting to be retried" in shown
 
     queues = ["--dead-letter-queue-url", pipeline.stack.dead_letter_queue_url, "--queue-url", pipeline.stack.queue_url]
     assert main(["redrive", *queues]) == 0

@@ -8,7 +8,6 @@ the importer's own mapping code.
 from __future__ import annotations
 
 import gzip
-from functools import partial
 from pathlib import Path
 
 import orjson
@@ -199,19 +198,10 @@ def test_a_redelivered_chunk_changes_nothing(pipeline: Pipeline) -> None:
 
 
 def test_a_crash_between_save_and_record_does_not_duplicate_labels(pipeline: Pipeline) -> None:
-    from label_importer.chunk_queue import load_chunk
-    from label_importer.import_chunk import ChunkImporter
-    from label_importer.rollback_journal import write_entry
-
     titles = [f"crash_{i}.jpg" for i in range(10)]
     hashes = [pipeline.stack.encord.add_image(title) for title in titles]
     job_id = pipeline.drop("incoming/crash.jsonl", jsonl(image_records(titles)))
-    sqs = pipeline.stack.client("sqs")
-    [message] = sqs.receive_message(QueueUrl=pipeline.stack.queue_url, VisibilityTimeout=0)["Messages"]
-    chunk = load_chunk(message["Body"], pipeline.stack.client("s3"))
-    # The consumer journals and saves to Encord, then dies before it records anything in DynamoDB.
-    journal = partial(write_entry, pipeline.stack.client("s3"), BUCKET, job_id, chunk.chunk_index)
-    ChunkImporter(pipeline.stack.encord_project(), bundle_size=100).import_rows(chunk.rows, chunk.mode, journal)
+    pipeline.save_then_die(job_id)
 
     pipeline.drain()  # SQS redelivers the message after the visibility timeout
 

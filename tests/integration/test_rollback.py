@@ -140,19 +140,8 @@ def test_a_rollback_removes_labels_saved_by_an_attempt_that_crashed_before_recor
 ) -> None:
     """The journal is written before the save: a retry that finds the labels already there adds nothing to
     it, and the rollback still knows they are this job's."""
-    from functools import partial
-
-    from label_importer.chunk_queue import load_chunk
-    from label_importer.import_chunk import ChunkImporter
-    from label_importer.rollback_journal import write_entry
-    from local.stack import BUCKET
-
     job_id = pipeline.drop("incoming/crash.jsonl", jsonl([box("a.jpg", 0.1), box("b.jpg", 0.2)]))
-    sqs = pipeline.stack.client("sqs")
-    [message] = sqs.receive_message(QueueUrl=pipeline.stack.queue_url, VisibilityTimeout=0)["Messages"]
-    chunk = load_chunk(message["Body"], pipeline.stack.client("s3"))
-    journal = partial(write_entry, pipeline.stack.client("s3"), BUCKET, job_id, chunk.chunk_index)
-    ChunkImporter(pipeline.stack.encord_project(), bundle_size=100).import_rows(chunk.rows, chunk.mode, journal)
+    pipeline.save_then_die(job_id)
     pipeline.drain()
     assert pipeline.job(job_id).labels_added == 2  # saved by the attempt that crashed: counted from its journal
 

@@ -160,8 +160,7 @@ class CallRecorder:
 
 def cold_start() -> None:
     """Forget the Encord client, its projects and the cached secret, as a new container has none of them."""
-    encord_gateway._client.cache_clear()
-    encord_gateway._projects.clear()
+    encord_gateway._connections.clear()
     parameters.clear_caches()
 
 
@@ -246,6 +245,10 @@ def run_scenario(stack: LocalStack, recorder: CallRecorder) -> None:
     encord.fail_next("save_label_rows", status=503, times=RetryPolicy(attempt_seconds=0).max_attempts)
     pipeline.drain()
     assert pipeline.job(redelivered).status is JobStatus.COMPLETED
+    # A message the validator never queued is refused and consumed, touching nothing (ChunksRefused).
+    forged = '{"job_id": "' + redelivered + '", "chunk_index": 7, "claim_check": {"bucket": "b", "key": "k"}}'
+    stack.client("sqs").send_message(QueueUrl=stack.queue_url, MessageBody=forged)
+    assert pipeline.drain().failures == 0
 
     assert pipeline.job(queued).status is JobStatus.COMPLETED_WITH_ERRORS
     assert pipeline.job(rejected).status is JobStatus.REJECTED

@@ -175,8 +175,10 @@ IMPORTER_SETTINGS = {
     "bundle_size",
     "record_ttl_days",
     "lease_seconds",
+    "max_receive_count",
 }
-"""What the import and rollback functions read; the validator reads every setting but the lease's length."""
+"""What the import and rollback functions read; the validator reads every setting but the lease's length and the
+import queue's maxReceiveCount."""
 
 
 def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[str, Any]) -> None:
@@ -185,7 +187,7 @@ def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[
     validator, importer = environment(transformed, VALIDATOR), environment(transformed, IMPORTER)
     rollback = environment(transformed, ROLLBACK)
     failures = environment(transformed, FAILURES)
-    assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {"LEASE_SECONDS"}
+    assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {"LEASE_SECONDS", "MAX_RECEIVE_COUNT"}
     # The failures function reads only the table and the records' TTL; the rest comes from Globals unread.
     assert {"JOBS_TABLE_NAME", "RECORD_TTL_DAYS"} <= set(failures) <= set(importer) - {"LEASE_SECONDS"}
     assert set(importer) - POWERTOOLS_ENVIRONMENT == {name.upper() for name in IMPORTER_SETTINGS}
@@ -201,6 +203,8 @@ def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
         assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     assert validator["IMPORT_QUEUE_URL"] == {"Ref": "ImportQueue"}
+    redrive = transformed["Resources"]["ImportQueue"]["Properties"]["RedrivePolicy"]
+    assert importer["MAX_RECEIVE_COUNT"] == redrive["maxReceiveCount"]  # the last delivery is the one SQS makes
     assert validator["DEFAULT_PROJECT_HASH"] == {"Ref": "DefaultProjectHash"}
 
 
@@ -291,8 +295,10 @@ def test_everything_is_encrypted_at_rest(template: dict[str, Any]) -> None:
     res = template["Resources"]
     [sse] = res["LabelBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
-    for queue in ("ImportQueue", "ImportDeadLetterQueue"):
-        assert res[queue]["Properties"]["SqsManagedSseEnabled"] is True
+    queues = resources(template, "AWS::SQS::Queue")
+    assert len(queues) >= 4
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
     assert res["JobsTable"]["Properties"]["SSESpecification"] == {"SSEEnabled": True}
 
 
@@ -323,12 +329,46 @@ def test_the_bucket_is_private_tls_only_versioned_and_tidies_up(template: dict[s
 
 
 def test_the_queues_refuse_plain_http(template: dict[str, Any]) -> None:
+    """Every queue of the stack, dead-letter queues included, is in the one TLS-only policy."""
+    queues = set(resources(template, "AWS::SQS::Queue"))
+    assert {
+        "ImportQueue",
+        "ImportDeadLetterQueue",
+        "ValidationFailuresQueue",
+        "ValidationFailuresDeadLetterQueue",
+    } <= queues
     [policy] = resources(template, "AWS::SQS::QueuePolicy").values()
-    queues = [{"Ref": "ImportQueue"}, {"Ref": "ImportDeadLetterQueue"}, {"Ref": "ValidationFailuresQueue"}]
-    assert policy["Properties"]["Queues"] == queues
+    assert sorted(render(queue) for queue in policy["Properties"]["Queues"]) == sorted(f"${{{q}}}" for q in queues)
     [tls] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "sqs:*")
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(render(arn) for arn in tls["Resource"]) == sorted(f"${{{q}.Arn}}" for q in queues)
+
+
+def dead_letter_queues(template: dict[str, Any]) -> dict[str, str]:
+    """Each queue with a redrive policy -> the queue its dead letters go to."""
+    return {
+        name: queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for name, queue in resources(template, "AWS::SQS::Queue").items()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+
+
+def test_every_consumed_queue_has_a_dead_letter_queue_of_its_own(template: dict[str, Any]) -> None:
+    """A poison message in a queue without one comes back until the retention ends (14 days); one dead-letter
+    queue per source keeps chunks and validator failure records apart, each to be redriven to its own queue."""
+    queues = resources(template, "AWS::SQS::Queue")
+    targets = dead_letter_queues(template)
+    assert targets == {
+        "ImportQueue": "ImportDeadLetterQueue",
+        "ValidationFailuresQueue": "ValidationFailuresDeadLetterQueue",
+    }
+    assert set(targets) | set(targets.values()) == set(queues)  # every queue is a source or a dead-letter queue
+    for source, dead_letters in targets.items():
+        assert queues[source]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
+        assert "RedrivePolicy" not in queues[dead_letters]["Properties"]
+        # Retention counts from the original enqueue: keep the maximum to leave time to redrive.
+        assert queues[dead_letters]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
 def test_a_validator_lambda_gives_up_on_ends_in_the_failures_function(transformed: dict[str, Any]) -> None:
@@ -455,18 +495,63 @@ def test_listing_is_held_to_the_journal_and_the_reports(template: dict[str, Any]
 # ---------------------------------------------------------------- operations
 
 
-def test_the_dashboard_shows_the_queues_and_both_functions(template: dict[str, Any]) -> None:
+def dashboard_widgets(template: dict[str, Any]) -> list[dict[str, Any]]:
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))["widgets"]
+
+
+def widget_metrics(template: dict[str, Any], title: str) -> set[tuple[str, ...]]:
+    """(namespace, metric, dimension, value...) of each line of the widget with this title."""
+    [widget] = [w for w in dashboard_widgets(template) if w["properties"].get("title") == title]
+    return {tuple(part for part in line if isinstance(part, str)) for line in widget["properties"]["metrics"]}
+
+
+LAMBDA_WIDGETS = {
+    "Lambda errors and throttles": ("Errors", "Throttles"),
+    "Lambda duration (ms)": ("Duration",),
+    "Lambda concurrent executions": ("ConcurrentExecutions",),
+}
+
+
+def test_the_dashboard_shows_the_queues_and_every_function(template: dict[str, Any]) -> None:
     shown = set(dashboard_metrics(template))
-    queue, dead_letters = (
-        frozenset({("QueueName", "<ImportQueue.QueueName>")}),
-        frozenset({("QueueName", "<ImportDeadLetterQueue.QueueName>")}),
-    )
+    queue = frozenset({("QueueName", "<ImportQueue.QueueName>")})
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue) in shown
     assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", queue) in shown
-    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters) in shown
-    for function in (VALIDATOR, IMPORTER):
-        for metric in ("Errors", "Throttles", "Duration", "ConcurrentExecutions"):
-            assert ("AWS/Lambda", metric, frozenset({("FunctionName", f"<{function}>")})) in shown
+    dead = widget_metrics(template, "Dead-letter queues")
+    for dead_letters in dead_letter_queues(template).values():
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", f"<{dead_letters}.QueueName>") in dead
+    functions = resources(template, "AWS::Serverless::Function")
+    assert set(functions) == set(ROLES)
+    for title, metrics in LAMBDA_WIDGETS.items():
+        lines = widget_metrics(template, title)
+        for function in functions:
+            for metric in metrics:
+                assert ("AWS/Lambda", metric, "FunctionName", f"<{function}>") in lines, (title, function)
+    duration = {
+        key: stats for key, stats in dashboard_metrics(template).items() if key[:2] == ("AWS/Lambda", "Duration")
+    }
+    assert all(stats == {"p50", "p99"} for stats in duration.values())
+
+
+def test_the_dashboard_shows_superseded_rows_and_refused_and_failed_chunks(template: dict[str, Any]) -> None:
+    def ours(metric: str) -> tuple[str, ...]:
+        return (NAMESPACE, metric, "service", SERVICE)
+
+    assert ours("RowsSuperseded") in widget_metrics(template, "Rows and chunks")
+    chunks = widget_metrics(template, "Chunk messages refused and failed")
+    assert chunks == {ours("ChunksRefused"), ours("ChunksFailed")}
+
+
+def test_the_dashboard_widgets_do_not_overlap(template: dict[str, Any]) -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for widget in dashboard_widgets(template):
+        title = widget["properties"]["title"]
+        assert widget["x"] + widget["width"] <= 24, title  # the dashboard grid is 24 columns wide
+        for x in range(widget["x"], widget["x"] + widget["width"]):
+            for y in range(widget["y"], widget["y"] + widget["height"]):
+                assert (x, y) not in cells, f"{title} overlaps {cells[x, y]}"
+                cells[x, y] = title
 
 
 def alarm_on(template: dict[str, Any], namespace: str, metric: str, dimension: Any) -> dict[str, Any]:
@@ -479,18 +564,42 @@ def alarm_on(template: dict[str, Any], namespace: str, metric: str, dimension: A
     return alarm
 
 
-def test_alarms_watch_dead_letters_errors_stuck_chunks_and_failed_jobs(template: dict[str, Any]) -> None:
-    dead = alarm_on(
-        template,
-        "AWS/SQS",
-        "ApproximateNumberOfMessagesVisible",
-        {"Fn::GetAtt": ["ImportDeadLetterQueue", "QueueName"]},
-    )
-    errors = alarm_on(template, "AWS/Lambda", "Errors", {"Ref": IMPORTER})
+NOTIFY = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert alarms
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == NOTIFY, name
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+
+
+def test_every_dead_letter_queue_and_every_function_s_errors_are_alarmed(template: dict[str, Any]) -> None:
+    dead_letters = sorted(set(dead_letter_queues(template).values()))
+    functions = sorted(resources(template, "AWS::Serverless::Function"))
+    assert len(dead_letters) == 2 and len(functions) == 4
+    watched = [
+        alarm_on(template, "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [queue, "QueueName"]})
+        for queue in dead_letters
+    ] + [alarm_on(template, "AWS/Lambda", "Errors", {"Ref": function}) for function in functions]
+    for alarm in watched:
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert alarm["EvaluationPeriods"] == 1
+
+
+def test_a_refused_chunk_message_raises_an_alarm(template: dict[str, Any]) -> None:
+    """A chunk message that does not match what the validator recorded was forged, replayed or corrupted."""
+    refused = template["Resources"]["RefusedChunksAlarm"]["Properties"]
+    assert refused == alarm_on(template, NAMESPACE, "ChunksRefused", SERVICE)
+    assert refused["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    assert (refused["Statistic"], refused["Period"]) == ("Sum", 300)
+    assert (refused["ComparisonOperator"], refused["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_alarms_watch_stuck_chunks_and_failed_jobs(template: dict[str, Any]) -> None:
     queue = {"Fn::GetAtt": ["ImportQueue", "QueueName"]}
     stuck = alarm_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage", queue)
-    for alarm in (dead, errors):
-        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert stuck["ComparisonOperator"] == "GreaterThanThreshold"
     assert 0 < stuck["Threshold"] <= 3600
     failed_jobs = template["Resources"]["FailedJobsAlarm"]["Properties"]
@@ -499,9 +608,6 @@ def test_alarms_watch_dead_letters_errors_stuck_chunks_and_failed_jobs(template:
     assert watched == {"rejected": "JobsRejected", "with_errors": "JobsCompletedWithErrors", "system": "JobsFailed"}
     # Without FILL, a period in which only one of them has data would yield no value and not alarm.
     assert expression["Expression"] == "FILL(rejected, 0) + FILL(with_errors, 0) + FILL(system, 0)"
-    notify = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
-    for alarm in (dead, errors, stuck, failed_jobs):
-        assert alarm["AlarmActions"] == notify
     assert (failed_jobs["ComparisonOperator"], failed_jobs["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
@@ -521,12 +627,14 @@ def test_outputs_name_what_users_and_other_tools_need(template: dict[str, Any]) 
         "LabelBucketName",
         "ImportQueueUrl",
         "DeadLetterQueueUrl",
+        "ValidationFailuresDeadLetterQueueUrl",
         "JobsTableName",
         "DashboardUrl",
     } <= set(outputs)
     assert outputs["LabelBucketName"]["Value"] == {"Ref": "LabelBucket"}
     assert outputs["ImportQueueUrl"]["Value"] == {"Ref": "ImportQueue"}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "ImportDeadLetterQueue"}
+    assert outputs["ValidationFailuresDeadLetterQueueUrl"]["Value"] == {"Ref": "ValidationFailuresDeadLetterQueue"}
     assert outputs["JobsTableName"]["Value"] == {"Ref": "JobsTable"}
 
 
@@ -535,10 +643,7 @@ def test_the_dashboard_lists_jobs_in_flight_from_the_importers_progress_log(temp
     (tests/integration/test_progress.py checks the log lines): a renamed field would leave the widget empty."""
     from label_importer.job_store import Job, JobStatus
 
-    body = json.loads(
-        re.sub(r"\$\{([^}]+)\}", r"<\1>", template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"])
-    )
-    [query] = [widget["properties"]["query"] for widget in body["widgets"] if widget["type"] == "log"]
+    [query] = [widget["properties"]["query"] for widget in dashboard_widgets(template) if widget["type"] == "log"]
     assert query.startswith("SOURCE '<ImportLabelsLogGroup>'")
     progress = Job("j", JobStatus.IMPORTING, "b", "k", None, "p", "append", 0).progress()
     for field in ["job_id", "status", *progress]:
