@@ -214,3 +214,29 @@ def test_a_secret_rotated_mid_job_completes_the_job_with_the_new_key(
         instances = row.get_object_instances()
         assert len(instances) == len({instance.object_hash for instance in instances}) == OBJECTS, data_hash
         assert len(row.get_classification_instances()) == CLASSIFICATIONS, data_hash
+
+
+def test_a_key_refused_while_importing_fails_the_job_at_once(
+    redeployed: Callable[..., Pipeline], rotation: Rotation
+) -> None:
+    """Revoked and not rotated: the job ends FAILED at the first refused chunk, not after five deliveries of each."""
+    pipeline = redeployed(BUNDLE_SIZE="2")
+    encord = rotation.encord
+    titles = [f"revoked_{i}.jpg" for i in range(6)]
+    for title in titles:
+        encord.add_image(title)
+    job_id = pipeline.drop("incoming/revoked.jsonl", jsonl(image_records(titles)))
+    import_one_chunk(pipeline)
+    key = rotation.stack.client("secretsmanager").get_secret_value(SecretId=SECRET)["SecretString"]
+    encord.revoke_key(key)
+    encord.reset_counts()
+
+    stats = pipeline.drain()
+
+    assert stats.failures == 0  # no delivery went back to the queue
+    job = pipeline.ended_with_reports(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.failure and job.failure.startswith("ENCORD_KEY_UNUSABLE: the Encord key was refused")
+    assert key not in job.failure and key not in pipeline.report(job_id, "summary.txt").decode()
+    assert (job.rows_imported, encord.write_requests()) == (2, 0)  # the chunks after it were dropped
+    assert encord.refused_counts.total() == 1  # the secret, read again, holds the same key: not tried twice
