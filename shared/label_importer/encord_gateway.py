@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import requests
 from aws_lambda_powertools.utilities import parameters
@@ -34,6 +36,8 @@ from encord.exceptions import (
 from encord.http.constants import RequestsSettings
 
 from label_importer.settings import Settings
+
+T = TypeVar("T")
 
 SECRET_MAX_AGE_SECONDS = 300
 PROJECT_MAX_AGE_SECONDS = 300
@@ -160,3 +164,14 @@ def key_refused(settings: Settings) -> bool:
     refused = _connections.pop(_slot(settings), None)
     current = _digest(_read_key(settings, force_fetch=True))
     return refused is None or refused.key_digest != current
+
+
+def retried_with_a_rotated_key(call: Callable[[], T], key_refused: Callable[[], bool]) -> T:
+    """`call()`, and once more if Encord refuses the key but the secret, read again, holds another one (see
+    `key_refused`): a rotated key works at once. A key that is still the secret's stays refused: raised."""
+    try:
+        return call()
+    except (AuthenticationError, AuthorisationError):
+        if not key_refused():
+            raise
+        return call()

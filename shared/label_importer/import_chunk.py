@@ -35,7 +35,13 @@ from encord.exceptions import AuthenticationError, AuthorisationError, EncordExc
 from encord.objects import LabelRowV2
 
 from label_importer.chunk_register import ChunkRegister
-from label_importer.encord_gateway import EncordKeyUnusable, is_transient, key_refused, open_project
+from label_importer.encord_gateway import (
+    EncordKeyUnusable,
+    is_transient,
+    key_refused,
+    open_project,
+    retried_with_a_rotated_key,
+)
 from label_importer.job_endings import fail_import, write_final_report
 from label_importer.job_store import (
     FINISHED_ROW,
@@ -379,11 +385,9 @@ class _ChunkAttempt:
             return finished
         histories = world.histories.read([row.data_hash for row in todo])
         attempts = requests = 0
-        key_retried = False
 
-        def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
-            nonlocal attempts, requests, key_retried
-            attempts += 1
+        def import_once() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+            nonlocal requests
             importer = ChunkImporter(
                 world.open_project(self.project_hash),
                 world.bundle_size,
@@ -394,13 +398,13 @@ class _ChunkAttempt:
             )
             try:
                 return importer.import_rows(todo, self.journal), importer.saved_histories
-            except _KEY_ERRORS as error:
-                if key_retried or not world.key_refused():
-                    raise KeyRefused(str(error)) from None
-                key_retried = True  # the secret holds a new key: one more attempt with it
-                return attempt()
             finally:
                 requests += importer.requests
+
+        def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+            nonlocal attempts
+            attempts += 1
+            return retried_with_a_rotated_key(import_once, world.key_refused)
 
         lines = {row.data_hash: row.lines for row in todo}
         try:
@@ -411,8 +415,8 @@ class _ChunkAttempt:
                 self.upload.job_id, lines, attempts=attempts, error=str(error), encord_requests=requests
             )
             return finished
-        except KeyRefused:
-            raise
+        except _KEY_ERRORS as error:
+            raise KeyRefused(str(error)) from None
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
             permanent = isinstance(error, EncordException) and not is_transient(error)

@@ -31,7 +31,13 @@ from label_importer.coco.format import checked
 from label_importer.coco.mapping import map_document
 from label_importer.coco.records import CocoRecords, locate
 from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.encord_gateway import EncordKeyUnusable, is_transient, open_project
+from label_importer.encord_gateway import (
+    EncordKeyUnusable,
+    is_transient,
+    key_refused,
+    open_project,
+    retried_with_a_rotated_key,
+)
 from label_importer.import_chunk import finish_if_done
 from label_importer.job_endings import fail_job, write_final_report
 from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore
@@ -66,6 +72,8 @@ class Collaborators:
     """Where each chunk's digest is recorded before it is sent; the import function imports nothing else."""
     reports: ReportWriter
     open_project: Callable[[str], Project]
+    key_refused: Callable[[], bool]
+    """Re-reads the Encord key after Encord refused it: True when the secret now holds another key."""
     retry_policy: RetryPolicy
 
     @classmethod
@@ -80,6 +88,7 @@ class Collaborators:
             chunks=ChunkRegister(table, ttl_days=ttl_days, resource=dynamodb),
             reports=ReportWriter(s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
+            key_refused=lambda: key_refused(settings),
             retry_policy=RetryPolicy.from_settings(settings),
         )
 
@@ -390,12 +399,16 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, sect
 
 
 def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -> tuple[Project, DataUnitIndex]:
-    """The project with its ontology, and its data units listed once; transient faults are retried."""
+    """The project with its ontology, and its data units listed once; transient faults are retried, and a key
+    Encord refuses is tried once more if the secret, read again, holds another (it was rotated)."""
+
+    def listed() -> tuple[Project, DataUnitIndex]:
+        project = world.open_project(project_hash)
+        rows = project.list_label_rows_v2(include_images_data=True)
+        return project, DataUnitIndex(DataUnit.from_label_row(row) for row in rows)
 
     def read() -> tuple[Project, DataUnitIndex]:
-        project = world.open_project(project_hash)
-        listed = project.list_label_rows_v2(include_images_data=True)
-        return project, DataUnitIndex(DataUnit.from_label_row(row) for row in listed)
+        return retried_with_a_rotated_key(listed, world.key_refused)
 
     try:
         return world.retry_policy.call(read, deadline)

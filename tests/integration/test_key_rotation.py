@@ -240,3 +240,22 @@ def test_a_key_refused_while_importing_fails_the_job_at_once(
     assert key not in job.failure and key not in pipeline.report(job_id, "summary.txt").decode()
     assert (job.rows_imported, encord.write_requests()) == (2, 0)  # the chunks after it were dropped
     assert encord.refused_counts.total() == 1  # the secret, read again, holds the same key: not tried twice
+
+
+def test_a_warm_validator_holding_a_rotated_key_uses_the_new_one_at_once(
+    pipeline: Pipeline, rotation: Rotation
+) -> None:
+    encord = rotation.encord
+    titles = [f"warm_{i}.jpg" for i in range(2)]
+    for title in titles:
+        encord.add_image(title)
+    assert pipeline.run("incoming/warm.jsonl", jsonl(image_records(titles))).status is JobStatus.COMPLETED
+    rotation.rotate()
+
+    job = pipeline.run(
+        "incoming/after rotation.jsonl", jsonl(image_records(titles, seed=8), header={"mode": "replace"})
+    )
+
+    assert job.status is JobStatus.COMPLETED  # not FAILED with ENCORD_KEY_UNUSABLE by the warm validator
+    # The validator's first request; the importer, loaded in this same process, shares the client it refreshed.
+    assert encord.refused_counts.total() == 1

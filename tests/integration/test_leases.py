@@ -49,17 +49,14 @@ def short_leases(redeployed: Callable[..., Pipeline]) -> tuple[Pipeline, list[st
     return pipeline, hashes
 
 
-def test_an_import_that_lost_its_lease_under_a_slow_answer_does_not_save_over_the_next_import(
-    short_leases: tuple[Pipeline, list[str]],
-) -> None:
-    pipeline, hashes = short_leases
-    slow_job = pipeline.drop("incoming/slow.jsonl", jsonl([box(t, 0.3) for t in TITLES]))
+def next_job_imports_while_held(pipeline: Pipeline, slow_work: Callable[[], object]) -> None:
+    """Run `slow_work` in a thread until the fake holds its answer to reading the label rows; meanwhile its
+    one-second lease runs out, and the next file's import takes the data units and finishes. Then let it go on."""
     held = pipeline.stack.encord.hold_next("get_label_rows")
-    slow = threading.Thread(target=drain_queue, args=(pipeline.stack, pipeline.import_labels))
+    slow = threading.Thread(target=slow_work)
     slow.start()
     try:
-        assert held.arrived.wait(timeout=300)  # the slow consumer has read the rows and waits for the answer
-        # Its one-second lease runs out meanwhile: the next file's import takes the data units and finishes.
+        assert held.arrived.wait(timeout=300)  # the rows are read, the answer waits
         next_job = pipeline.drop("incoming/next.jsonl", jsonl([box(t, 0.5) for t in TITLES]))
         drain_queue(pipeline.stack, load_handler("import_labels", container=2))
         assert pipeline.job(next_job).status is JobStatus.COMPLETED
@@ -67,6 +64,14 @@ def test_an_import_that_lost_its_lease_under_a_slow_answer_does_not_save_over_th
         held.release()
         slow.join(timeout=600)
     assert not slow.is_alive()
+
+
+def test_an_import_that_lost_its_lease_under_a_slow_answer_does_not_save_over_the_next_import(
+    short_leases: tuple[Pipeline, list[str]],
+) -> None:
+    pipeline, hashes = short_leases
+    slow_job = pipeline.drop("incoming/slow.jsonl", jsonl([box(t, 0.3) for t in TITLES]))
+    next_job_imports_while_held(pipeline, lambda: drain_queue(pipeline.stack, pipeline.import_labels))
 
     # The slow consumer found its lease gone before saving, read the rows again and added its labels to them.
     assert pipeline.ended_with_reports(slow_job).status is JobStatus.COMPLETED
@@ -80,22 +85,12 @@ def test_a_rollback_that_lost_its_lease_under_a_slow_answer_does_not_save_over_t
     undone = pipeline.run("incoming/undone.jsonl", jsonl([box(t, 0.3) for t in TITLES]))
     roll_back = load_handler("rollback", container=3)
     results: list[dict[str, Any]] = []
-    held = pipeline.stack.encord.hold_next("get_label_rows")
-
-    def run_rollback() -> None:
-        results.append(roll_back({"job_id": undone.job_id}, LambdaContext("RollbackFunction", timeout_seconds=900)))
-
-    slow = threading.Thread(target=run_rollback)
-    slow.start()
-    try:
-        assert held.arrived.wait(timeout=300)
-        next_job = pipeline.drop("incoming/next.jsonl", jsonl([box(t, 0.5) for t in TITLES]))
-        drain_queue(pipeline.stack, load_handler("import_labels", container=2))
-        assert pipeline.job(next_job).status is JobStatus.COMPLETED
-    finally:
-        held.release()
-        slow.join(timeout=600)
-    assert not slow.is_alive()
+    next_job_imports_while_held(
+        pipeline,
+        lambda: results.append(
+            roll_back({"job_id": undone.job_id}, LambdaContext("RollbackFunction", timeout_seconds=900))
+        ),
+    )
 
     # The rollback saved nothing and says to run it again; run again, it takes off only what it imported.
     [first] = results
