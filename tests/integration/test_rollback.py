@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from encord.objects import LabelRowV2, Object
 from encord.objects.coordinates import PointCoordinate
@@ -119,6 +120,51 @@ def test_a_replace_rollback_puts_back_exactly_the_labels_it_replaced(
 
     assert code == 0
     assert {data_hash: labels(row) for data_hash, row in pipeline.stack.read_back(hashes).items()} == before
+
+
+def xs(pipeline: Pipeline, data_hash: str) -> set[float]:
+    """The x of every box on the data unit, read back through the SDK."""
+    row = pipeline.stack.read_back([data_hash])[data_hash]
+    return {instance.get_annotation(0).coordinates.top_left_x for instance in row.get_object_instances()}
+
+
+def test_a_replace_rollback_leaves_a_row_a_later_upload_changed(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Putting the row back as it was would erase the later upload's labels: the row is left, and says why."""
+    a, b = orchard["a.jpg"], orchard["b.jpg"]
+    pipeline.run("incoming/earlier.jsonl", jsonl([box("a.jpg", 0.1), box("b.jpg", 0.1)]))
+    replaced = pipeline.run(
+        "incoming/replace.jsonl", jsonl([box("a.jpg", 0.2), box("b.jpg", 0.2)], header={"mode": "replace"})
+    )
+    later = pipeline.run("incoming/later.jsonl", jsonl([box("b.jpg", 0.3)]))
+
+    code, _ = roll_back(replaced.job_id, capsys)
+
+    assert code == 0
+    assert (xs(pipeline, a), xs(pipeline, b)) == ({0.1}, {0.2, 0.3})
+    rollback = pipeline.ended_with_reports(rollback_job_id(replaced.job_id))
+    assert (rollback.rows_imported, rollback.rows_superseded) == (1, 1)
+    [left] = orjson.loads(pipeline.report(rollback.job_id, "report.json"))["superseded_rows"]
+    assert left["data_hash"] == b and later.job_id in left["reason"]
+
+
+def test_an_append_rollback_keeps_a_label_a_later_upload_also_gave_and_leaves_a_later_replace(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = orchard["a.jpg"], orchard["b.jpg"]
+    appended = pipeline.run("incoming/append.jsonl", jsonl([box("a.jpg", 0.1), box("a.jpg", 0.4), box("b.jpg", 0.5)]))
+    pipeline.run("incoming/same box.jsonl", jsonl([box("a.jpg", 0.1)]))  # the same label: nothing added, but given
+    pipeline.run("incoming/replace b.jsonl", jsonl([box("b.jpg", 0.5)], header={"mode": "replace"}))
+
+    code, _ = roll_back(appended.job_id, capsys)
+
+    assert code == 0
+    # a: the box only the rolled-back file gave is gone, the one the later file gave too stays; b: the later
+    # replace decided its labels (the same box), so the rollback leaves it.
+    assert (xs(pipeline, a), xs(pipeline, b)) == ({0.1}, {0.5})
+    rollback = pipeline.job(rollback_job_id(appended.job_id))
+    assert (rollback.rows_imported, rollback.rows_superseded, rollback.labels_added) == (1, 1, 1)
 
 
 def test_rolling_back_twice_changes_nothing_the_second_time(
