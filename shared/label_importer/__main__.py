@@ -108,12 +108,14 @@ def _status(args: argparse.Namespace) -> int:
         job = watch(jobs, job, args.interval, as_json=args.json)
     code = outcome(job) if args.watch else ExitCode.DONE
     failed, waiting = jobs.rows(job.job_id, RowStatus.FAILED), jobs.rows(job.job_id, RowStatus.RETRYING)
+    superseded = jobs.rows(job.job_id, RowStatus.SKIPPED) if job.rows_superseded else []
     if args.json:
         document = {
             "job": asdict(job),
             "progress": job.progress(),
             "failed_rows": [asdict(row) for row in failed],
             "waiting_rows": [asdict(row) for row in waiting],
+            "superseded_rows": [asdict(row) for row in superseded],
         }
         sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
         return code
@@ -124,8 +126,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"failed: {job.failure}")
     print(f"file: s3://{job.bucket}/{job.key}{version}, project {job.project_hash or '-'}, mode {job.mode or '-'}")
     print(
-        f"rows: {job.rows_done}/{job.total_rows} done ({job.rows_imported} imported, {job.rows_failed} failed), "
-        f"{job.rows_skipped} skipped as invalid, {len(waiting)} waiting to be retried"
+        f"rows: {job.rows_done}/{job.total_rows} done ({job.rows_imported} imported, {job.rows_failed} failed"
+        + (f", {job.rows_superseded} left to later uploads" if job.rows_superseded else "")
+        + f"), {job.rows_skipped} skipped as invalid, {len(waiting)} waiting to be retried"
     )
     rate, eta = job.rows_per_second, job.eta_seconds
     if rate is not None and job.status not in TERMINAL:
@@ -133,6 +136,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"labels added: {job.labels_added}, Encord requests: {job.encord_requests}{duration}")
     _print_rows("failed rows", failed)
     _print_rows("rows waiting to be retried", waiting)
+    _print_rows("rows left to later uploads", superseded)
     return code
 
 

@@ -18,6 +18,7 @@ from label_importer.job_store import JobStatus
 from label_importer.rollback import rollback_job_id
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
+from local.stack import TABLE
 
 pytestmark = pytest.mark.integration
 
@@ -147,6 +148,10 @@ def test_a_replace_rollback_leaves_a_row_a_later_upload_changed(
     assert (rollback.rows_imported, rollback.rows_superseded) == (1, 1)
     [left] = orjson.loads(pipeline.report(rollback.job_id, "report.json"))["superseded_rows"]
     assert left["data_hash"] == b and later.job_id in left["reason"]
+    capsys.readouterr()
+    assert main(["status", rollback.job_id, "--table", TABLE]) == 0
+    shown = capsys.readouterr().out
+    assert "(1 imported, 0 failed, 1 left to later uploads)" in shown and later.job_id in shown
 
 
 def test_an_append_rollback_keeps_a_label_a_later_upload_also_gave_and_leaves_a_later_replace(
