@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from label_importer.chunk_queue import ChunkRefused, claimed_ids, verified_chunk
+from label_importer.chunk_queue import ChunkLost, ChunkRefused, claimed_ids, verified_chunk
 from label_importer.import_chunk import Collaborators, DataUnitsBusy, import_chunk
+from label_importer.job_endings import fail_import
 from label_importer.observability import CHUNKS_FAILED, CHUNKS_REFUSED, logger, metrics
+from label_importer.problems import ErrorCode
 from label_importer.retries import Deadline
 
 
@@ -22,6 +24,9 @@ def import_message(body: str, world: Collaborators, deadline: Deadline, *, messa
     logger.set_correlation_id(None)  # nothing of the batch's previous message applies to this one
     try:
         chunk, job = verified_chunk(body, world.jobs, world.chunks, world.s3)
+    except ChunkLost as lost:
+        _lose(lost, message_id, world)
+        return
     except ChunkRefused as refused:
         logger.error(
             "chunk message refused: nothing imported, and it will not be retried",
@@ -49,6 +54,19 @@ def import_message(body: str, world: Collaborators, deadline: Deadline, *, messa
     except Exception as error:
         _failed(error, message_id, chunk.job_id, chunk.chunk_index)
         raise
+
+
+def _lose(lost: ChunkLost, message_id: str, world: Collaborators) -> None:
+    """A chunk the validator queued that can no longer be read: its rows cannot be imported, so its job fails."""
+    logger.error(
+        "queued chunk lost: its job fails",
+        extra={"message_id": message_id, "job_id": lost.job_id, "chunk_index": lost.chunk_index, "reason": lost.reason},
+    )
+    metrics.add_metric(name=CHUNKS_FAILED, unit=MetricUnit.Count, value=1)
+    job = world.jobs.get(lost.job_id) if lost.job_id else None
+    if job is not None:
+        failure = f"{ErrorCode.OBJECT_UNAVAILABLE}: chunk {lost.chunk_index} was queued but {lost.reason}"
+        fail_import(job, failure, world.jobs, world.reports)
 
 
 def _failed(error: Exception, message_id: str, job_id: str | None, chunk_index: int | None) -> None:

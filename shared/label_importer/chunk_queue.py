@@ -52,9 +52,10 @@ class ChunkQueue:
     def add(self, chunk: dict[str, Any]) -> None:
         """Queue one chunk document (see `messages.chunk_document`), inline or by claim check."""
         job_id, chunk_index = chunk["job_id"], chunk["chunk_index"]
-        digest = ChunkDigest(job_id, chunk_index, chunk_digest(chunk))
         body = orjson.dumps({"job_id": job_id, "chunk_index": chunk_index, "chunk": chunk}).decode()
-        if len(body) > INLINE_LIMIT:
+        by_claim_check = len(body) > INLINE_LIMIT
+        digest = ChunkDigest(job_id, chunk_index, chunk_digest(chunk), by_claim_check)
+        if by_claim_check:
             location = claim_check_location(self._bucket, job_id, chunk_index)
             self._s3.put_object(
                 Bucket=location.bucket, Key=location.key, Body=orjson.dumps(chunk), ContentType="application/json"
@@ -94,6 +95,11 @@ class ChunkRefused(Exception):
         self.reason = reason
         self.job_id = job_id
         self.chunk_index = chunk_index
+
+
+class ChunkLost(ChunkRefused):
+    """The message is the chunk the validator queued by claim check, but its S3 object cannot be read (deleted,
+    or not readable by this function): its rows can never be imported, so the job must end."""
 
 
 def _problems(error: ValidationError) -> str:
@@ -150,13 +156,16 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
     if message.claim_check is not None and message.claim_check != own:
         pointed = f"s3://{message.claim_check.bucket}/{message.claim_check.key}"
         raise refused(f"the claim check points at {pointed}, not at s3://{own.bucket}/{own.key}")
-    recorded = register.digest(job_id, chunk_index)
+    recorded = register.recorded(job_id, chunk_index)
     if recorded is None:
         raise refused("the validator queued no such chunk for this job")
+    if (message.claim_check is not None) != recorded.claim_check:
+        sent = "by claim check" if recorded.claim_check else "inline"
+        raise refused(f"the validator sent this chunk {sent}, and the message does not carry it that way")
     if message.chunk is not None:
         document, chunk = envelope["chunk"], message.chunk
     else:  # by claim check, read only from the job's own chunk object
-        document = _stored_document(s3, own, refused)
+        document = _stored_document(s3, own, refused, lambda reason: ChunkLost(reason, job_id, chunk_index))
         try:
             chunk = Chunk.model_validate_json(orjson.dumps(document))
         except ValidationError as error:
@@ -167,19 +176,23 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
         raise refused(f"the chunk names project {chunk.project_hash!r}, the job {job.project_hash!r}")
     if chunk.mode != job.mode:
         raise refused(f"the chunk names mode {str(chunk.mode)!r}, the job {job.mode!r}")
-    if chunk_digest(document) != recorded:
+    if chunk_digest(document) != recorded.digest:
         raise refused("the chunk is not the one the validator queued: its content differs")
     return chunk, job
 
 
-def _stored_document(s3: Any, location: S3Location, refused: Callable[[str], ChunkRefused]) -> Any:
+def _stored_document(
+    s3: Any, location: S3Location, refused: Callable[[str], ChunkRefused], lost: Callable[[str], ChunkLost]
+) -> Any:
     try:
         stored = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
     except ClientError as error:
         code = error.response["Error"]["Code"]
         # Without s3:ListBucket on chunks/, S3 answers a missing key with AccessDenied rather than NoSuchKey.
         if code in ("NoSuchKey", "AccessDenied"):
-            raise refused(f"the claim-check object s3://{location.bucket}/{location.key} is missing ({code})") from None
+            raise lost(
+                f"its claim-check object s3://{location.bucket}/{location.key} cannot be read ({code})"
+            ) from None
         raise
     try:
         return orjson.loads(stored)

@@ -1,7 +1,8 @@
 """What each chunk of a job may contain: a digest the validator records before the chunk is sent.
 
 Items in the jobs table, beside the job (job_store.py):
-  pk = JOB#<job id>, sk = CHUNK#<index:06d>     digest: sha256 of the chunk's canonical JSON, expires_at
+  pk = JOB#<job id>, sk = CHUNK#<index:06d>     digest: sha256 of the chunk's canonical JSON, claim_check: whether
+                                                it went as an S3 object (else inline), expires_at
 The import function recomputes the digest of the chunk a message carries and imports it only if the two agree
 (chunk_queue.verified_chunk), so a message nobody queued (forged, or from a bug) cannot import anything, and a
 message can only carry exactly the chunk the validator queued under its job and index.
@@ -45,6 +46,8 @@ class ChunkDigest:
     job_id: str
     chunk_index: int
     digest: str
+    claim_check: bool = False
+    """Sent as an S3 object: only then may a message point at one, and only then is a missing object a lost chunk."""
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -76,7 +79,12 @@ class ChunkRegister:
         items = [
             {
                 "PutRequest": {
-                    "Item": {**chunk_key(one.job_id, one.chunk_index), "digest": one.digest, "expires_at": expires_at}
+                    "Item": {
+                        **chunk_key(one.job_id, one.chunk_index),
+                        "digest": one.digest,
+                        "claim_check": one.claim_check,
+                        "expires_at": expires_at,
+                    }
                 }
             }
             for one in digests
@@ -93,9 +101,11 @@ class ChunkRegister:
                 left = sum(len(requests) for requests in request.values())
                 raise RuntimeError(f"DynamoDB left {left} chunk digests unprocessed after {WRITE_ATTEMPTS} attempts")
 
-    def digest(self, job_id: str, chunk_index: int) -> str | None:
-        """The digest recorded for this chunk of the job; None when the validator never queued it."""
+    def recorded(self, job_id: str, chunk_index: int) -> ChunkDigest | None:
+        """What was recorded for this chunk of the job; None when the validator never queued it."""
         item = self._table.get_item(
-            Key=chunk_key(job_id, chunk_index), ConsistentRead=True, ProjectionExpression="digest"
+            Key=chunk_key(job_id, chunk_index), ConsistentRead=True, ProjectionExpression="digest, claim_check"
         ).get("Item")
-        return str(item["digest"]) if item else None
+        if not item:
+            return None
+        return ChunkDigest(job_id, chunk_index, str(item["digest"]), bool(item.get("claim_check", False)))

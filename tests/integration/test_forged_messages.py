@@ -228,6 +228,15 @@ INLINE_FORGERIES: dict[str, Callable[[Scene], Refusal]] = {
     "a chunk index never queued": lambda s: Refusal(
         s.with_chunk(_set(chunk_index=1), chunk_index=1), s.job_id, 1, "queued no such chunk"
     ),
+    # The job's own chunk object named, though the chunk went inline: were it missing, the job would fail.
+    "a claim check for a chunk sent inline": lambda s: Refusal(
+        encoded(
+            {"job_id": s.job_id, "chunk_index": 0, "claim_check": {"bucket": BUCKET, "key": chunk_object(s.job_id)}}
+        ),
+        s.job_id,
+        0,
+        "sent this chunk inline",
+    ),
     "another job's chunk under this job's name": lambda s: Refusal(
         encoded({**s.envelope, "chunk": orjson.loads(s.earlier_body)["chunk"]}),
         s.job_id,
@@ -374,13 +383,22 @@ def test_a_claim_check_naming_another_jobs_chunk_is_refused_without_reading_it(
     assert [read for read in s3_reads if read[1].startswith("chunks/")] == []
 
 
-def test_a_missing_claim_check_object_is_refused_at_once(
-    claim_checks: ClaimChecks, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
-    claim_checks.pipeline.stack.client("s3").delete_object(Bucket=BUCKET, Key=chunk_object(claim_checks.first))
-    refusal = Refusal(claim_checks.first_body, claim_checks.first, 0, "missing (NoSuchKey)")
+def test_a_queued_chunk_whose_claim_check_object_is_gone_fails_its_job(claim_checks: ClaimChecks) -> None:
+    """Its rows can never be imported: the job ends FAILED with the reason, at the first delivery."""
+    pipeline = claim_checks.pipeline
+    pipeline.stack.client("s3").delete_object(Bucket=BUCKET, Key=chunk_object(claim_checks.first))
+    pipeline.stack.encord.reset_counts()
+    send(pipeline, claim_checks.first_body)
 
-    assert_refused(claim_checks.pipeline, [refusal], [claim_checks.first], capsys, caplog)
+    assert pipeline.drain().failures == 0
+
+    job = pipeline.ended_with_reports(claim_checks.first)
+    assert job.status is JobStatus.FAILED
+    assert job.failure == (
+        f"OBJECT_UNAVAILABLE: chunk 0 was queued but its claim-check object "
+        f"s3://{BUCKET}/{chunk_object(claim_checks.first)} cannot be read (NoSuchKey)"
+    )
+    assert pipeline.stack.encord.request_counts.total() == 0
 
 
 def test_a_claim_check_object_rewritten_after_queueing_is_refused(
