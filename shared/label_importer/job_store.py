@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 import boto3
+import orjson
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
@@ -185,6 +186,31 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+_TRANSACTION_BYTES = 3 << 20
+"""Below DynamoDB's 4 MB per transaction, with room for the row records and attribute names."""
+
+
+def _transactions(
+    outcomes: list[RowOutcome], with_rows: dict[str, dict[str, Any]], most_items: int
+) -> Iterator[list[RowOutcome]]:
+    """The outcomes in batches that fit one transaction each: at most `most_items` items (a row, and the item
+    written with it, count one each) and, with those items, at most _TRANSACTION_BYTES."""
+    batch: list[RowOutcome] = []
+    items = size = 0
+    for outcome in outcomes:
+        extra = with_rows.get(outcome.data_hash)
+        extra_size = len(orjson.dumps(extra)) if extra else 0
+        needed = 2 if extra else 1
+        if batch and (items + needed > most_items or size + extra_size > _TRANSACTION_BYTES):
+            yield batch
+            batch, items, size = [], 0, 0
+        batch.append(outcome)
+        items += needed
+        size += extra_size
+    if batch:
+        yield batch
+
+
 class JobStore:
     _TRANSACTION_ROWS = 99
     """DynamoDB allows 100 items per transaction; one slot is the job's counter update."""
@@ -333,8 +359,7 @@ class JobStore:
         """
         now = int(time.time())
         with_rows = with_rows or {}
-        per_transaction = self._TRANSACTION_ROWS // 2 if with_rows else self._TRANSACTION_ROWS
-        for number, batch in enumerate(_chunks(outcomes, per_transaction)):
+        for number, batch in enumerate(_transactions(outcomes, with_rows, self._TRANSACTION_ROWS)):
             imported = sum(1 for outcome in batch if outcome.status is RowStatus.IMPORTED)
             superseded = sum(1 for outcome in batch if outcome.status is RowStatus.SKIPPED)
             items: list[dict[str, Any]] = [

@@ -27,8 +27,9 @@ from label_importer.label_format import Mode
 
 _SEQUENCER_WIDTH = 32
 _MAX_KEPT_LABELS = 20_000
-"""Label hashes of newer appends a history keeps (about 240 KB, under DynamoDB's 400 KB item limit). Beyond
-that the oldest appends are forgotten: a `replace` arriving after that many newer labels removes theirs."""
+"""Label hashes a history keeps (about 240 KB, under DynamoDB's 400 KB per item; a data unit holds at most
+MAX_OBJECTS_PER_DATA_UNIT objects a file). Beyond that the oldest appends are forgotten: a `replace` arriving
+after more newer labels than that removes the oldest of them."""
 
 
 def upload_order(event_time: str, sequencer: str, job_id: str) -> str:
@@ -82,9 +83,11 @@ class UnitHistory:
             return UnitHistory(Applied(job_id, order, frozenset(labels)), newer)
         appends = [a for a in self.appends if a.job_id != job_id] + [Applied(job_id, order, frozenset(labels))]
         appends.sort(key=lambda applied: applied.order)
-        while sum(len(a.labels) for a in appends) > _MAX_KEPT_LABELS and len(appends) > 1:
+        replaced = self.replaced_by
+        kept = len(replaced.labels) if replaced else 0
+        while len(appends) > 1 and kept + sum(len(a.labels) for a in appends) > _MAX_KEPT_LABELS:
             appends.pop(0)
-        return UnitHistory(self.replaced_by, tuple(appends))
+        return UnitHistory(replaced, tuple(appends))
 
     def without_append(self, job_id: str) -> UnitHistory:
         return UnitHistory(self.replaced_by, tuple(a for a in self.appends if a.job_id != job_id))
