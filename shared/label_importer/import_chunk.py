@@ -186,7 +186,10 @@ class ChunkImporter:
                 continue
             objects_now, classifications_now = label_hashes(label_row)
             changes[row.data_hash] = RowChanges(
-                objects_now - objects, classifications_now - classifications, before, history.to_dict()
+                objects_now - objects,
+                classifications_now - classifications,
+                before,
+                history.to_dict() if replacing else None,  # what a rollback of the replace puts back with `before`
             )
             histories[row.data_hash] = history.with_applied(upload.job_id, upload.order, upload.mode, own)
             to_save.append((row, label_row, objects_now | classifications_now))

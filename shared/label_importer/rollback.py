@@ -5,10 +5,14 @@ IMPORTED. An `append` rollback removes only the objects and classifications whos
 so labels anyone else put on the data unit stay; a `replace` rollback sets each row back to the labels it had
 before the import, so edits made to that row after the import are lost with it (the README says so).
 
+Rows a later upload changed since (their upload history says so, upload_order.py) are left as they are,
+SKIPPED with the later jobs named: undoing one file never takes what another put there.
+
 A rollback is a job of its own, with a job id derived from the import's (running it again finds it), row
-records, counters and a report. It works like an import: data units leased, one list, one bundled
-initialise and one bundled save per bundle of rows, transient faults retried, and rows already recorded
-skipped, so a rollback interrupted anywhere is finished by running it again.
+records, counters and a report. It works like an import: data units leased (renewed before every attempt
+and save; a lease lost under a slow answer saves nothing and asks for the rollback to be run again), one
+list, one bundled initialise and one bundled save per bundle of rows, transient faults retried, and rows
+already recorded skipped, so a rollback interrupted anywhere is finished by running it again.
 """
 
 from __future__ import annotations

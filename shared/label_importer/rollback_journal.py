@@ -28,7 +28,8 @@ class RowChanges:
     before: dict[str, Any] | None = None
     """In `replace` mode: the label row dict the import replaced."""
     history: dict[str, Any] | None = None
-    """The data unit's upload history before the import (upload_order.py): what a rollback puts back with it."""
+    """In `replace` mode: the data unit's upload history before the import (upload_order.py), put back with
+    `before` by a rollback."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
