@@ -1,4 +1,4 @@
-"""Throwaway SSH keys for the local stack: the SDK insists on a real key even though the fake never checks it."""
+"""Throwaway SSH keys for the local stack: the SDK insists on a real key; the fake only refuses revoked ones."""
 
 from __future__ import annotations
 
