@@ -7,7 +7,7 @@ row, so one bad row fails alone and the rest of the chunk lands; a transient fau
 attempt (fresh label rows, so nothing half-applied is saved) while the invocation has time.
 
 Around it: rows this job already recorded are skipped, and each data unit is leased for the duration
-(leases.py) so two jobs never save over each other's labels; the leases are renewed before every attempt and
+(leases.py) so two jobs never save over each other's labels; the leases are renewed before every retry and
 every save, and an attempt whose lease was lost saves nothing. Rows whose data unit another consumer holds
 wait for it inside the invocation, and go back to the queue with the message if time runs short. Each row is
 judged against its data unit's upload history (upload_order.py), so the final labels follow the order the
@@ -122,7 +122,7 @@ class ChunkImporter:
         self._upload = upload
         self._histories = histories
         self._renew = renew
-        """Renews the rows' leases, or raises LeaseLost: called before the attempt and before every save."""
+        """Renews the rows' leases, or raises LeaseLost: called just before every save."""
         self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
         self._journaled = {} if journaled is None else journaled
         """Per row, the label hashes this job's attempts journaled as theirs (earlier ones included, shared
@@ -135,7 +135,6 @@ class ChunkImporter:
     def import_rows(self, rows: list[ChunkRow], journal: Journal) -> list[RowOutcome]:
         """Outcomes for every row; raises on transient Encord faults (the chunk is then retried) and LeaseLost.
         `journal` hears what will change on each row before anything is saved (rollback_journal.py)."""
-        self._renew([row.data_hash for row in rows])
         upload = self._upload
         outcomes: list[RowOutcome] = []
         current = []
@@ -407,6 +406,8 @@ class _ChunkAttempt:
         def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
             nonlocal attempts
             attempts += 1
+            if attempts > 1:  # a retry, after backing off: the leases taken for the first attempt may run out
+                world.leases.renew([row.data_hash for row in todo], self.holder)
             return retried_with_a_rotated_key(import_once, world.key_refused)
 
         lines = {row.data_hash: row.lines for row in todo}

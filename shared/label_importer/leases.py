@@ -8,7 +8,7 @@ hands the rest back for later. A lease expires, so a consumer that died holding 
 `lease_seconds` at most and never blocks them for good.
 
 Expiry must never let two writers overlap, however slowly Encord answers. So the holder renews its leases
-before every attempt and again just before every save (`renew`): the renewal succeeds only while the lease is
+before every retry and again just before every save (`renew`): the renewal succeeds only while the lease is
 still this holder's, and a save starts only after one did, with a whole lease ahead of it, longer than one
 request may take (the SDK's timeout). A holder that finds a lease gone saves nothing: someone else may have
 written the data unit since it was read.
