@@ -81,12 +81,12 @@ def _bare_parse(path: str) -> None:
 
 
 def _validate(path: str) -> None:
-    from label_importer.chunking import assemble_chunks, plan_chunks
-    from label_importer.data_units import DataUnit, DataUnitIndex
-    from label_importer.label_file import numbered_lines
-    from label_importer.messages import chunk_document
-    from label_importer.ontology_resolver import OntologyResolver
-    from label_importer.validation import FileIndex, Limits, index_records
+    from label_importer.checks.data_units import DataUnit, DataUnitIndex
+    from label_importer.checks.ontology_resolver import OntologyResolver
+    from label_importer.checks.validation import FileIndex, Limits, index_records
+    from label_importer.model.messages import chunk_document
+    from label_importer.services.chunking import assemble_chunks, plan_chunks
+    from label_importer.sources.json_lines import numbered_lines
     from local.fake_encord import build_ontology
 
     units = DataUnitIndex(DataUnit(f"h{i:06d}", f"image_{i:06d}.jpg", 1, 640, 480) for i in range(UNITS))

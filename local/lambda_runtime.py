@@ -63,8 +63,8 @@ def cold_start() -> None:
     """
     from aws_lambda_powertools.utilities import parameters
 
-    from label_importer import encord_gateway
-    from label_importer.settings import settings
+    from label_importer.encord_target import gateway as encord_gateway
+    from label_importer.runtime.settings import settings
 
     for name in [name for name in sys.modules if name.startswith(_HANDLER_MODULE_PREFIX)]:
         del sys.modules[name]

@@ -22,9 +22,9 @@ from encord import Project
 from encord.common.bitmask_operations import serialise_bitmask
 from encord.objects.attributes import ChecklistAttribute, RadioAttribute, TextAttribute
 
-from label_importer.data_units import DataUnit
-from label_importer.ontology_resolver import OntologyResolver
-from label_importer.settings import ENCORD_PUBLIC_API
+from label_importer.checks.data_units import DataUnit
+from label_importer.checks.ontology_resolver import OntologyResolver
+from label_importer.runtime.settings import ENCORD_PUBLIC_API
 from local.stack import POWERTOOLS_ENVIRONMENT, EncordTarget, local_stack
 
 _SHAPES = {
@@ -77,10 +77,10 @@ def _hashes(row: Any) -> set[str]:
 
 def run(target: EncordTarget, data_hash: str | None) -> dict[str, Any]:
     os.environ.update(POWERTOOLS_ENVIRONMENT)  # before the handlers' code loads, as the template sets it
-    from label_importer.import_chunk import Collaborators
-    from label_importer.retries import Deadline
-    from label_importer.rollback import roll_back
-    from label_importer.settings import settings
+    from label_importer.runtime.retries import Deadline
+    from label_importer.runtime.settings import settings
+    from label_importer.services.import_chunk import Collaborators
+    from label_importer.services.rollback import roll_back
     from local.pipeline import Pipeline
 
     with local_stack(target=target) as stack:

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 
-from label_importer.job_store import Job, JobStore, RowOutcome, RowStatus
 from label_importer.progress import watch
-from label_importer.reports import REPORTS_PREFIX
+from label_importer.store.jobs import Job, JobStore, RowOutcome, RowStatus
+from label_importer.store.reports import REPORTS_PREFIX
 from local.pipeline import Pipeline
 from local.stack import BUCKET, TABLE, EncordTarget, local_stack
 
@@ -147,7 +147,7 @@ def _functions_output_to(log: TextIO) -> Iterator[None]:
 
     Left pointing at `log` when the block fails, for the consumer thread still running after a Ctrl-C.
     """
-    from label_importer.observability import logger  # loaded with the handlers, once POWERTOOLS_* are set
+    from label_importer.runtime.observability import logger  # loaded with the handlers, once POWERTOOLS_* are set
 
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from label_importer.job_store import TERMINAL, Job, JobStore
+from label_importer.store.jobs import TERMINAL, Job, JobStore
 from local.lambda_runtime import (
     DrainStats,
     Handler,
@@ -98,9 +98,9 @@ class Pipeline:
         """
         from functools import partial
 
-        from label_importer.chunk_queue import load_chunk
-        from label_importer.import_chunk import ChunkImporter, Upload
-        from label_importer.rollback_journal import write_entry
+        from label_importer.services.import_chunk import ChunkImporter, Upload
+        from label_importer.store.chunk_queue import load_chunk
+        from label_importer.store.rollback_journal import write_entry
 
         sqs, s3 = self.stack.client("sqs"), self.stack.client("s3")
         [message] = sqs.receive_message(QueueUrl=self.stack.queue_url, VisibilityTimeout=0)["Messages"]

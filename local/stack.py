@@ -44,7 +44,7 @@ POWERTOOLS_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "EncordLabelImporter",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
-"""As template.yaml sets them. Powertools reads them when `label_importer.observability` is first imported,
+"""As template.yaml sets them. Powertools reads them when `label_importer.runtime.observability` is first imported,
 so a process must set them before importing any handler code."""
 
 

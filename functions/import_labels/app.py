@@ -8,11 +8,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from label_importer.chunk_intake import import_message
-from label_importer.import_chunk import Collaborators
-from label_importer.observability import logger, metrics, tracer
-from label_importer.retries import Deadline
-from label_importer.settings import settings
+from label_importer.runtime.observability import logger, metrics, tracer
+from label_importer.runtime.retries import Deadline
+from label_importer.runtime.settings import settings
+from label_importer.services.chunk_intake import import_message
+from label_importer.services.import_chunk import Collaborators
 
 
 @cache

@@ -9,12 +9,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from label_importer.import_chunk import Collaborators, DataUnitsBusy
-from label_importer.observability import logger, tracer
-from label_importer.reports import report_key
-from label_importer.retries import Deadline
-from label_importer.rollback import CannotRollBack, roll_back
-from label_importer.settings import settings
+from label_importer.runtime.observability import logger, tracer
+from label_importer.runtime.retries import Deadline
+from label_importer.runtime.settings import settings
+from label_importer.services.import_chunk import Collaborators, DataUnitsBusy
+from label_importer.services.rollback import CannotRollBack, roll_back
+from label_importer.store.reports import report_key
 
 
 @cache

@@ -5,11 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from label_importer.observability import logger, metrics, tracer
-from label_importer.retries import Deadline
-from label_importer.s3_objects import label_files
-from label_importer.settings import settings
-from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
+from label_importer.runtime.observability import logger, metrics, tracer
+from label_importer.runtime.retries import Deadline
+from label_importer.runtime.settings import settings
+from label_importer.services.validate import Collaborators, validate_and_chunk
+from label_importer.store.s3_objects import label_files
 
 
 @cache

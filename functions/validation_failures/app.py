@@ -8,11 +8,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from label_importer.job_store import JobStore
-from label_importer.observability import logger, metrics, tracer
-from label_importer.reports import ReportWriter
-from label_importer.settings import settings
-from label_importer.validator_failures import fail_abandoned_validation
+from label_importer.runtime.observability import logger, metrics, tracer
+from label_importer.runtime.settings import settings
+from label_importer.services.validator_failures import fail_abandoned_validation
+from label_importer.store.jobs import JobStore
+from label_importer.store.reports import ReportWriter
 
 
 @cache

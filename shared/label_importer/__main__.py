@@ -26,10 +26,10 @@ import requests
 from botocore import exceptions as aws
 from encord import exceptions as encord
 
-from label_importer.job_store import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 from label_importer.progress import watch
 from label_importer.redrive import RedriveIncomplete, redrive
-from label_importer.settings import ENCORD_PUBLIC_API, ConfigurationError, settings
+from label_importer.runtime.settings import ENCORD_PUBLIC_API, ConfigurationError, settings
+from label_importer.store.jobs import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
 
 _ROWS_SHOWN = 20
 _LINE_CHARACTERS = 400
@@ -153,8 +153,8 @@ def _print_rows(title: str, rows: list[RowOutcome]) -> None:
 
 def _rollback(args: argparse.Namespace) -> int:
     # Imported here: Powertools reads its environment when they load, which `import` sets first.
-    from label_importer import import_chunk, rollback
-    from label_importer.retries import Deadline
+    from label_importer.runtime.retries import Deadline
+    from label_importer.services import import_chunk, rollback
 
     world = import_chunk.Collaborators.from_settings(settings())
     job = rollback.roll_back(args.job_id, world, Deadline.in_seconds(args.timeout))
@@ -393,7 +393,9 @@ FAILURES: tuple[Failure, ...] = (
     Failure((KeyboardInterrupt,), ExitCode.INTERRUPTED, _interrupted),
     Failure((UsageError,), ExitCode.USAGE, _quoted),
     Failure(
-        ("label_importer.rollback.CannotRollBack",), ExitCode.USAGE, lambda error, args: f"cannot roll back: {error}"
+        ("label_importer.services.rollback.CannotRollBack",),
+        ExitCode.USAGE,
+        lambda error, args: f"cannot roll back: {error}",
     ),
     Failure((SetupError,), ExitCode.ENVIRONMENT, _quoted),
     Failure((ConfigurationError,), ExitCode.ENVIRONMENT, _configuration),
@@ -411,7 +413,7 @@ FAILURES: tuple[Failure, ...] = (
         _no_credentials,
     ),
     Failure((aws.ConnectionError, aws.HTTPClientError), ExitCode.ENVIRONMENT, _aws_unreachable),
-    Failure(("label_importer.encord_gateway.EncordKeyUnusable",), ExitCode.ENVIRONMENT, _key_unusable),
+    Failure(("label_importer.encord_target.gateway.EncordKeyUnusable",), ExitCode.ENVIRONMENT, _key_unusable),
     Failure((aws.ClientError,), ExitCode.ENVIRONMENT, _aws_refused),
     Failure(
         (requests.ConnectionError, requests.Timeout, encord.TimeOutError), ExitCode.ENVIRONMENT, _encord_unreachable
@@ -419,7 +421,7 @@ FAILURES: tuple[Failure, ...] = (
     Failure((encord.AuthenticationError,), ExitCode.ENVIRONMENT, _encord_refused_key),
     Failure((encord.AuthorisationError, encord.ResourceNotFoundError), ExitCode.ENVIRONMENT, _encord_refused_project),
     Failure((encord.EncordException,), ExitCode.ENVIRONMENT, _encord_failed),
-    Failure(("label_importer.import_chunk.DataUnitsBusy",), ExitCode.ENVIRONMENT, _busy),
+    Failure(("label_importer.services.import_chunk.DataUnitsBusy",), ExitCode.ENVIRONMENT, _busy),
     Failure((RedriveIncomplete,), ExitCode.ENVIRONMENT, _redrive_incomplete),
 )
 """Checked in order, the first that explains any exception in the chain wins; anything else is a bug (exit 1)."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import orjson
 from tqdm import tqdm
 
-from label_importer.job_store import TERMINAL, Job, JobStore
+from label_importer.store.jobs import TERMINAL, Job, JobStore
 
 
 def watch(jobs: JobStore, job: Job, interval: float, *, as_json: bool, stop: Callable[[], bool] = lambda: False) -> Job:

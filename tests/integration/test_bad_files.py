@@ -17,14 +17,14 @@ import orjson
 import pytest
 from encord.objects import OntologyStructure, Shape
 
-from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.job_store import JobStatus
-from label_importer.ontology_resolver import OntologyResolver
-from label_importer.retries import Deadline
-from label_importer.s3_objects import label_files
-from label_importer.settings import settings_from
-from label_importer.validate_and_chunk import Collaborators, validate_and_chunk
-from label_importer.validation import FileIndex, Limits, index_records
+from label_importer.checks.data_units import DataUnit, DataUnitIndex
+from label_importer.checks.ontology_resolver import OntologyResolver
+from label_importer.checks.validation import FileIndex, Limits, index_records
+from label_importer.runtime.retries import Deadline
+from label_importer.runtime.settings import settings_from
+from label_importer.services.validate import Collaborators, validate_and_chunk
+from label_importer.store.jobs import JobStatus
+from label_importer.store.s3_objects import label_files
 from local.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -117,9 +117,9 @@ def test_a_skeleton_without_a_template_is_a_problem_of_its_line() -> None:
 
 def test_a_coco_category_mapped_to_a_skeleton_without_a_template_is_unmatched() -> None:
     """The same ontology, reached from a COCO keypoints category: reported on the category, no crash."""
-    from label_importer.coco.document import read_sections
-    from label_importer.coco.format import checked
-    from label_importer.coco.mapping import map_document
+    from label_importer.sources.coco.document import read_sections
+    from label_importer.sources.coco.format import checked
+    from label_importer.sources.coco.mapping import map_document
 
     ontology = OntologyStructure()
     ontology.add_object("Hand", Shape.SKELETON)
@@ -139,7 +139,7 @@ def test_a_coco_category_mapped_to_a_skeleton_without_a_template_is_unmatched() 
 
 
 def test_every_error_code_in_the_readme_is_produced_by_a_test_here() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operations.md").read_text()
     table = readme[readme.index("Error codes") : readme.index("### Limits")]
     first_cells = re.findall(r"^\| (`[^|]+)\|", table, flags=re.MULTILINE)
     documented = {code for cell in first_cells for code in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}

@@ -1,8 +1,8 @@
 """COCO files through the whole pipeline: S3 -> validator -> queue -> importer -> fake Encord -> SDK read-back.
 
-`samples/coco/instances_orchard.json` (the README's example) holds every geometry the importer reads. Expected
-values are written out by hand from the file's pixel numbers divided by the image size; masks are compared
-pixel for pixel with the arrays drawn here.
+`samples/coco/instances_orchard.json` (the example in docs/input-formats.md) holds every geometry the importer
+reads. Expected values are written out by hand from the file's pixel numbers divided by the image size; masks
+are compared pixel for pixel with the arrays drawn here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from encord.objects import LabelRowV2
 from encord.objects.coordinates import Visibility
 from pycocotools import mask as coco_mask
 
-from label_importer.job_store import JobStatus
+from label_importer.store.jobs import JobStatus
 from local.pipeline import Pipeline
 from local.sample_labels import coco_document
 

@@ -1,7 +1,7 @@
 """Every file in `events/` is a real event its handler accepts: fed in-process against moto and the fake Encord.
 
 They are what users pass to `sam local invoke -e`, so each must work once its `REPLACE-with-...` placeholders
-are filled in (the README says with what). Each file has a test below; a new file without one fails.
+are filled in (docs/deploying.md says with what). Each file has a test below; a new file without one fails.
 `events/env.json` is checked against the template: `sam local invoke --env-vars` only overrides variables
 the template declares for that function.
 """
@@ -18,10 +18,10 @@ import pytest
 from encord.objects.coordinates import BoundingBoxCoordinates
 from sam_template import FAILURES, IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
 
-from label_importer.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
-from label_importer.job_store import Job, JobStatus, JobStore, RowOutcome, RowStatus
-from label_importer.s3_objects import label_files
-from label_importer.settings import settings_from
+from label_importer.runtime.settings import settings_from
+from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
+from label_importer.store.jobs import Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.store.s3_objects import label_files
 from local.lambda_runtime import EVENTS_DIR, LambdaContext, load_handler
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
@@ -236,6 +236,6 @@ def test_the_env_file_gives_sam_local_a_complete_configuration(function: str) ->
 
 
 def test_event_files_are_where_the_readme_says() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "deploying.md").read_text()
     for name in [*EVENT_FILES, "env.json"]:
         assert f"events/{name}" in readme, name

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from label_importer.job_store import JobStatus, JobStore, RowStatus
-from label_importer.leases import DataUnitLeases
-from label_importer.settings import settings
+from label_importer.runtime.settings import settings
+from label_importer.store.jobs import JobStatus, JobStore, RowStatus
+from label_importer.store.leases import DataUnitLeases
 from local.lambda_runtime import duplicate_queued_messages
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from encord.exceptions import AuthenticationError
 from encord.objects import LabelRowV2
 
-from label_importer import encord_gateway
-from label_importer.encord_gateway import encord_client, key_refused, open_project
-from label_importer.job_store import JobStatus, JobStore, RowStatus
-from label_importer.settings import settings
+from label_importer.encord_target import gateway as encord_gateway
+from label_importer.encord_target.gateway import encord_client, key_refused, open_project
+from label_importer.runtime.settings import settings
+from label_importer.store.jobs import JobStatus, JobStore, RowStatus
 from local import fake_encord
 from local.fake_encord import FakeEncordServer
 from local.keys import generate_ssh_private_key

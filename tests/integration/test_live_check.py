@@ -1,5 +1,5 @@
-"""The check against the real Encord API (`python -m local.live_check`, README "Checking against the real
-Encord API"): run as a user runs it, in a fresh process.
+"""The check against the real Encord API (`python -m local.live_check`, docs/operations.md "Checking against the
+real Encord API"): run as a user runs it, in a fresh process.
 
 `test_the_live_check_passes_against_the_fake` proves the check itself on every run; the `live` test runs
 it against the project in ENCORD_PROJECT_HASH with the key in ENCORD_SSH_KEY_FILE, and is skipped without

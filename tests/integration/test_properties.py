@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.job_store import JobStatus
-from label_importer.ontology_resolver import OntologyResolver
-from label_importer.validation import FileIndex, Limits, index_records
+from label_importer.checks.data_units import DataUnit, DataUnitIndex
+from label_importer.checks.ontology_resolver import OntologyResolver
+from label_importer.checks.validation import FileIndex, Limits, index_records
+from label_importer.store.jobs import JobStatus
 from local.fake_encord import build_ontology
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl

@@ -48,11 +48,11 @@ from sam_template import (
     resources,
 )
 
-from label_importer import encord_gateway
-from label_importer.job_store import JobStatus
-from label_importer.leases import DataUnitLeases
-from label_importer.retries import RetryPolicy
-from label_importer.s3_objects import label_files
+from label_importer.encord_target import gateway as encord_gateway
+from label_importer.runtime.retries import RetryPolicy
+from label_importer.store.jobs import JobStatus
+from label_importer.store.leases import DataUnitLeases
+from label_importer.store.s3_objects import label_files
 from local.destinations import failed_invocation_record, sqs_event
 from local.lambda_runtime import Handler, LambdaContext, load_handler, s3_object_created_event
 from local.pipeline import Pipeline
@@ -511,7 +511,7 @@ def test_alarms_on_our_own_metrics_watch_metrics_the_code_emits(recording: Recor
 
 def test_every_metric_name_in_the_code_was_emitted(recording: Recording) -> None:
     """The constants in observability.py are the code's metric names: each must show up in the scenario."""
-    from label_importer import observability
+    from label_importer.runtime import observability
 
     names = {value for name, value in vars(observability).items() if name.isupper() and isinstance(value, str)}
     assert names == {name for _, name, _ in emitted(recording)}

@@ -21,10 +21,10 @@ import orjson
 import pytest
 from botocore.client import BaseClient
 
-from label_importer.bounded_reading import WRAP_UP_SECONDS
-from label_importer.job_store import JobStatus, JobStore
-from label_importer.retries import RetryPolicy
-from label_importer.s3_objects import label_files
+from label_importer.runtime.retries import RetryPolicy
+from label_importer.sources.bounded_reading import WRAP_UP_SECONDS
+from label_importer.store.jobs import JobStatus, JobStore
+from label_importer.store.s3_objects import label_files
 from local.destinations import failed_invocation_record, sqs_event
 from local.lambda_runtime import LambdaContext, cold_start, load_handler, s3_object_created_event
 from local.pipeline import Pipeline
@@ -319,7 +319,7 @@ def test_a_header_naming_a_folder_that_is_not_a_project_is_refused(project: Pipe
 
 
 def test_every_failure_code_in_the_readme_is_produced_by_a_test_here() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operations.md").read_text()
     table = readme[readme.index("| failure code |") : readme.index("The validator keeps `WRAP_UP_SECONDS`")]
     documented = set(re.findall(r"^\| `([A-Z][A-Z_]+)`", table, flags=re.MULTILINE))
     here = Path(__file__).read_text()

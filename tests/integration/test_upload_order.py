@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from encord.objects import LabelRowV2
 
-from label_importer.job_store import JobStatus, JobStore, RowStatus
+from label_importer.store.jobs import JobStatus, JobStore, RowStatus
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
 from local.stack import TABLE

@@ -2,11 +2,11 @@
 
 import orjson
 
-from label_importer.chunking import assemble_chunks, plan_chunks
-from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.label_format import Mode
-from label_importer.messages import Chunk, chunk_document
-from label_importer.validation import FileIndex
+from label_importer.checks.data_units import DataUnit, DataUnitIndex
+from label_importer.checks.validation import FileIndex
+from label_importer.model.label_format import Mode
+from label_importer.model.messages import Chunk, chunk_document
+from label_importer.services.chunking import assemble_chunks, plan_chunks
 
 
 def test_plan_keeps_first_appearance_order_and_closes_each_chunk_at_its_last_line() -> None:

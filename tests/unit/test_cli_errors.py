@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from encord.exceptions import RequestException
 
 from label_importer.__main__ import EXIT_CODES, ExitCode, UsageError, build_parser, explain, main, outcome
-from label_importer.job_store import Job, JobStatus
 from label_importer.redrive import RedriveIncomplete
+from label_importer.store.jobs import Job, JobStatus
 from local.keys import generate_ssh_private_key
 from local.offline import key_problem
 
@@ -143,7 +143,7 @@ def test_raise_from_none_ends_the_chain_of_causes() -> None:
 
 
 def test_a_layer_error_is_recognised_without_this_module_importing_its_module() -> None:
-    from label_importer.rollback import CannotRollBack
+    from label_importer.services.rollback import CannotRollBack
 
     line, code = explain(raised(CannotRollBack("job j is QUEUED")), None)
 

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
-from label_importer.coco.document import NotCoco, is_coco, read_sections
-from label_importer.coco.geometry import (
+from label_importer.model.problems import ErrorCode
+from label_importer.sources.coco.document import NotCoco, is_coco, read_sections
+from label_importer.sources.coco.geometry import (
     GeometryMisfit,
     ImageSize,
     encord_bitmask,
@@ -29,7 +30,6 @@ from label_importer.coco.geometry import (
     skeleton_points,
     traced_polygons,
 )
-from label_importer.problems import ErrorCode
 
 EPSILON = 1e-9
 VGA = ImageSize(640, 480)

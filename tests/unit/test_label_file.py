@@ -3,7 +3,7 @@
 import gzip
 import io
 
-from label_importer.label_file import is_compressed, numbered_lines, opened
+from label_importer.sources.json_lines import is_compressed, numbered_lines, opened
 
 
 def lines_of(data: bytes, *, compressed: bool = False) -> list[tuple[int, bytes]]:

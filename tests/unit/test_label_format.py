@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from label_importer.label_format import FrameRange, Header, LabelRecord, frame_ranges, json_schema
-from label_importer.problems import ErrorCode, problems_from_pydantic
-from label_importer.validation import parse_record
+from label_importer.checks.validation import parse_record
+from label_importer.model.label_format import FrameRange, Header, LabelRecord, frame_ranges, json_schema
+from label_importer.model.problems import ErrorCode, problems_from_pydantic
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "label-format.schema.json"
 

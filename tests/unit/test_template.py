@@ -39,7 +39,7 @@ from sam_template import (
     sam_transform,
 )
 
-from label_importer.settings import Settings
+from label_importer.runtime.settings import Settings
 
 SERVICE = "encord-label-importer"
 NAMESPACE = "EncordLabelImporter"
@@ -154,7 +154,7 @@ def test_parameters_keep_their_contract(template: dict[str, Any]) -> None:
 
 
 def test_the_readme_documents_every_parameter(template: dict[str, Any]) -> None:
-    deploying = (ROOT / "README.md").read_text().split("## Deploying to AWS", 1)[1].split("\n## ", 1)[0]
+    deploying = (ROOT / "docs" / "deploying.md").read_text()
     assert [name for name in template["Parameters"] if f"`{name}`" not in deploying] == []
 
 
@@ -213,7 +213,7 @@ def test_every_setting_is_used_by_the_code() -> None:
     package = ROOT / "shared" / "label_importer"
     used = {
         node.attr
-        for path in package.glob("*.py")
+        for path in package.rglob("*.py")
         if path.name != "settings.py"
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Attribute)
@@ -641,7 +641,7 @@ def test_outputs_name_what_users_and_other_tools_need(template: dict[str, Any]) 
 def test_the_dashboard_lists_jobs_in_flight_from_the_importers_progress_log(template: dict[str, Any]) -> None:
     """The query reads the fields of `Job.progress()`, which the importer logs after each chunk
     (tests/integration/test_progress.py checks the log lines): a renamed field would leave the widget empty."""
-    from label_importer.job_store import Job, JobStatus
+    from label_importer.store.jobs import Job, JobStatus
 
     [query] = [widget["properties"]["query"] for widget in dashboard_widgets(template) if widget["type"] == "log"]
     assert query.startswith("SOURCE '<ImportLabelsLogGroup>'")

@@ -7,11 +7,18 @@ import json
 import pytest
 from encord.objects import Object, Shape
 
-from label_importer.data_units import DataUnit, DataUnitIndex
-from label_importer.label_format import LabelRecord, ObjectLabel
-from label_importer.ontology_resolver import OntologyResolver, UnresolvedLabel
-from label_importer.problems import ErrorCode
-from label_importer.validation import DataUnitTracker, FileIndex, Limits, check_record, index_records, parse_record
+from label_importer.checks.data_units import DataUnit, DataUnitIndex
+from label_importer.checks.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.checks.validation import (
+    DataUnitTracker,
+    FileIndex,
+    Limits,
+    check_record,
+    index_records,
+    parse_record,
+)
+from label_importer.model.label_format import LabelRecord, ObjectLabel
+from label_importer.model.problems import ErrorCode
 from local.fake_encord import build_ontology
 
 RESOLVER = OntologyResolver(build_ontology())

@@ -1,0 +1,487 @@
+"""Import one chunk: list once, initialise in one bundle, apply, save in one bundle, record every row.
+
+That is three Encord round trips per chunk (four when it mixes labelled and unlabelled data units: the
+bundle creates the new label rows and fetches the existing ones in separate requests) instead of two per
+data unit. Only on the failure path does it spend more: a bundle Encord rejects is saved again row by
+row, so one bad row fails alone and the rest of the chunk lands; a transient fault repeats the whole
+attempt (fresh label rows, so nothing half-applied is saved) while the invocation has time.
+
+Around it: rows this job already recorded are skipped, and each data unit is leased for the duration
+(leases.py) so two jobs never save over each other's labels; the leases are renewed before every retry and
+every save, and an attempt whose lease was lost saves nothing. Rows whose data unit another consumer holds
+wait for it inside the invocation, and go back to the queue with the message if time runs short. Each row is
+judged against its data unit's upload history (upload_order.py), so the final labels follow the order the
+files were uploaded in, not the order consumers happened to run.
+
+Failures end somewhere: a key Encord refuses (after one fresh read of the secret) fails the job; Encord
+refusing the chunk, or the last delivery SQS will make, fails its rows with the reason.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from encord import Project
+from encord.exceptions import AuthenticationError, AuthorisationError, EncordException, LabelRowError
+from encord.objects import LabelRowV2
+
+from label_importer.checks.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.encord_target.gateway import (
+    EncordKeyUnusable,
+    is_transient,
+    key_refused,
+    open_project,
+    retried_with_a_rotated_key,
+)
+from label_importer.encord_target.label_builder import LabelBuilder, RowConflict
+from label_importer.model.label_format import Mode
+from label_importer.model.messages import Chunk, ChunkRow
+from label_importer.model.problems import ErrorCode
+from label_importer.model.upload_order import UnitHistory
+from label_importer.runtime.observability import (
+    CHUNKS_IMPORTED,
+    ENCORD_REQUEST_LATENCY,
+    JOBS_COMPLETED,
+    JOBS_COMPLETED_WITH_ERRORS,
+    LEASE_WAITS,
+    ROWS_FAILED,
+    ROWS_IMPORTED,
+    ROWS_SUPERSEDED,
+    logger,
+    metrics,
+)
+from label_importer.runtime.retries import Deadline, RetryPolicy
+from label_importer.runtime.settings import Settings
+from label_importer.services.job_lifecycle import fail_import, write_final_report
+from label_importer.store.chunk_register import ChunkRegister
+from label_importer.store.jobs import (
+    FINISHED_ROW,
+    IN_FLIGHT,
+    TERMINAL,
+    Job,
+    JobStatus,
+    JobStore,
+    RowOutcome,
+    RowStatus,
+)
+from label_importer.store.leases import DataUnitLeases, LeaseLost
+from label_importer.store.reports import ReportWriter
+from label_importer.store.rollback_journal import RowChanges, added_by_earlier_attempts, write_entry
+from label_importer.store.upload_histories import UploadHistories
+
+Journal = Callable[[dict[str, RowChanges]], None]
+
+ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
+"""Problems with one row's labels found while applying them: the row fails, the chunk goes on."""
+
+
+@contextmanager
+def _timed_encord_call() -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.add_metric(
+            name=ENCORD_REQUEST_LATENCY, unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+
+
+def _failed(row: ChunkRow, reason: str) -> RowOutcome:
+    return RowOutcome(row.data_hash, RowStatus.FAILED, row.lines, reason=reason)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The job whose rows are imported, with what upload_order.py judges its rows by."""
+
+    job_id: str
+    order: str
+    mode: Mode
+
+
+class ChunkImporter:
+    def __init__(
+        self,
+        project: Project,
+        bundle_size: int,
+        upload: Upload,
+        histories: dict[str, UnitHistory],
+        renew: Callable[[list[str]], None],
+        journaled: dict[str, set[str]] | None = None,
+    ) -> None:
+        self._project = project
+        self._bundle_size = bundle_size
+        self._upload = upload
+        self._histories = histories
+        self._renew = renew
+        """Renews the rows' leases, or raises LeaseLost: called just before every save."""
+        self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
+        self._journaled = {} if journaled is None else journaled
+        """Per row, the label hashes this job's attempts journaled as theirs (earlier ones included, shared
+        between attempts): a row's `labels_added` are those of them present once it is saved."""
+        self.saved_histories: dict[str, UnitHistory] = {}
+        """The upload history of each row saved, to be recorded with its outcome."""
+        self.requests = 0
+        """Encord requests sent so far (counted before sending, so failed ones count too)."""
+
+    def import_rows(self, rows: list[ChunkRow], journal: Journal) -> list[RowOutcome]:
+        """Outcomes for every row; raises on transient Encord faults (the chunk is then retried) and LeaseLost.
+        `journal` hears what will change on each row before anything is saved (rollback_journal.py)."""
+        upload = self._upload
+        outcomes: list[RowOutcome] = []
+        current = []
+        for row in rows:
+            later = self._histories.get(row.data_hash, UnitHistory()).superseded_by(upload.order)
+            if later is None:
+                current.append(row)
+            else:
+                reason = f"superseded by job {later}: a file uploaded later replaced this data unit's labels"
+                outcomes.append(RowOutcome(row.data_hash, RowStatus.SKIPPED, row.lines, reason=reason))
+        if not current:
+            return outcomes
+        self.requests += 1
+        with _timed_encord_call():
+            listed = self._project.list_label_rows_v2(data_hashes=[row.data_hash for row in current])
+        label_rows = {label_row.data_hash: label_row for label_row in listed}
+        outcomes += [
+            _failed(row, "the data unit is no longer in the project")
+            for row in current
+            if row.data_hash not in label_rows
+        ]
+        present = [row for row in current if row.data_hash in label_rows]
+
+        # A bundle creates missing label rows and fetches existing ones: one request for each kind present.
+        self.requests += len({label_rows[row.data_hash].label_hash is None for row in present})
+        with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
+            for row in present:
+                label_rows[row.data_hash].initialise_labels(bundle=bundle)
+
+        to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]] = []
+        changes: dict[str, RowChanges] = {}
+        histories: dict[str, UnitHistory] = {}
+        for row in present:
+            label_row = label_rows[row.data_hash]
+            if not label_row.is_labelling_initialised:
+                # A bundle silently skips rows the server left out of its answer; never save those empty.
+                outcomes.append(_failed(row, "Encord did not return this label row when it was initialised"))
+                continue
+            history = self._histories.get(row.data_hash, UnitHistory())
+            replacing = upload.mode is Mode.REPLACE
+            objects, classifications = label_hashes(label_row)
+            before = label_row.to_encord_dict() if replacing else None
+            keep = frozenset(history.newer_append_labels(upload.order)) if replacing else frozenset()
+            try:
+                own = self._builder.apply(label_row, row, upload.mode, keep=keep)
+            except ROW_ERRORS as error:
+                outcomes.append(_failed(row, f"labels could not be applied: {error}"))
+                continue
+            objects_now, classifications_now = label_hashes(label_row)
+            changes[row.data_hash] = RowChanges(
+                objects_now - objects,
+                classifications_now - classifications,
+                before,
+                history.to_dict() if replacing else None,  # what a rollback of the replace puts back with `before`
+            )
+            histories[row.data_hash] = history.with_applied(upload.job_id, upload.order, upload.mode, own)
+            to_save.append((row, label_row, objects_now | classifications_now))
+        if changes:
+            journal(changes)
+            for data_hash, change in changes.items():
+                self._journaled.setdefault(data_hash, set()).update(change.objects | change.classifications)
+        saved = self._save(to_save)
+        self.saved_histories = {
+            outcome.data_hash: histories[outcome.data_hash] for outcome in saved if outcome.status is RowStatus.IMPORTED
+        }
+        return outcomes + saved
+
+    def _save(self, to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]]) -> list[RowOutcome]:
+        if not to_save:
+            return []
+        try:
+            self._save_bundle([label_row for _, label_row, _ in to_save])
+        except LeaseLost:
+            raise
+        except Exception as error:
+            if is_transient(error):
+                raise
+            if len(to_save) == 1:
+                row, _, _ = to_save[0]
+                return [_failed(row, f"Encord rejected the labels: {error}")]
+            logger.warning("bundled save rejected; saving rows one by one", extra={"error": str(error)})
+            return [outcome for item in to_save for outcome in self._save([item])]
+        return [
+            RowOutcome(
+                row.data_hash,
+                RowStatus.IMPORTED,
+                row.lines,
+                labels_added=len(self._journaled.get(row.data_hash, set()) & saved),
+            )
+            for row, _, saved in to_save
+        ]
+
+    def _save_bundle(self, label_rows: list[LabelRowV2]) -> None:
+        """Saved only under leases renewed just now: a whole lease is ahead, longer than the save may take."""
+        self._renew([label_row.data_hash for label_row in label_rows])
+        self.requests += 1
+        with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
+            for label_row in label_rows:
+                label_row.save(bundle=bundle)
+
+
+def label_hashes(label_row: LabelRowV2) -> tuple[set[str], set[str]]:
+    return (
+        {instance.object_hash for instance in label_row.get_object_instances()},
+        {instance.classification_hash for instance in label_row.get_classification_instances()},
+    )
+
+
+class DataUnitsBusy(Exception):
+    """Other consumers held some of the chunk's data units until the invocation ran short of time."""
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The import function's outside world, built once per container (handlers) or per test."""
+
+    s3: Any
+    jobs: JobStore
+    leases: DataUnitLeases
+    histories: UploadHistories
+    chunks: ChunkRegister
+    """What the validator queued: every message is checked against it before anything is imported."""
+    reports: ReportWriter
+    open_project: Callable[[str], Project]
+    key_refused: Callable[[], bool]
+    """Re-reads the Encord key after Encord refused it: True when the secret now holds another key."""
+    bundle_size: int
+    retry_policy: RetryPolicy
+    max_deliveries: int
+    """SQS's maxReceiveCount: the delivery that may not fail again, lest the chunk go to the dead-letter queue."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Collaborators:
+        # A session of its own: boto3's default session is not thread-safe, and local runs drive several
+        # containers from threads of one process.
+        session = boto3.session.Session()
+        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
+        table, ttl_days = settings.jobs_table_name, settings.record_ttl_days
+        return cls(
+            s3=s3,
+            jobs=JobStore(table, ttl_days=ttl_days, resource=dynamodb),
+            leases=DataUnitLeases(table, settings.lease_seconds, resource=dynamodb),
+            histories=UploadHistories(table, dynamodb, ttl_days=ttl_days),
+            chunks=ChunkRegister(table, ttl_days=ttl_days, resource=dynamodb),
+            reports=ReportWriter(s3),
+            open_project=lambda project_hash: open_project(settings, project_hash),
+            key_refused=lambda: key_refused(settings),
+            bundle_size=settings.bundle_size,
+            retry_policy=RetryPolicy.from_settings(settings),
+            max_deliveries=settings.max_receive_count,
+        )
+
+
+class KeyRefused(Exception):
+    """Encord refused the key (authentication or authorisation), and the secret holds no other key to try."""
+
+
+def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline, *, delivery: int = 1) -> None:
+    """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done.
+
+    The job record, not the message, says which project and mode. Raises (so the message is delivered again)
+    when Encord stays unavailable or data units stay leased until too little of the invocation is left;
+    whatever was recorded by then is kept and skipped next time.
+    """
+    job = world.jobs.get(chunk.job_id)
+    if job is None or job.status not in IN_FLIGHT:
+        # Failed, rejected, rolled back or finished: nothing of it may be imported (again).
+        logger.warning(
+            "chunk of a job that is not importing; dropped",
+            extra={"chunk_index": chunk.chunk_index, "status": str(job.status) if job else None},
+        )
+        return
+    try:
+        _import_remaining(job, chunk, world, deadline, delivery)
+    except KeyRefused as error:
+        fail_import(
+            job, f"{ErrorCode.ENCORD_KEY_UNUSABLE}: the Encord key was refused: {error}", world.jobs, world.reports
+        )
+        return
+    finish_if_done(chunk.job_id, world.jobs, world.reports)
+
+
+def _import_remaining(job: Job, chunk: Chunk, world: Collaborators, deadline: Deadline, delivery: int) -> None:
+    statuses = world.jobs.row_statuses(job.job_id, [row.data_hash for row in chunk.rows])
+    remaining = [row for row in chunk.rows if statuses.get(row.data_hash) not in FINISHED_ROW]
+    if not remaining:
+        logger.info("chunk already imported; redelivery skipped", extra={"chunk_index": chunk.chunk_index})
+        return
+    world.jobs.transition(job.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
+    journaled: dict[str, set[str]] = {}
+    if delivery > 1 or RowStatus.RETRYING in statuses.values():  # an earlier attempt may have saved
+        journaled = added_by_earlier_attempts(world.s3, job.bucket, job.job_id, chunk.chunk_index)
+    attempt = _ChunkAttempt(
+        upload=Upload(job.job_id, job.upload_order, Mode(job.mode)),
+        project_hash=job.project_hash,
+        journal=partial(write_entry, world.s3, job.bucket, job.job_id, chunk.chunk_index),
+        journaled=journaled,
+        holder=f"{job.job_id}/{chunk.chunk_index}/{uuid.uuid4().hex}",
+        last_delivery=delivery >= world.max_deliveries,
+    )
+    waits = 0
+    while remaining:
+        leased = world.leases.acquire([row.data_hash for row in remaining], attempt.holder)
+        try:
+            recorded = attempt.import_leased([row for row in remaining if row.data_hash in leased], world, deadline)
+        finally:
+            world.leases.release(leased, attempt.holder)
+        remaining = [row for row in remaining if row.data_hash not in recorded]
+        if remaining:
+            waits += 1
+            metrics.add_metric(name=LEASE_WAITS, unit=MetricUnit.Count, value=1)
+            pause = random.uniform(0.5, 1.0) * min(2.0**waits, 10.0) * world.retry_policy.backoff_seconds
+            if deadline.remaining() - pause < world.retry_policy.attempt_seconds:
+                busy = "another import holds this data unit's lease; waiting for it to finish"
+                if attempt.last_delivery:
+                    attempt.give_up(remaining, world, f"{busy} took longer than {world.max_deliveries} deliveries")
+                    return
+                world.jobs.note_retry(
+                    job.job_id,
+                    {row.data_hash: row.lines for row in remaining},
+                    attempts=0,
+                    error=busy,
+                    encord_requests=0,
+                )
+                raise DataUnitsBusy(f"{len(remaining)} data units stayed leased by other imports; retrying later")
+            world.retry_policy.sleep(pause)
+
+
+_KEY_ERRORS = (AuthenticationError, AuthorisationError, EncordKeyUnusable)
+
+
+@dataclass
+class _ChunkAttempt:
+    """One delivery of a chunk: what every batch of leased rows is imported with."""
+
+    upload: Upload
+    project_hash: str
+    journal: Journal
+    journaled: dict[str, set[str]]
+    holder: str
+    last_delivery: bool
+
+    def import_leased(self, rows: list[ChunkRow], world: Collaborators, deadline: Deadline) -> set[str]:
+        """Import and record rows whose data units this consumer holds; returns the data hashes recorded
+        (none when a lease was lost under slow work: those rows wait for the data unit again)."""
+        # Checked again under the lease: another delivery of this chunk may have recorded them while we waited.
+        finished = world.jobs.finished_rows(self.upload.job_id, [row.data_hash for row in rows])
+        todo = [row for row in rows if row.data_hash not in finished]
+        if not todo:
+            return finished
+        histories = world.histories.read([row.data_hash for row in todo])
+        attempts = requests = 0
+
+        def import_once() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+            nonlocal requests
+            importer = ChunkImporter(
+                world.open_project(self.project_hash),
+                world.bundle_size,
+                self.upload,
+                histories,
+                partial(world.leases.renew, holder=self.holder),
+                self.journaled,
+            )
+            try:
+                return importer.import_rows(todo, self.journal), importer.saved_histories
+            finally:
+                requests += importer.requests
+
+        def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # a retry, after backing off: the leases taken for the first attempt may run out
+                world.leases.renew([row.data_hash for row in todo], self.holder)
+            return retried_with_a_rotated_key(import_once, world.key_refused)
+
+        lines = {row.data_hash: row.lines for row in todo}
+        try:
+            outcomes, saved = world.retry_policy.call(attempt, deadline)
+        except LeaseLost as error:
+            logger.warning("lease lost under slow work; nothing saved, the rows wait", extra={"error": str(error)})
+            world.jobs.note_retry(
+                self.upload.job_id, lines, attempts=attempts, error=str(error), encord_requests=requests
+            )
+            return finished
+        except _KEY_ERRORS as error:
+            raise KeyRefused(str(error)) from None
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            permanent = isinstance(error, EncordException) and not is_transient(error)
+            if permanent or self.last_delivery:
+                suffix = "" if permanent else f" (still failing on delivery {world.max_deliveries}, the last)"
+                self.give_up(
+                    todo,
+                    world,
+                    f"Encord refused the chunk: {reason}" if permanent else reason + suffix,
+                    attempts=attempts,
+                    requests=requests,
+                )
+                return finished | set(lines)
+            world.jobs.note_retry(self.upload.job_id, lines, attempts=attempts, error=reason, encord_requests=requests)
+            raise
+        world.jobs.record_rows(
+            self.upload.job_id,
+            outcomes,
+            attempts=attempts,
+            encord_requests=requests,
+            with_rows={data_hash: world.histories.write(data_hash, history) for data_hash, history in saved.items()},
+        )
+        imported = sum(1 for outcome in outcomes if outcome.status is RowStatus.IMPORTED)
+        superseded = sum(1 for outcome in outcomes if outcome.status is RowStatus.SKIPPED)
+        metrics.add_metric(name=ROWS_IMPORTED, unit=MetricUnit.Count, value=imported)
+        metrics.add_metric(name=ROWS_SUPERSEDED, unit=MetricUnit.Count, value=superseded)
+        metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes) - imported - superseded)
+        metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
+        return finished | {outcome.data_hash for outcome in outcomes}
+
+    def give_up(
+        self, rows: list[ChunkRow], world: Collaborators, reason: str, *, attempts: int = 0, requests: int = 0
+    ) -> None:
+        """Record the rows FAILED with `reason`: retrying cannot help, and a dead-lettered chunk would leave its
+        job unfinished."""
+        logger.error("rows failed for good", extra={"rows": len(rows), "reason": reason})
+        outcomes = [_failed(row, reason) for row in rows]
+        world.jobs.record_rows(self.upload.job_id, outcomes, attempts=attempts, encord_requests=requests)
+        metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes))
+
+
+def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | None:
+    """Whichever consumer records the last row finishes the job: report, status, tag, exactly once.
+
+    The report is written before the status flips, so a crash in between leaves a job that the next
+    delivery finishes again (writing the same report) rather than a finished job without a report.
+    """
+    job = jobs.get(job_id)
+    if job is None or job.status in TERMINAL:
+        return None
+    if job.rows_done < job.total_rows:
+        logger.info("job progress", extra={"job_id": job_id, "status": str(job.status), **job.progress()})
+        return None
+    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    finished = replace(job, status=status, finished_at=int(time.time()))
+    write_final_report(finished, jobs, reports)
+    if not jobs.transition(job_id, status):
+        return None
+    reports.tag_source(finished)
+    counted = JOBS_COMPLETED if status is JobStatus.COMPLETED else JOBS_COMPLETED_WITH_ERRORS
+    metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
+    logger.info("job finished", extra={"job_id": job_id, "status": str(status), **finished.progress()})
+    return finished

@@ -1,0 +1,75 @@
+"""How a job ends when the normal path cannot end it: failed by the system, or finished without its report.
+
+Both the validator (a fault it caught) and the validator's failure destination (a validator Lambda killed or
+out of retries) fail jobs through `fail_job`, and the import function through `fail_import` (the Encord key was
+refused), so a FAILED job always has the same report, tag and metric.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from label_importer.model.problems import Problem
+from label_importer.runtime.observability import JOBS_FAILED, logger, metrics
+from label_importer.store.jobs import IN_FLIGHT, Job, JobStatus, JobStore, RowStatus
+from label_importer.store.reports import SUMMARY_FAILURES_SHOWN, ReportWriter
+
+
+def fail_job(job: Job, problem: Problem, jobs: JobStore, reports: ReportWriter) -> Job:
+    """End a job still VALIDATING as FAILED with `problem` as the reason; any other job is left as it is.
+
+    Reports and tag go first, the status last, so a failure to write them leaves the job for a retry rather
+    than FAILED without a report. A job that moved on meanwhile (queued, or finished by another attempt) keeps
+    its own outcome and reports.
+    """
+    current = jobs.get(job.job_id) or job
+    if current.status is not JobStatus.VALIDATING:
+        logger.info("job already left validation; not failed", extra={"status": str(current.status)})
+        return current
+    failed = replace(
+        current,
+        status=JobStatus.FAILED,
+        failure=f"{problem.code}: {problem.message}",
+        problem_count=1,
+        finished_at=int(time.time()),
+    )
+    reports.write_problems(failed, [problem], 1)
+    reports.write_final(failed, problems=[problem], problem_count=1)
+    reports.tag_source(failed)
+    if jobs.fail(job.job_id, failed.failure or ""):
+        metrics.add_metric(name=JOBS_FAILED, unit=MetricUnit.Count, value=1)
+        logger.error("job failed", extra={"code": str(problem.code), "reason": problem.message})
+    return jobs.get(job.job_id) or failed
+
+
+def write_final_report(job: Job, jobs: JobStore, reports: ReportWriter) -> None:
+    """The final report of a job from what the table and `errors.jsonl` hold: what a consumer finishing a job
+    writes, and what a repeated event writes for a finished job whose report is missing."""
+    problems = reports.first_problems(job, SUMMARY_FAILURES_SHOWN) if job.problem_count else []
+    reports.write_final(
+        job,
+        problems=problems,
+        problem_count=job.problem_count,
+        failed_rows=jobs.rows(job.job_id, RowStatus.FAILED),
+        superseded_rows=jobs.rows(job.job_id, RowStatus.SKIPPED) if job.rows_superseded else (),
+    )
+
+
+def fail_import(job: Job, failure: str, jobs: JobStore, reports: ReportWriter) -> None:
+    """End a job whose import cannot go on as FAILED with `failure`; its other chunks are then dropped.
+
+    The report keeps what the file's validation found and lists the rows recorded so far; reports first, the
+    status last, as in `fail_job`.
+    """
+    current = jobs.get(job.job_id) or job
+    if current.status not in IN_FLIGHT:
+        return
+    failed = replace(current, status=JobStatus.FAILED, failure=failure, finished_at=int(time.time()))
+    write_final_report(failed, jobs, reports)
+    reports.tag_source(failed)
+    if jobs.fail(job.job_id, failure, allowed_from=IN_FLIGHT, problem_count=None):
+        metrics.add_metric(name=JOBS_FAILED, unit=MetricUnit.Count, value=1)
+        logger.error("job failed", extra={"reason": failure})

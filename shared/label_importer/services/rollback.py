@@ -1,0 +1,229 @@
+"""Undo one finished import: remove exactly what it added (`append`), or put back what it replaced (`replace`).
+
+What an import changed comes from its journal (rollback_journal.py), limited to the rows it recorded as
+IMPORTED. An `append` rollback removes only the objects and classifications whose hashes the import added,
+so labels anyone else put on the data unit stay; a `replace` rollback sets each row back to the labels it had
+before the import, so edits made to that row after the import are lost with it (docs/operations.md says so).
+
+Rows a later upload changed since (their upload history says so, upload_order.py) are left as they are,
+SKIPPED with the later jobs named: undoing one file never takes what another put there.
+
+A rollback is a job of its own, with a job id derived from the import's (running it again finds it), row
+records, counters and a report. It works like an import: data units leased (renewed before every attempt
+and save; a lease lost under a slow answer saves nothing and asks for the rollback to be run again), one
+list, one bundled initialise and one bundled save per bundle of rows, transient faults retried, and rows
+already recorded skipped, so a rollback interrupted anywhere is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+
+from encord import Project
+from encord.objects import LabelRowV2
+
+from label_importer.model.label_format import Mode
+from label_importer.model.upload_order import UnitHistory
+from label_importer.runtime.observability import logger
+from label_importer.runtime.retries import Deadline
+from label_importer.services.import_chunk import ROW_ERRORS, Collaborators, DataUnitsBusy, Upload, label_hashes
+from label_importer.services.job_lifecycle import write_final_report
+from label_importer.store.jobs import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
+from label_importer.store.leases import LeaseLost
+from label_importer.store.rollback_journal import RowChanges, read_journal
+
+_UNDOABLE = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+
+
+class CannotRollBack(Exception):
+    """The job is not one that can be rolled back (yet); the message says why."""
+
+
+def rollback_job_id(job_id: str) -> str:
+    return hashlib.sha256(f"rollback\x1f{job_id}".encode()).hexdigest()[:32]
+
+
+def roll_back(job_id: str, world: Collaborators, deadline: Deadline) -> Job:
+    """Roll the import back (or finish an interrupted rollback) and return the rollback job."""
+    original = world.jobs.get(job_id)
+    if original is None:
+        raise CannotRollBack(f"there is no job {job_id}")
+    if original.mode == ROLLBACK_MODE:
+        raise CannotRollBack(f"job {job_id} is itself a rollback; import the file again instead")
+    job = Job(
+        job_id=rollback_job_id(job_id),
+        status=JobStatus.IMPORTING,
+        bucket=original.bucket,
+        key=original.key,
+        version_id=original.version_id,
+        project_hash=original.project_hash,
+        mode=ROLLBACK_MODE,
+        created_at=int(time.time()),
+    )
+    existing = world.jobs.get(job.job_id)
+    if existing is not None and existing.status in TERMINAL:
+        return existing
+    if original.status not in _UNDOABLE and existing is None:
+        raise CannotRollBack(f"job {job_id} is {original.status}: only a finished import can be rolled back")
+    world.jobs.create(job)
+
+    imported = {row.data_hash for row in world.jobs.rows(job_id, RowStatus.IMPORTED)}
+    journal = read_journal(world.s3, original.bucket, job_id)
+    changes = {data_hash: row for data_hash, row in journal.items() if data_hash in imported}
+    world.jobs.set_plan(replace(job, total_records=len(changes), total_rows=len(changes)))
+    done = world.jobs.finished_rows(job.job_id, list(changes))
+    todo = [data_hash for data_hash in changes if data_hash not in done]
+    if todo:
+        undo = _Undo(Upload(job_id, original.upload_order, Mode(original.mode)), original.project_hash, job.job_id)
+        for start in range(0, len(todo), world.bundle_size):
+            undo.leased(todo[start : start + world.bundle_size], changes, world, deadline)
+    return _finish(job.job_id, original, world)
+
+
+@dataclass(frozen=True)
+class _Undo:
+    original: Upload
+    project_hash: str
+    rollback_id: str
+
+    def leased(
+        self, data_hashes: list[str], changes: dict[str, RowChanges], world: Collaborators, deadline: Deadline
+    ) -> None:
+        """Undo the rows whose data units are free, under leases renewed before every attempt and every save."""
+        holder = f"{self.rollback_id}/{uuid.uuid4().hex}"
+        leased = world.leases.acquire(data_hashes, holder)
+        try:
+            held = [data_hash for data_hash in data_hashes if data_hash in leased]
+            if held:
+                histories = world.histories.read(held)
+                renew = partial(world.leases.renew, holder=holder)
+                requests = 0
+
+                def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+                    nonlocal requests
+                    requests += 3  # list, bundled initialise (every row exists: the import saved it), bundled save
+                    project = world.open_project(self.project_hash)
+                    return self._undo(project, held, changes, histories, renew, world.bundle_size)
+
+                outcomes, after = world.retry_policy.call(attempt, deadline)
+                world.jobs.record_rows(
+                    self.rollback_id,
+                    outcomes,
+                    attempts=requests // 3,
+                    encord_requests=requests,
+                    with_rows={h: world.histories.write(h, history) for h, history in after.items()},
+                )
+        except LeaseLost as error:
+            raise DataUnitsBusy(f"{error}; run the rollback again") from None
+        finally:
+            world.leases.release(leased, holder)
+        if len(leased) < len(data_hashes):
+            raise DataUnitsBusy(
+                f"{len(data_hashes) - len(leased)} data units are being imported; run the rollback again"
+            )
+
+    def _undo(
+        self,
+        project: Project,
+        data_hashes: list[str],
+        changes: dict[str, RowChanges],
+        histories: dict[str, UnitHistory],
+        renew: Callable[[list[str]], None],
+        bundle_size: int,
+    ) -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
+        """List, initialise and save in bundles, like an import: three requests for the whole batch. Returns the
+        outcomes and the upload history of each data unit undone."""
+        renew(data_hashes)
+        outcomes: list[RowOutcome] = []
+        undoable = []
+        for data_hash in data_hashes:
+            later = self._changed_since(histories[data_hash])
+            if later:
+                reason = f"left as it is: changed since by later uploads (jobs {', '.join(later)})"
+                outcomes.append(RowOutcome(data_hash, RowStatus.SKIPPED, [], reason=reason))
+            else:
+                undoable.append(data_hash)
+        if not undoable:
+            return outcomes, {}
+        rows = {row.data_hash: row for row in project.list_label_rows_v2(data_hashes=undoable)}
+        with project.create_bundle(bundle_size=bundle_size) as bundle:
+            for row in rows.values():
+                row.initialise_labels(bundle=bundle)
+        to_save, after = [], {}
+        for data_hash in undoable:
+            row = rows.get(data_hash)
+            if row is None or not row.is_labelling_initialised:
+                outcomes.append(_failed(data_hash, "the data unit's labels could not be read from Encord"))
+                continue
+            try:
+                removed = self._restore(row, changes[data_hash], histories[data_hash])
+            except ROW_ERRORS as error:
+                outcomes.append(_failed(data_hash, f"the labels could not be put back: {error}"))
+                continue
+            to_save.append(row)
+            after[data_hash] = self._history_after(changes[data_hash], histories[data_hash])
+            outcomes.append(RowOutcome(data_hash, RowStatus.IMPORTED, [], labels_added=removed))
+        renew([row.data_hash for row in to_save])
+        with project.create_bundle(bundle_size=bundle_size) as bundle:
+            for row in to_save:
+                row.save(bundle=bundle)
+        return outcomes, after
+
+    def _changed_since(self, history: UnitHistory) -> list[str]:
+        """Later uploads whose labels undoing this row would take: a `replace` puts back the whole row as it
+        was, so any later upload counts; an `append` takes off only its own labels, so only a later
+        `replace` (which already took them) does."""
+        if self.original.mode is Mode.REPLACE:
+            return history.newer_than(self.original.order)
+        superseding = history.superseded_by(self.original.order)
+        return [superseding] if superseding else []
+
+    def _restore(self, row: LabelRowV2, changes: RowChanges, history: UnitHistory) -> int:
+        """Undo one row's changes; returns how many of the import's labels were taken off."""
+        if self.original.mode is Mode.REPLACE and changes.before is not None:
+            objects, classifications = label_hashes(row)
+            row.from_labels_dict(changes.before, preserve_identity=True)
+            return len(objects) + len(classifications)
+        others = history.labels_of_others(self.original.job_id)
+        removed = 0
+        for instance in row.get_object_instances():
+            if instance.object_hash in changes.objects and instance.object_hash not in others:
+                row.remove_object(instance)
+                removed += 1
+        for classification in row.get_classification_instances():
+            label = classification.classification_hash
+            if label in changes.classifications and label not in others:
+                row.remove_classification(classification)
+                removed += 1
+        return removed
+
+    def _history_after(self, changes: RowChanges, history: UnitHistory) -> UnitHistory:
+        if self.original.mode is Mode.REPLACE:
+            return UnitHistory.from_dict(changes.history)
+        return history.without_append(self.original.job_id)
+
+
+def _failed(data_hash: str, reason: str) -> RowOutcome:
+    return RowOutcome(data_hash, RowStatus.FAILED, [], reason=reason)
+
+
+def _finish(rollback_id: str, original: Job, world: Collaborators) -> Job:
+    job = world.jobs.get(rollback_id)
+    assert job is not None
+    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    finished = replace(job, status=status, finished_at=int(time.time()))
+    write_final_report(finished, world.jobs, world.reports)
+    world.jobs.transition(rollback_id, status)
+    if status is JobStatus.COMPLETED and world.jobs.transition(
+        original.job_id, JobStatus.ROLLED_BACK, allowed_from=_UNDOABLE
+    ):
+        world.reports.tag_source(replace(original, status=JobStatus.ROLLED_BACK))
+    logger.info(
+        "rollback finished", extra={"job_id": original.job_id, "rollback_job_id": rollback_id, **finished.progress()}
+    )
+    return world.jobs.get(rollback_id) or finished

@@ -1,0 +1,480 @@
+"""Validate a dropped label file and queue it as chunks, or reject it with a report; never half of each.
+
+Nothing is sent to Encord but reads (project, ontology, one listing of data units) until the whole file
+has been checked; a file with problems under the `strict` policy queues nothing at all.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, BinaryIO
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
+from encord import Project
+from encord.exceptions import AuthenticationError, AuthorisationError, ResourceNotFoundError
+
+from label_importer.checks.data_units import DataUnit, DataUnitIndex
+from label_importer.checks.ontology_resolver import OntologyResolver
+from label_importer.checks.validation import FileIndex, Limits, Line, index_records, parse_header
+from label_importer.encord_target.gateway import (
+    EncordKeyUnusable,
+    is_transient,
+    key_refused,
+    open_project,
+    retried_with_a_rotated_key,
+)
+from label_importer.model.label_format import PROJECT_HASH_PATTERN, ErrorPolicy, Header
+from label_importer.model.messages import chunk_document
+from label_importer.model.problems import ErrorCode, Problem, shown_value
+from label_importer.runtime.observability import (
+    JOBS_QUEUED,
+    JOBS_REJECTED,
+    ROWS_SKIPPED,
+    VALIDATION_ERRORS,
+    logger,
+    metrics,
+)
+from label_importer.runtime.retries import Deadline, RetryPolicy
+from label_importer.runtime.settings import Settings
+from label_importer.services.chunking import assemble_chunks, plan_chunks
+from label_importer.services.import_chunk import finish_if_done
+from label_importer.services.job_lifecycle import fail_job, write_final_report
+from label_importer.sources.bounded_reading import (
+    WRAP_UP_SECONDS,
+    BoundedReader,
+    FileLimitExceeded,
+    OutOfTime,
+    ReadBudget,
+)
+from label_importer.sources.coco.document import OPTIONS_SECTION, NotCoco, is_coco, read_sections
+from label_importer.sources.coco.format import checked
+from label_importer.sources.coco.mapping import map_document
+from label_importer.sources.coco.records import CocoRecords, locate
+from label_importer.sources.json_lines import is_compressed, numbered_lines, opened
+from label_importer.store.chunk_queue import ChunkQueue
+from label_importer.store.chunk_register import ChunkRegister
+from label_importer.store.jobs import TERMINAL, Job, JobStatus, JobStore
+from label_importer.store.reports import ReportWriter
+from label_importer.store.s3_objects import LabelFileRef
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The validator's outside world, built once per container (handlers) or per test."""
+
+    s3: Any
+    sqs: Any
+    jobs: JobStore
+    chunks: ChunkRegister
+    """Where each chunk's digest is recorded before it is sent; the import function imports nothing else."""
+    reports: ReportWriter
+    open_project: Callable[[str], Project]
+    key_refused: Callable[[], bool]
+    """Re-reads the Encord key after Encord refused it: True when the secret now holds another key."""
+    retry_policy: RetryPolicy
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Collaborators:
+        session = boto3.session.Session()  # see import_chunk.Collaborators
+        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
+        table, ttl_days = settings.jobs_table_name, settings.record_ttl_days
+        return cls(
+            s3=s3,
+            sqs=session.client("sqs"),
+            jobs=JobStore(table, ttl_days=ttl_days, resource=dynamodb),
+            chunks=ChunkRegister(table, ttl_days=ttl_days, resource=dynamodb),
+            reports=ReportWriter(s3),
+            open_project=lambda project_hash: open_project(settings, project_hash),
+            key_refused=lambda: key_refused(settings),
+            retry_policy=RetryPolicy.from_settings(settings),
+        )
+
+
+class _Rejected(Exception):
+    def __init__(self, problems: list[Problem], index: FileIndex | None = None) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+        self.problem_count = index.problem_count if index else len(problems)
+        self.records = index.records if index else 0
+        self.invalid_records = len(index.invalid_lines) if index else 0
+        self.left_out = index.left_out if index else 0
+
+
+def _whole_file(code: ErrorCode, message: str) -> _Rejected:
+    return _Rejected([Problem(0, "", code, message)])
+
+
+class _Failed(Exception):
+    """The system could not process the file (its version is gone, the key is unusable, Encord is down, time
+    ran out): the job is FAILED, not REJECTED, because the file itself may be fine."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.problem = Problem(0, "", code, message)
+
+
+@dataclass(frozen=True)
+class _Validated:
+    header: Header
+    project_hash: str
+    units: DataUnitIndex
+    index: FileIndex
+    records: Callable[[], Iterator[Line]]
+    """Reads the file again: its records, numbered as validation numbered them."""
+
+
+def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> Job:
+    """Validate the file and queue it, or reject or fail it: whatever happens, the job ends in a state and with a
+    report that says so (or is left VALIDATING for Lambda's retry when not even that could be written)."""
+    job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id, ref.upload_order)
+    existing = world.jobs.create(job)
+    if existing is not None and existing.status is not JobStatus.VALIDATING:
+        logger.info("duplicate event for a file already handled", extra={"status": str(existing.status)})
+        if existing.status in TERMINAL and not world.reports.exists(existing, "report.json"):
+            logger.info("the finished job has no report; writing it again")
+            write_final_report(existing, world.jobs, world.reports)
+        return existing
+    # A job still VALIDATING is one whose earlier attempt died midway: validating again is safe, and a
+    # chunk sent twice is harmless because consumers skip rows the job has already recorded.
+    job = existing or job
+    try:
+        return _validate_and_queue(job, ref, settings, world, deadline)
+    except _Rejected as rejection:
+        return _reject(job, rejection, world)
+    except _Failed as failure:
+        return fail_job(job, failure.problem, world.jobs, world.reports)
+    except Exception as error:
+        logger.exception("the validator failed unexpectedly")
+        problem = Problem(
+            0, "", ErrorCode.INTERNAL_ERROR, f"the validator failed unexpectedly: {type(error).__name__}: {error}"
+        )
+        return fail_job(job, problem, world.jobs, world.reports)
+
+
+def _validate_and_queue(
+    job: Job, ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline
+) -> Job:
+    started = time.monotonic()
+    validated = _validate(ref, settings, world, deadline)
+    header, index = validated.header, validated.index
+    plan = plan_chunks(
+        index.lines_by_unit, settings.bundle_size, row_bytes=index.row_bytes, max_chunk_bytes=settings.max_chunk_bytes
+    )
+    job = replace(
+        job,
+        project_hash=validated.project_hash,
+        mode=str(header.mode),
+        total_records=index.records,
+        invalid_records=len(index.invalid_lines),
+        records_left_out=index.left_out,
+        total_rows=len(index.lines_by_unit),
+        total_chunks=plan.count,
+        rows_skipped=index.skipped_rows,
+        problem_count=index.problem_count,
+    )
+    if not header.dry_run:
+        # Pass 2 reads the file again; started without the time for it, it would queue part of the file.
+        needed = (time.monotonic() - started) * _PASS_TWO_SHARE + WRAP_UP_SECONDS
+        if deadline.remaining() < needed:
+            raise _out_of_time(index.records)
+    world.jobs.set_plan(job)
+    if index.problem_count:
+        world.reports.write_problems(job, index.problems, index.problem_count)
+        metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=index.problem_count)
+        metrics.add_metric(name=ROWS_SKIPPED, unit=MetricUnit.Count, value=index.skipped_rows)
+    if header.dry_run:
+        return _finish_dry_run(job, index, world)
+
+    queue = ChunkQueue(settings.import_queue_url, ref.bucket, world.chunks, sqs=world.sqs, s3=world.s3)
+
+    def emit(chunk_index: int, rows: list[dict[str, Any]]) -> None:
+        queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))
+
+    try:
+        assemble_chunks(validated.records(), plan, index, validated.units, emit)
+    except OutOfTime:
+        raise _out_of_time(index.records, queueing=True) from None
+    queue.flush()
+    world.jobs.transition(job.job_id, JobStatus.QUEUED, allowed_from=[JobStatus.VALIDATING])
+    metrics.add_metric(name=JOBS_QUEUED, unit=MetricUnit.Count, value=1)
+    logger.info("job queued", extra={"rows": job.total_rows, "chunks": plan.count, "records": index.records})
+    if job.total_rows == 0:  # skip-invalid with nothing valid: no consumer will ever finish it
+        finish_if_done(job.job_id, world.jobs, world.reports)
+    return world.jobs.get(job.job_id) or job
+
+
+_PASS_TWO_SHARE = 1.2
+"""Pass 2 (chunking) reads and parses what pass 1 did without checking it: it takes at most about as long."""
+
+
+def _out_of_time(records: int, *, queueing: bool = False) -> _Failed:
+    outcome = (
+        "chunks queued before time ran out are dropped by the import function, but rows it imported meanwhile stay"
+        if queueing
+        else "nothing was queued for import"
+    )
+    return _Failed(
+        ErrorCode.OUT_OF_TIME,
+        f"the validator ran out of time after {records} records; split the file into smaller files ({outcome})",
+    )
+
+
+def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> _Validated:
+    limits = settings.limits
+    if ref.size > limits.max_file_bytes:
+        raise _whole_file(
+            ErrorCode.FILE_TOO_LARGE,
+            f"the file is {ref.size} bytes; at most {limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
+        )
+    index = FileIndex(max_problems=settings.max_reported_errors)
+    reader = _Reader(ref, world.s3, ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline))
+    try:
+        if is_coco(ref.key):
+            return _validate_coco(ref, settings, world, index, reader, deadline)
+        return _validate_lines(reader, ref, settings, world, index, deadline)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise _whole_file(
+            ErrorCode.INVALID_GZIP,
+            f"the file ends in .gz but cannot be decompressed ({error}); compress it with gzip, or drop the .gz suffix",
+        ) from None
+    except FileLimitExceeded as exceeded:
+        index.report([exceeded.problem])
+        raise _Rejected(index.problems, index) from None
+    except OutOfTime:
+        raise _out_of_time(index.records) from None
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Opens the exact object version the event names, every time through a BoundedReader."""
+
+    ref: LabelFileRef
+    s3: Any
+    budget: ReadBudget
+
+    def body(self, *, max_item_bytes: int | None = None) -> BinaryIO:
+        try:
+            response = self.s3.get_object(Bucket=self.ref.bucket, Key=self.ref.key, **self.ref.version_args)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in ("NoSuchKey", "NoSuchVersion", "AccessDenied", "InvalidArgument"):
+                raise _Failed(
+                    ErrorCode.OBJECT_UNAVAILABLE,
+                    f"s3://{self.ref.bucket}/{self.ref.key} (version {self.ref.version_id or '-'}) could not be read "
+                    f"({code}): it was deleted or replaced before it was validated; upload it again",
+                ) from None
+            raise
+        compressed = is_compressed(self.ref.key)
+        budget = replace(self.budget, max_item_bytes=max_item_bytes)
+        return BoundedReader(
+            opened(response["Body"], compressed=compressed),
+            budget,
+            compressed_bytes=response.get("ContentLength", self.ref.size) if compressed else None,
+        )
+
+    def lines(self, limits: Limits, index: FileIndex | None = None) -> Iterator[Line]:
+        """The file's lines; over-long ones are reported to `index` (pass 1) or silently left out (pass 2)."""
+        return numbered_lines(
+            self.body(),
+            max_line_bytes=limits.max_line_bytes,
+            too_long=None if index is None else partial(index.line_too_long, limit=limits.max_line_bytes),
+        )
+
+
+def _validate_lines(
+    reader: _Reader,
+    ref: LabelFileRef,
+    settings: Settings,
+    world: Collaborators,
+    index: FileIndex,
+    deadline: Deadline,
+) -> _Validated:
+    lines = reader.lines(settings.limits, index)
+    first = next(lines, None)
+    header, header_problems = parse_header(first) if first else (None, [])
+    if header_problems:
+        raise _Rejected(header_problems)
+    records = lines if header is not None or first is None else itertools.chain([first], lines)
+    header_line = first[0] if header is not None and first is not None else None
+    header = header or Header()
+    project_hash = _project_hash(header, ref, settings)
+    project, units = _read_project(world, project_hash, deadline)
+    index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
+
+    def records_again() -> Iterator[Line]:
+        return (line for line in reader.lines(settings.limits) if line[0] != header_line)
+
+    return _checked(_Validated(header, project_hash, units, index, records_again), "label records")
+
+
+def _validate_coco(
+    ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex, reader: _Reader, deadline: Deadline
+) -> _Validated:
+    """Sections first (options, images, categories), then the project, then annotations, streamed."""
+    limits = settings.limits
+
+    def body() -> BinaryIO:
+        return reader.body(max_item_bytes=limits.max_line_bytes)
+
+    try:
+        sections = read_sections(body(), max_images=limits.max_coco_images, max_categories=limits.max_coco_categories)
+        document, problems = checked(sections)
+    except NotCoco as error:
+        raise _whole_file(error.code, error.message) from None
+    if problems:
+        raise _Rejected(problems)
+    options = document.options
+    project_hash = _project_hash(options, ref, settings, section=OPTIONS_SECTION)
+    project, units = _read_project(world, project_hash, deadline)
+    resolver = OntologyResolver(project.ontology_structure)
+    mapping, problems = map_document(document.images, document.categories, options, units, resolver)
+    index.report(problems)
+    index.locate = locate
+    records = CocoRecords(mapping, options)
+    try:
+        index_records(records.lines(body(), index), units, resolver, index, limits)
+    except NotCoco as error:  # read once already: only a file that changed in between gets here
+        raise _whole_file(error.code, error.message) from None
+    validated = _Validated(options, project_hash, units, index, lambda: records.lines(body()))
+    return _checked(validated, "annotations")
+
+
+def _checked(validated: _Validated, kind: str) -> _Validated:
+    """What every format's validation ends with: the whole file has been read, and the policy decides."""
+    index = validated.index
+    if index.records == 0:
+        raise _whole_file(ErrorCode.EMPTY_FILE, f"the file has no {kind}")
+    if index.problem_count and (index.fatal or validated.header.on_error is ErrorPolicy.STRICT):
+        raise _Rejected(index.problems, index)
+    return validated
+
+
+def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, section: str = "header") -> str:
+    """Header (a COCO file's `encord` section), then key prefix, then the deployment's default; header and
+    prefix must agree."""
+    from_key = ref.key_project_hash
+    if from_key is not None and not re.fullmatch(PROJECT_HASH_PATTERN, from_key):
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "key",
+                    ErrorCode.INVALID_VALUE,
+                    f"the folder {from_key!r} under incoming/ is not an Encord project hash (a UUID); put the file "
+                    "under incoming/<project_hash>/, or directly under incoming/ with the project in the "
+                    f"{section}",
+                    shown_value(from_key),
+                )
+            ]
+        )
+    if header.project_hash and from_key and header.project_hash != from_key:
+        raise _Rejected(
+            [
+                Problem(
+                    1 if section == "header" else 0,  # a JSON Lines header is line 1; COCO sections have no line
+                    f"{section}.project_hash",
+                    ErrorCode.PROJECT_MISMATCH,
+                    f"the {section} names project {header.project_hash!r} but the file is under "
+                    f"incoming/{from_key}/; move the file or fix the {section}",
+                )
+            ]
+        )
+    project_hash = header.project_hash or from_key or settings.default_project_hash
+    if not project_hash:
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "project_hash",
+                    ErrorCode.MISSING_PROJECT,
+                    "no project: give 'project_hash' in a header line, put the file under "
+                    "incoming/<project_hash>/, or set the DefaultProjectHash parameter",
+                )
+            ]
+        )
+    return project_hash
+
+
+def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -> tuple[Project, DataUnitIndex]:
+    """The project with its ontology, and its data units listed once; transient faults are retried, and a key
+    Encord refuses is tried once more if the secret, read again, holds another (it was rotated)."""
+
+    def listed() -> tuple[Project, DataUnitIndex]:
+        project = world.open_project(project_hash)
+        rows = project.list_label_rows_v2(include_images_data=True)
+        return project, DataUnitIndex(DataUnit.from_label_row(row) for row in rows)
+
+    def read() -> tuple[Project, DataUnitIndex]:
+        return retried_with_a_rotated_key(listed, world.key_refused)
+
+    try:
+        return world.retry_policy.call(read, deadline)
+    except EncordKeyUnusable as error:
+        raise _Failed(ErrorCode.ENCORD_KEY_UNUSABLE, str(error)) from None
+    except AuthenticationError:
+        raise _Failed(
+            ErrorCode.ENCORD_KEY_UNUSABLE,
+            "Encord refused the key in the deployment's secret: register its public key with an Encord user "
+            "who can access the project",
+        ) from None
+    except (ResourceNotFoundError, AuthorisationError) as error:
+        raise _Rejected(
+            [
+                Problem(
+                    0,
+                    "project_hash",
+                    ErrorCode.UNKNOWN_PROJECT,
+                    f"Encord project {project_hash!r} was not found or this key cannot access it "
+                    f"({type(error).__name__})",
+                )
+            ]
+        ) from None
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        raise _Failed(
+            ErrorCode.ENCORD_UNAVAILABLE,
+            f"Encord did not answer reading project {project_hash!r} after retrying ({type(error).__name__}: "
+            f"{error}); upload the file again later",
+        ) from None
+
+
+def _reject(job: Job, rejection: _Rejected, world: Collaborators) -> Job:
+    """Reports and tag first, status last: a rejection that could not write its report stays VALIDATING, and
+    Lambda's retry (or the failure destination) ends it with one."""
+    problems, problem_count = rejection.problems, rejection.problem_count
+    rejected = replace(
+        job,
+        status=JobStatus.REJECTED,
+        total_records=rejection.records,
+        invalid_records=rejection.invalid_records,
+        records_left_out=rejection.left_out,
+        problem_count=problem_count,
+        finished_at=int(time.time()),
+    )
+    world.jobs.set_plan(rejected)
+    world.reports.write_problems(rejected, problems, problem_count)
+    world.reports.write_final(rejected, problems=problems, problem_count=problem_count)
+    world.reports.tag_source(rejected)
+    world.jobs.transition(job.job_id, JobStatus.REJECTED, allowed_from=[JobStatus.VALIDATING])
+    metrics.add_metric(name=JOBS_REJECTED, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=problem_count)
+    logger.info("file rejected", extra={"problems": problem_count})
+    return world.jobs.get(job.job_id) or rejected
+
+
+def _finish_dry_run(job: Job, index: FileIndex, world: Collaborators) -> Job:
+    validated = replace(job, status=JobStatus.VALIDATED, finished_at=int(time.time()))
+    world.reports.write_final(validated, problems=index.problems, problem_count=index.problem_count)
+    world.reports.tag_source(validated)
+    world.jobs.transition(job.job_id, JobStatus.VALIDATED, allowed_from=[JobStatus.VALIDATING])
+    return world.jobs.get(job.job_id) or validated

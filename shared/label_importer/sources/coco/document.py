@@ -1,0 +1,149 @@
+"""Reading a COCO file without holding it: the small sections in one streaming pass, annotations in another.
+
+A COCO file is one JSON document whose `annotations` array can be hundreds of megabytes, and writers put the
+sections in any order (the official files list `categories` after `annotations`). So the first pass keeps
+`images`, `categories` and the `encord` options and skips over everything else; later passes stream
+`annotations` one at a time. Memory grows with the number of images and categories, never with annotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import ijson
+
+from label_importer.model.problems import ErrorCode
+from label_importer.sources.bounded_reading import BoundedReader, FileLimitExceeded
+
+SECTIONS = ("images", "annotations", "categories")
+OPTIONS_SECTION = "encord"
+"""The importer's own section: options and mappings (COCO readers ignore keys they do not know)."""
+_KEPT = ("images", "categories", OPTIONS_SECTION)
+_BOM = b"\xef\xbb\xbf"
+
+
+def is_coco(key: str) -> bool:
+    """`.json` (or `.json.gz`) files are COCO documents; everything else is JSON Lines."""
+    return key.lower().removesuffix(".gz").endswith(".json")
+
+
+class NotCoco(Exception):
+    """The file is not JSON (INVALID_JSON), or not a COCO document (NOT_COCO); the message says where."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class CocoSections:
+    images: list[Any] = field(default_factory=list)
+    categories: list[Any] = field(default_factory=list)
+    options: Any = None
+    present: set[str] = field(default_factory=set)
+
+
+_COUNTED = {
+    "images.item": ("images", ErrorCode.TOO_MANY_IMAGES),
+    "categories.item": ("categories", ErrorCode.TOO_MANY_CATEGORIES),
+}
+_ITEMS = frozenset({"images.item", "categories.item", "annotations.item"})
+
+
+def read_sections(stream: BinaryIO, *, max_images: int, max_categories: int) -> CocoSections:
+    """Keep the small sections; skip the rest token by token (nothing of them is built).
+
+    Images and categories are counted as they stream, so a file of millions of them is refused before they
+    are held; a BoundedReader given as `stream` hears where each item starts (its size is bounded too).
+    """
+    sections = CocoSections()
+    builder: ijson.ObjectBuilder | None = None
+    key, opened = "", False
+    counts = {"images.item": 0, "categories.item": 0}
+    limits = {"images.item": max_images, "categories.item": max_categories}
+    try:
+        for prefix, event, value in ijson.parse(_without_bom(stream), use_float=True):
+            if (prefix in _ITEMS and event in ("start_map", "start_array")) or (prefix == "" and event == "map_key"):
+                _mark_item(stream)
+                if prefix in counts:
+                    counts[prefix] += 1
+                    if counts[prefix] > limits[prefix]:
+                        section, code = _COUNTED[prefix]
+                        raise FileLimitExceeded(
+                            code,
+                            f"'{section}' has more than {limits[prefix]} entries (MAX_COCO_{section.upper()}); "
+                            "split the file",
+                        )
+            if prefix == "":
+                if event == "map_key":
+                    key = value
+                    sections.present.add(key)
+                    builder = ijson.ObjectBuilder() if key in _KEPT else None
+                    opened = False
+                elif event not in ("start_map", "end_map"):
+                    raise NotCoco(
+                        ErrorCode.NOT_COCO,
+                        "the file is JSON but not a COCO document: its top level must be an object with "
+                        f"{', '.join(SECTIONS)}",
+                    )
+                continue
+            if prefix == key and not opened:  # the first event of a section's value says what it is
+                opened = True
+                if key == "annotations" and event != "start_array":
+                    raise NotCoco(ErrorCode.NOT_COCO, "'annotations' must be a list of annotations")
+            if builder is not None:
+                builder.event(event, value)
+                if prefix == key and event not in ("start_map", "start_array"):  # the section's value is complete
+                    setattr(sections, "options" if key == OPTIONS_SECTION else key, builder.value)
+    except ijson.JSONError as error:
+        raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+    missing = [name for name in SECTIONS if name not in sections.present]
+    if missing:
+        raise NotCoco(
+            ErrorCode.NOT_COCO, f"a COCO document has {', '.join(SECTIONS)}; this one has no {', '.join(missing)}"
+        )
+    return sections
+
+
+def annotations(stream: BinaryIO) -> Iterator[Any]:
+    """Each element of `annotations`, in file order; the first pass already showed the document is JSON."""
+    try:
+        for item in ijson.items(_without_bom(stream), "annotations.item", use_float=True):
+            _mark_item(stream)
+            yield item
+    except ijson.JSONError as error:
+        raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+
+
+def _mark_item(stream: BinaryIO) -> None:
+    if isinstance(stream, BoundedReader):
+        stream.mark_item()
+
+
+def _invalid_json(error: ijson.JSONError) -> str:
+    """The parser's message is three lines drawing an arrow; one line with the text it stopped at reads better."""
+    first, *rest = str(error).splitlines() or [""]
+    near = rest[0].strip() if rest else ""
+    message = f"the file is not valid JSON: {first}" + (f" near {near!r}" if near else "")
+    if "trailing garbage" in first:  # one JSON value, then more: JSON Lines saved under a .json name
+        message += "; a JSON Lines file (one record per line) must be named .jsonl"
+    return message
+
+
+class _without_bom:
+    """Editors on Windows start JSON files with a UTF-8 byte-order mark; the JSON parser refuses it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._first = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if self._first and data:  # the parser first reads 0 bytes to tell bytes from text
+            self._first = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :] or self._stream.read(size)
+        return data

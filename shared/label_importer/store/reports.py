@@ -1,0 +1,182 @@
+"""Reports a person reads after a job: written to S3 next to the file, and the file tagged with the outcome.
+
+Every job ends with `reports/<job-id>/report.json` (machine-readable) and `summary.txt` (a few lines for
+a person); rejected and skip-invalid jobs add `errors.jsonl`, one problem per line. Writing a report is
+idempotent, so two consumers racing to finish the same job write the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+import orjson
+from botocore.exceptions import ClientError
+
+from label_importer.model.problems import ErrorCode, Problem
+from label_importer.store.jobs import ROLLBACK_MODE, Job, RowOutcome
+
+REPORTS_PREFIX = "reports/"
+SUMMARY_FAILURES_SHOWN = 10
+_PROBLEMS_READ = 64 << 10
+"""Bytes of errors.jsonl read back for a final report: the first few problems, never the whole file."""
+
+
+def report_key(job_id: str, name: str) -> str:
+    return f"{REPORTS_PREFIX}{job_id}/{name}"
+
+
+class ReportWriter:
+    def __init__(self, s3: Any | None = None) -> None:
+        self._s3 = s3 or boto3.client("s3")
+
+    def write_problems(self, job: Job, problems: Sequence[Problem], problem_count: int) -> None:
+        body = b"".join(orjson.dumps(problem.to_dict()) + b"\n" for problem in problems)
+        self._put(job.bucket, report_key(job.job_id, "errors.jsonl"), body, "application/x-ndjson")
+        if problem_count > len(problems):
+            self._put(
+                job.bucket,
+                report_key(job.job_id, "errors-truncated.txt"),
+                f"{problem_count - len(problems)} more problems were found and not listed.\n".encode(),
+                "text/plain",
+            )
+
+    def write_final(
+        self,
+        job: Job,
+        *,
+        problems: Sequence[Problem] = (),
+        problem_count: int = 0,
+        failed_rows: Sequence[RowOutcome] = (),
+        superseded_rows: Sequence[RowOutcome] = (),
+    ) -> None:
+        report = {
+            "job_id": job.job_id,
+            "status": job.status,
+            "file": f"s3://{job.bucket}/{job.key}",
+            "version_id": job.version_id,
+            "project_hash": job.project_hash,
+            "mode": job.mode,
+            "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
+            "rows": {
+                "total": job.total_rows,
+                "imported": job.rows_imported,
+                "failed": job.rows_failed,
+                "skipped": job.rows_skipped,
+                "superseded": job.rows_superseded,
+            },
+            "labels_added": job.labels_added,
+            "encord_requests": job.encord_requests,
+            "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
+            "failure": job.failure,
+            "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
+            "failed_rows": [_row(row) for row in failed_rows],
+            "superseded_rows": [_row(row) for row in superseded_rows],
+        }
+        self._put(job.bucket, report_key(job.job_id, "report.json"), orjson.dumps(report), "application/json")
+        self._put(
+            job.bucket,
+            report_key(job.job_id, "summary.txt"),
+            summary(job, problems, problem_count, failed_rows, superseded_rows).encode(),
+            "text/plain",
+        )
+
+    def tag_source(self, job: Job) -> None:
+        """Tag the label file itself, so the outcome is visible where the user dropped it (unless it is gone)."""
+        try:
+            self._put_tags(job)
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("NoSuchKey", "NoSuchVersion", "MethodNotAllowed"):
+                raise
+
+    def _put_tags(self, job: Job) -> None:
+        self._s3.put_object_tagging(
+            Bucket=job.bucket,
+            Key=job.key,
+            **({"VersionId": job.version_id} if job.version_id else {}),
+            Tagging={
+                "TagSet": [
+                    {"Key": "import-job-id", "Value": job.job_id},
+                    {"Key": "import-status", "Value": str(job.status)},
+                ]
+            },
+        )
+
+    def exists(self, job: Job, name: str) -> bool:
+        """Listed rather than HEAD: without s3:ListBucket a missing object answers 403, not 404, and the grant
+        to list can be held to the reports/ prefix."""
+        key = report_key(job.job_id, name)
+        listed = self._s3.list_objects_v2(Bucket=job.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        return any(item["Key"] == key for item in listed)
+
+    def first_problems(self, job: Job, count: int) -> list[Problem]:
+        """The first `count` problems of `errors.jsonl` (file-level ones come first), read from its start only."""
+        try:
+            body = self._s3.get_object(
+                Bucket=job.bucket, Key=report_key(job.job_id, "errors.jsonl"), Range=f"bytes=0-{_PROBLEMS_READ - 1}"
+            )["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "InvalidRange"):
+                return []
+            raise
+        lines = body.splitlines() if body.endswith(b"\n") else body.splitlines()[:-1]  # a cut last line is left
+        return [_problem(orjson.loads(line)) for line in lines[:count]]
+
+    def read(self, bucket: str, job_id: str, name: str) -> str:
+        return self._s3.get_object(Bucket=bucket, Key=report_key(job_id, name))["Body"].read().decode()
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def _row(row: RowOutcome) -> dict[str, Any]:
+    return {"data_hash": row.data_hash, "lines": row.lines, "reason": row.reason}
+
+
+def _problem(fields: dict[str, Any]) -> Problem:
+    return Problem(**{**fields, "code": ErrorCode(fields["code"])})
+
+
+def summary(
+    job: Job,
+    problems: Sequence[Problem],
+    problem_count: int,
+    failed_rows: Sequence[RowOutcome],
+    superseded_rows: Sequence[RowOutcome] = (),
+) -> str:
+    rollback = job.mode == ROLLBACK_MODE
+    lines = [
+        f"Import job {job.job_id}: {job.status}",
+        *([f"Failed: {job.failure}"] if job.failure else []),
+        f"File: s3://{job.bucket}/{job.key}",
+        f"Records: {job.total_records} read, {job.invalid_records} invalid"
+        + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),
+        f"Rows: {job.rows_imported} {'rolled back' if rollback else 'imported'}, {job.rows_failed} failed, "
+        f"{job.rows_skipped} skipped (of {job.total_rows} queued); {job.labels_added} labels "
+        + ("taken off" if rollback else "added"),
+        *(
+            [f"Rows left as they are: {job.rows_superseded}, changed by files uploaded later"]
+            if job.rows_superseded
+            else []
+        ),
+    ]
+    if problem_count:
+        lines.append(f"Problems in the file: {problem_count} (first {min(problem_count, SUMMARY_FAILURES_SHOWN)}):")
+        lines.extend(
+            f"  line {p.line}, {p.field or '(line)'}: [{p.code}] {p.message}" for p in problems[:SUMMARY_FAILURES_SHOWN]
+        )
+        lines.append(f"All problems: {report_key(job.job_id, 'errors.jsonl')}")
+    if failed_rows:
+        lines.append(f"Failed rows (first {min(len(failed_rows), SUMMARY_FAILURES_SHOWN)}):")
+        lines.extend(
+            f"  lines {','.join(map(str, row.lines))} ({row.data_hash}): {row.reason}"
+            for row in failed_rows[:SUMMARY_FAILURES_SHOWN]
+        )
+    if superseded_rows:
+        lines.append(f"Rows left as they are (first {min(len(superseded_rows), SUMMARY_FAILURES_SHOWN)}):")
+        lines.extend(
+            f"  lines {','.join(map(str, row.lines)) or '-'} ({row.data_hash}): {row.reason}"
+            for row in superseded_rows[:SUMMARY_FAILURES_SHOWN]
+        )
+    return "\n".join(lines) + "\n"

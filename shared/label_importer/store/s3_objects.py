@@ -1,0 +1,68 @@
+"""Which file an S3 event is about, and the job id that file version gets.
+
+The job id is a hash of bucket, key and version (or ETag when the bucket is not versioned): S3 delivers
+events at least once, and a duplicate must land on the same job rather than start a second import,
+while a re-upload (a new version) is a new job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event
+
+from label_importer.model.upload_order import upload_order
+
+INCOMING_PREFIX = "incoming/"
+
+
+@dataclass(frozen=True)
+class LabelFileRef:
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str
+    size: int
+    event_time: str = ""
+    sequencer: str = ""
+
+    @property
+    def upload_order(self) -> str:
+        return upload_order(self.event_time, self.sequencer, self.job_id)
+
+    @property
+    def job_id(self) -> str:
+        identity = f"{self.bucket}\x1f{self.key}\x1f{self.version_id or self.etag}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    @property
+    def key_project_hash(self) -> str | None:
+        """`incoming/<project_hash>/file.jsonl` names the project; `incoming/file.jsonl` does not."""
+        parts = self.key.removeprefix(INCOMING_PREFIX).split("/")
+        return parts[0] if len(parts) > 1 and parts[0] else None
+
+    @property
+    def version_args(self) -> dict[str, str]:
+        """Read exactly the version the event is about, even if the key has been overwritten since.
+
+        The template's bucket is versioned; on an unversioned bucket the latest object is read.
+        """
+        return {"VersionId": self.version_id} if self.version_id else {}
+
+
+def label_files(event: dict) -> list[LabelFileRef]:
+    """Object keys in S3 events are URL-encoded (spaces as '+'): decode them, or GetObject finds nothing."""
+    return [
+        LabelFileRef(
+            bucket=record.s3.bucket.name,
+            key=unquote_plus(record.s3.get_object.key),
+            version_id=record.s3.get_object.version_id,
+            etag=record.s3.get_object.etag,
+            size=record.s3.get_object.size,
+            event_time=record.event_time,
+            sequencer=record.s3.get_object.sequencer,
+        )
+        for record in S3Event(event).records
+    ]
