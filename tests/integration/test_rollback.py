@@ -172,6 +172,27 @@ def test_an_append_rollback_keeps_a_label_a_later_upload_also_gave_and_leaves_a_
     assert (rollback.rows_imported, rollback.rows_superseded, rollback.labels_added) == (1, 1, 1)
 
 
+def test_a_row_encord_refuses_during_a_rollback_fails_alone_and_the_rest_are_rolled_back(
+    pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rollback saves through the same bundles as an import: a rejected bundle is saved again row by row."""
+    a, b, c = orchard["a.jpg"], orchard["b.jpg"], orchard["c.jpg"]
+    job = pipeline.run("incoming/job.jsonl", jsonl([box("a.jpg", 0.1), box("b.jpg", 0.2), box("c.jpg", 0.3)]))
+    pipeline.stack.encord.refuse_saves(b)
+
+    code, _ = roll_back(job.job_id, capsys)
+
+    assert code == 4  # finished with errors
+    assert (xs(pipeline, a), xs(pipeline, b), xs(pipeline, c)) == (set(), {0.2}, set())
+    rollback = pipeline.ended_with_reports(rollback_job_id(job.job_id))
+    assert (rollback.status, rollback.rows_imported, rollback.rows_failed) == (JobStatus.COMPLETED_WITH_ERRORS, 2, 1)
+    [failed] = orjson.loads(pipeline.report(rollback.job_id, "report.json"))["failed_rows"]
+    assert failed["data_hash"] == b and failed["reason"].startswith("Encord rejected the labels")
+    # list, one bundled initialise, the rejected bundled save, then one save per row
+    assert rollback.encord_requests == 2 + 1 + 3
+    assert pipeline.job(job.job_id).status is JobStatus.COMPLETED  # not all of it was undone
+
+
 def test_rolling_back_twice_changes_nothing_the_second_time(
     pipeline: Pipeline, orchard: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -35,6 +34,7 @@ from encord.exceptions import AuthenticationError, AuthorisationError, EncordExc
 from encord.objects import LabelRowV2
 
 from label_importer.checks.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.encord_target.bundles import LabelRowBundles
 from label_importer.encord_target.gateway import (
     EncordKeyUnusable,
     is_transient,
@@ -49,7 +49,6 @@ from label_importer.model.problems import ErrorCode
 from label_importer.model.upload_order import UnitHistory
 from label_importer.runtime.observability import (
     CHUNKS_IMPORTED,
-    ENCORD_REQUEST_LATENCY,
     JOBS_COMPLETED,
     JOBS_COMPLETED_WITH_ERRORS,
     LEASE_WAITS,
@@ -84,17 +83,6 @@ ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
 """Problems with one row's labels found while applying them: the row fails, the chunk goes on."""
 
 
-@contextmanager
-def _timed_encord_call() -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        metrics.add_metric(
-            name=ENCORD_REQUEST_LATENCY, unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
-        )
-
-
 def _failed(row: ChunkRow, reason: str) -> RowOutcome:
     return RowOutcome(row.data_hash, RowStatus.FAILED, row.lines, reason=reason)
 
@@ -118,20 +106,20 @@ class ChunkImporter:
         renew: Callable[[list[str]], None],
         journaled: dict[str, set[str]] | None = None,
     ) -> None:
-        self._project = project
-        self._bundle_size = bundle_size
+        self._bundles = LabelRowBundles(project, bundle_size, renew)
         self._upload = upload
         self._histories = histories
-        self._renew = renew
-        """Renews the rows' leases, or raises LeaseLost: called just before every save."""
         self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
         self._journaled = {} if journaled is None else journaled
         """Per row, the label hashes this job's attempts journaled as theirs (earlier ones included, shared
         between attempts): a row's `labels_added` are those of them present once it is saved."""
         self.saved_histories: dict[str, UnitHistory] = {}
         """The upload history of each row saved, to be recorded with its outcome."""
-        self.requests = 0
+
+    @property
+    def requests(self) -> int:
         """Encord requests sent so far (counted before sending, so failed ones count too)."""
+        return self._bundles.requests
 
     def import_rows(self, rows: list[ChunkRow], journal: Journal) -> list[RowOutcome]:
         """Outcomes for every row; raises on transient Encord faults (the chunk is then retried) and LeaseLost.
@@ -148,22 +136,13 @@ class ChunkImporter:
                 outcomes.append(RowOutcome(row.data_hash, RowStatus.SKIPPED, row.lines, reason=reason))
         if not current:
             return outcomes
-        self.requests += 1
-        with _timed_encord_call():
-            listed = self._project.list_label_rows_v2(data_hashes=[row.data_hash for row in current])
-        label_rows = {label_row.data_hash: label_row for label_row in listed}
+        label_rows = self._bundles.read([row.data_hash for row in current])
         outcomes += [
             _failed(row, "the data unit is no longer in the project")
             for row in current
             if row.data_hash not in label_rows
         ]
         present = [row for row in current if row.data_hash in label_rows]
-
-        # A bundle creates missing label rows and fetches existing ones: one request for each kind present.
-        self.requests += len({label_rows[row.data_hash].label_hash is None for row in present})
-        with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
-            for row in present:
-                label_rows[row.data_hash].initialise_labels(bundle=bundle)
 
         to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]] = []
         changes: dict[str, RowChanges] = {}
@@ -197,44 +176,22 @@ class ChunkImporter:
             journal(changes)
             for data_hash, change in changes.items():
                 self._journaled.setdefault(data_hash, set()).update(change.objects | change.classifications)
-        saved = self._save(to_save)
+        rejected = self._bundles.save([label_row for _, label_row, _ in to_save])
+        saved = [
+            _failed(row, rejected[row.data_hash])
+            if row.data_hash in rejected
+            else RowOutcome(
+                row.data_hash,
+                RowStatus.IMPORTED,
+                row.lines,
+                labels_added=len(self._journaled.get(row.data_hash, set()) & saved_hashes),
+            )
+            for row, _, saved_hashes in to_save
+        ]
         self.saved_histories = {
             outcome.data_hash: histories[outcome.data_hash] for outcome in saved if outcome.status is RowStatus.IMPORTED
         }
         return outcomes + saved
-
-    def _save(self, to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]]) -> list[RowOutcome]:
-        if not to_save:
-            return []
-        try:
-            self._save_bundle([label_row for _, label_row, _ in to_save])
-        except LeaseLost:
-            raise
-        except Exception as error:
-            if is_transient(error):
-                raise
-            if len(to_save) == 1:
-                row, _, _ = to_save[0]
-                return [_failed(row, f"Encord rejected the labels: {error}")]
-            logger.warning("bundled save rejected; saving rows one by one", extra={"error": str(error)})
-            return [outcome for item in to_save for outcome in self._save([item])]
-        return [
-            RowOutcome(
-                row.data_hash,
-                RowStatus.IMPORTED,
-                row.lines,
-                labels_added=len(self._journaled.get(row.data_hash, set()) & saved),
-            )
-            for row, _, saved in to_save
-        ]
-
-    def _save_bundle(self, label_rows: list[LabelRowV2]) -> None:
-        """Saved only under leases renewed just now: a whole lease is ahead, longer than the save may take."""
-        self._renew([label_row.data_hash for label_row in label_rows])
-        self.requests += 1
-        with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
-            for label_row in label_rows:
-                label_row.save(bundle=bundle)
 
 
 def label_hashes(label_row: LabelRowV2) -> tuple[set[str], set[str]]:

@@ -20,13 +20,12 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
-from encord import Project
 from encord.objects import LabelRowV2
 
+from label_importer.encord_target.bundles import LabelRowBundles
 from label_importer.model.label_format import Mode
 from label_importer.model.upload_order import UnitHistory
 from label_importer.runtime.observability import logger
@@ -102,19 +101,24 @@ class _Undo:
             if held:
                 histories = world.histories.read(held)
                 renew = partial(world.leases.renew, holder=holder)
-                requests = 0
+                attempts = requests = 0
 
                 def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
-                    nonlocal requests
-                    requests += 3  # list, bundled initialise (every row exists: the import saved it), bundled save
-                    project = world.open_project(self.project_hash)
-                    return self._undo(project, held, changes, histories, renew, world.bundle_size)
+                    nonlocal attempts, requests
+                    attempts += 1
+                    if attempts > 1:  # a retry, after backing off: the leases may be running out
+                        renew(held)
+                    bundles = LabelRowBundles(world.open_project(self.project_hash), world.bundle_size, renew)
+                    try:
+                        return self._undo(bundles, held, changes, histories)
+                    finally:
+                        requests += bundles.requests
 
                 outcomes, after = world.retry_policy.call(attempt, deadline)
                 world.jobs.record_rows(
                     self.rollback_id,
                     outcomes,
-                    attempts=requests // 3,
+                    attempts=attempts,
                     encord_requests=requests,
                     with_rows={h: world.histories.write(h, history) for h, history in after.items()},
                 )
@@ -129,16 +133,13 @@ class _Undo:
 
     def _undo(
         self,
-        project: Project,
+        bundles: LabelRowBundles,
         data_hashes: list[str],
         changes: dict[str, RowChanges],
         histories: dict[str, UnitHistory],
-        renew: Callable[[list[str]], None],
-        bundle_size: int,
     ) -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
-        """List, initialise and save in bundles, like an import: three requests for the whole batch. Returns the
-        outcomes and the upload history of each data unit undone."""
-        renew(data_hashes)
+        """Read, undo and save in bundles, as an import does. Returns the outcomes and the upload history of each
+        data unit undone."""
         outcomes: list[RowOutcome] = []
         undoable = []
         for data_hash in data_hashes:
@@ -150,28 +151,28 @@ class _Undo:
                 undoable.append(data_hash)
         if not undoable:
             return outcomes, {}
-        rows = {row.data_hash: row for row in project.list_label_rows_v2(data_hashes=undoable)}
-        with project.create_bundle(bundle_size=bundle_size) as bundle:
-            for row in rows.values():
-                row.initialise_labels(bundle=bundle)
-        to_save, after = [], {}
+        rows = bundles.read(undoable)
+        to_save: list[LabelRowV2] = []
+        undone: dict[str, int] = {}
         for data_hash in undoable:
             row = rows.get(data_hash)
             if row is None or not row.is_labelling_initialised:
                 outcomes.append(_failed(data_hash, "the data unit's labels could not be read from Encord"))
                 continue
             try:
-                removed = self._restore(row, changes[data_hash], histories[data_hash])
+                undone[data_hash] = self._restore(row, changes[data_hash], histories[data_hash])
             except ROW_ERRORS as error:
                 outcomes.append(_failed(data_hash, f"the labels could not be put back: {error}"))
                 continue
             to_save.append(row)
-            after[data_hash] = self._history_after(changes[data_hash], histories[data_hash])
-            outcomes.append(RowOutcome(data_hash, RowStatus.IMPORTED, [], labels_added=removed))
-        renew([row.data_hash for row in to_save])
-        with project.create_bundle(bundle_size=bundle_size) as bundle:
-            for row in to_save:
-                row.save(bundle=bundle)
+        rejected = bundles.save(to_save)
+        after = {}
+        for row in to_save:
+            if row.data_hash in rejected:
+                outcomes.append(_failed(row.data_hash, rejected[row.data_hash]))
+                continue
+            after[row.data_hash] = self._history_after(changes[row.data_hash], histories[row.data_hash])
+            outcomes.append(RowOutcome(row.data_hash, RowStatus.IMPORTED, [], labels_added=undone[row.data_hash]))
         return outcomes, after
 
     def _changed_since(self, history: UnitHistory) -> list[str]:
