@@ -79,7 +79,7 @@ def run(target: EncordTarget, data_hash: str | None) -> dict[str, Any]:
     os.environ.update(POWERTOOLS_ENVIRONMENT)  # before the handlers' code loads, as the template sets it
     from label_importer.runtime.retries import Deadline
     from label_importer.runtime.settings import settings
-    from label_importer.services.import_chunk import Collaborators
+    from label_importer.runtime.world import World
     from label_importer.services.rollback import roll_back
     from local.pipeline import Pipeline
 
@@ -103,7 +103,7 @@ def run(target: EncordTarget, data_hash: str | None) -> dict[str, Any]:
             ]
         )
         features_sent = sorted(label["feature_hash"] for label in record["objects"] + record["classifications"])
-        undone = roll_back(job.job_id, Collaborators.from_settings(settings()), Deadline.in_seconds(300))
+        undone = roll_back(job.job_id, World.from_settings(settings()), Deadline.in_seconds(300))
         after = _hashes(stack.read_back([row.data_hash])[row.data_hash])
         return {
             "data_hash": row.data_hash,

@@ -11,13 +11,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from label_importer.runtime.observability import logger, metrics, tracer
 from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings
+from label_importer.runtime.world import World
 from label_importer.services.chunk_intake import import_message
-from label_importer.services.import_chunk import Collaborators
 
 
 @cache
-def _world() -> Collaborators:
-    return Collaborators.from_settings(settings())
+def _world() -> World:
+    return World.from_settings(settings())
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:

@@ -12,14 +12,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from label_importer.runtime.observability import logger, tracer
 from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings
-from label_importer.services.import_chunk import Collaborators, DataUnitsBusy
+from label_importer.runtime.world import World
+from label_importer.services.import_chunk import DataUnitsBusy
 from label_importer.services.rollback import CannotRollBack, roll_back
 from label_importer.store.reports import report_key
 
 
 @cache
-def _world() -> Collaborators:
-    return Collaborators.from_settings(settings())
+def _world() -> World:
+    return World.from_settings(settings())
 
 
 @logger.inject_lambda_context(clear_state=True)

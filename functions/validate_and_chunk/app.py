@@ -8,13 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from label_importer.runtime.observability import logger, metrics, tracer
 from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings
-from label_importer.services.validate import Collaborators, validate_and_chunk
+from label_importer.runtime.world import World
+from label_importer.services.validate import validate_and_chunk
 from label_importer.store.s3_objects import label_files
 
 
 @cache
-def _world() -> Collaborators:
-    return Collaborators.from_settings(settings())
+def _world() -> World:
+    return World.from_settings(settings())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,26 +3,24 @@
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from label_importer.runtime.observability import logger, metrics, tracer
 from label_importer.runtime.settings import settings
+from label_importer.runtime.world import World
 from label_importer.services.validator_failures import fail_abandoned_validation
-from label_importer.store.jobs import JobStore
-from label_importer.store.reports import ReportWriter
 
 
 @cache
-def _world() -> tuple[JobStore, ReportWriter]:
-    config = settings()
-    return JobStore(config.jobs_table_name, ttl_days=config.record_ttl_days), ReportWriter(boto3.client("s3"))
+def _world() -> World:
+    return World.from_settings(settings())
 
 
 def record_handler(record: SQSRecord) -> None:
-    fail_abandoned_validation(record.body, *_world())
+    world = _world()
+    fail_abandoned_validation(record.body, world.jobs, world.reports)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -154,9 +154,10 @@ def _print_rows(title: str, rows: list[RowOutcome]) -> None:
 def _rollback(args: argparse.Namespace) -> int:
     # Imported here: Powertools reads its environment when they load, which `import` sets first.
     from label_importer.runtime.retries import Deadline
-    from label_importer.services import import_chunk, rollback
+    from label_importer.runtime.world import World
+    from label_importer.services import rollback
 
-    world = import_chunk.Collaborators.from_settings(settings())
+    world = World.from_settings(settings())
     job = rollback.roll_back(args.job_id, world, Deadline.in_seconds(args.timeout))
     print(world.reports.read(job.bucket, job.job_id, "summary.txt"), end="")
     return outcome(job)

@@ -22,7 +22,8 @@ from label_importer.checks.ontology_resolver import OntologyResolver
 from label_importer.checks.validation import FileIndex, Limits, index_records
 from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings_from
-from label_importer.services.validate import Collaborators, validate_and_chunk
+from label_importer.runtime.world import World
+from label_importer.services.validate import validate_and_chunk
 from label_importer.store.jobs import JobStatus
 from label_importer.store.s3_objects import label_files
 from local.pipeline import Pipeline
@@ -97,7 +98,7 @@ def test_no_project_anywhere_is_an_error(project: Pipeline) -> None:
     config = settings_from({**os.environ, "DEFAULT_PROJECT_HASH": ""})
     [ref] = label_files(project.upload("incoming/no-project.jsonl", OK_LINE))
 
-    job = validate_and_chunk(ref, config, Collaborators.from_settings(config), Deadline.in_seconds(900))
+    job = validate_and_chunk(ref, config, World.from_settings(config), Deadline.in_seconds(900))
 
     assert reported(project, job.job_id) == {(0, "MISSING_PROJECT")}
 

@@ -13,12 +13,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from label_importer.model.problems import ErrorCode
 from label_importer.runtime.observability import CHUNKS_FAILED, CHUNKS_REFUSED, logger, metrics
 from label_importer.runtime.retries import Deadline
-from label_importer.services.import_chunk import Collaborators, DataUnitsBusy, import_chunk
+from label_importer.runtime.world import World
+from label_importer.services.import_chunk import DataUnitsBusy, import_chunk
 from label_importer.services.job_lifecycle import fail_import
 from label_importer.store.chunk_queue import ChunkLost, ChunkRefused, claimed_ids, verified_chunk
 
 
-def import_message(body: str, world: Collaborators, deadline: Deadline, *, message_id: str, delivery: int = 1) -> None:
+def import_message(body: str, world: World, deadline: Deadline, *, message_id: str, delivery: int = 1) -> None:
     """Import the chunk an SQS message carries (inline or by claim check) once it is verified to be one the
     validator queued; `delivery` is SQS's receive count. Returns (the message is done) when it is refused."""
     logger.set_correlation_id(None)  # nothing of the batch's previous message applies to this one
@@ -56,7 +57,7 @@ def import_message(body: str, world: Collaborators, deadline: Deadline, *, messa
         raise
 
 
-def _lose(lost: ChunkLost, message_id: str, world: Collaborators) -> None:
+def _lose(lost: ChunkLost, message_id: str, world: World) -> None:
     """A chunk the validator queued that can no longer be read: its rows cannot be imported, so its job fails."""
     logger.error(
         "queued chunk lost: its job fails",

@@ -25,9 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from encord import Project
 from encord.exceptions import AuthenticationError, AuthorisationError, EncordException, LabelRowError
@@ -38,8 +36,6 @@ from label_importer.encord_target.bundles import LabelRowBundles
 from label_importer.encord_target.gateway import (
     EncordKeyUnusable,
     is_transient,
-    key_refused,
-    open_project,
     retried_with_a_rotated_key,
 )
 from label_importer.encord_target.label_builder import LabelBuilder, RowConflict
@@ -58,10 +54,9 @@ from label_importer.runtime.observability import (
     logger,
     metrics,
 )
-from label_importer.runtime.retries import Deadline, RetryPolicy
-from label_importer.runtime.settings import Settings
+from label_importer.runtime.retries import Deadline
+from label_importer.runtime.world import World
 from label_importer.services.job_lifecycle import fail_import, write_final_report
-from label_importer.store.chunk_register import ChunkRegister
 from label_importer.store.jobs import (
     FINISHED_ROW,
     IN_FLIGHT,
@@ -72,10 +67,9 @@ from label_importer.store.jobs import (
     RowOutcome,
     RowStatus,
 )
-from label_importer.store.leases import DataUnitLeases, LeaseLost
+from label_importer.store.leases import LeaseLost
 from label_importer.store.reports import ReportWriter
 from label_importer.store.rollback_journal import RowChanges, added_by_earlier_attempts, write_entry
-from label_importer.store.upload_histories import UploadHistories
 
 Journal = Callable[[dict[str, RowChanges]], None]
 
@@ -205,52 +199,11 @@ class DataUnitsBusy(Exception):
     """Other consumers held some of the chunk's data units until the invocation ran short of time."""
 
 
-@dataclass(frozen=True)
-class Collaborators:
-    """The import function's outside world, built once per container (handlers) or per test."""
-
-    s3: Any
-    jobs: JobStore
-    leases: DataUnitLeases
-    histories: UploadHistories
-    chunks: ChunkRegister
-    """What the validator queued: every message is checked against it before anything is imported."""
-    reports: ReportWriter
-    open_project: Callable[[str], Project]
-    key_refused: Callable[[], bool]
-    """Re-reads the Encord key after Encord refused it: True when the secret now holds another key."""
-    bundle_size: int
-    retry_policy: RetryPolicy
-    max_deliveries: int
-    """SQS's maxReceiveCount: the delivery that may not fail again, lest the chunk go to the dead-letter queue."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Collaborators:
-        # A session of its own: boto3's default session is not thread-safe, and local runs drive several
-        # containers from threads of one process.
-        session = boto3.session.Session()
-        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
-        table, ttl_days = settings.jobs_table_name, settings.record_ttl_days
-        return cls(
-            s3=s3,
-            jobs=JobStore(table, ttl_days=ttl_days, resource=dynamodb),
-            leases=DataUnitLeases(table, settings.lease_seconds, resource=dynamodb),
-            histories=UploadHistories(table, dynamodb, ttl_days=ttl_days),
-            chunks=ChunkRegister(table, ttl_days=ttl_days, resource=dynamodb),
-            reports=ReportWriter(s3),
-            open_project=lambda project_hash: open_project(settings, project_hash),
-            key_refused=lambda: key_refused(settings),
-            bundle_size=settings.bundle_size,
-            retry_policy=RetryPolicy.from_settings(settings),
-            max_deliveries=settings.max_receive_count,
-        )
-
-
 class KeyRefused(Exception):
     """Encord refused the key (authentication or authorisation), and the secret holds no other key to try."""
 
 
-def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline, *, delivery: int = 1) -> None:
+def import_chunk(chunk: Chunk, world: World, deadline: Deadline, *, delivery: int = 1) -> None:
     """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done.
 
     The job record, not the message, says which project and mode. Raises (so the message is delivered again)
@@ -275,7 +228,7 @@ def import_chunk(chunk: Chunk, world: Collaborators, deadline: Deadline, *, deli
     finish_if_done(chunk.job_id, world.jobs, world.reports)
 
 
-def _import_remaining(job: Job, chunk: Chunk, world: Collaborators, deadline: Deadline, delivery: int) -> None:
+def _import_remaining(job: Job, chunk: Chunk, world: World, deadline: Deadline, delivery: int) -> None:
     statuses = world.jobs.row_statuses(job.job_id, [row.data_hash for row in chunk.rows])
     remaining = [row for row in chunk.rows if statuses.get(row.data_hash) not in FINISHED_ROW]
     if not remaining:
@@ -335,7 +288,7 @@ class _ChunkAttempt:
     holder: str
     last_delivery: bool
 
-    def import_leased(self, rows: list[ChunkRow], world: Collaborators, deadline: Deadline) -> set[str]:
+    def import_leased(self, rows: list[ChunkRow], world: World, deadline: Deadline) -> set[str]:
         """Import and record rows whose data units this consumer holds; returns the data hashes recorded
         (none when a lease was lost under slow work: those rows wait for the data unit again)."""
         # Checked again under the lease: another delivery of this chunk may have recorded them while we waited.
@@ -409,9 +362,7 @@ class _ChunkAttempt:
         metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
         return finished | {outcome.data_hash for outcome in outcomes}
 
-    def give_up(
-        self, rows: list[ChunkRow], world: Collaborators, reason: str, *, attempts: int = 0, requests: int = 0
-    ) -> None:
+    def give_up(self, rows: list[ChunkRow], world: World, reason: str, *, attempts: int = 0, requests: int = 0) -> None:
         """Record the rows FAILED with `reason`: retrying cannot help, and a dead-lettered chunk would leave its
         job unfinished."""
         logger.error("rows failed for good", extra={"rows": len(rows), "reason": reason})

@@ -30,7 +30,8 @@ from label_importer.model.label_format import Mode
 from label_importer.model.upload_order import UnitHistory
 from label_importer.runtime.observability import logger
 from label_importer.runtime.retries import Deadline
-from label_importer.services.import_chunk import ROW_ERRORS, Collaborators, DataUnitsBusy, Upload, label_hashes
+from label_importer.runtime.world import World
+from label_importer.services.import_chunk import ROW_ERRORS, DataUnitsBusy, Upload, label_hashes
 from label_importer.services.job_lifecycle import write_final_report
 from label_importer.store.jobs import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.store.leases import LeaseLost
@@ -47,7 +48,7 @@ def rollback_job_id(job_id: str) -> str:
     return hashlib.sha256(f"rollback\x1f{job_id}".encode()).hexdigest()[:32]
 
 
-def roll_back(job_id: str, world: Collaborators, deadline: Deadline) -> Job:
+def roll_back(job_id: str, world: World, deadline: Deadline) -> Job:
     """Roll the import back (or finish an interrupted rollback) and return the rollback job."""
     original = world.jobs.get(job_id)
     if original is None:
@@ -90,9 +91,7 @@ class _Undo:
     project_hash: str
     rollback_id: str
 
-    def leased(
-        self, data_hashes: list[str], changes: dict[str, RowChanges], world: Collaborators, deadline: Deadline
-    ) -> None:
+    def leased(self, data_hashes: list[str], changes: dict[str, RowChanges], world: World, deadline: Deadline) -> None:
         """Undo the rows whose data units are free, under leases renewed before every attempt and every save."""
         holder = f"{self.rollback_id}/{uuid.uuid4().hex}"
         leased = world.leases.acquire(data_hashes, holder)
@@ -213,7 +212,7 @@ def _failed(data_hash: str, reason: str) -> RowOutcome:
     return RowOutcome(data_hash, RowStatus.FAILED, [], reason=reason)
 
 
-def _finish(rollback_id: str, original: Job, world: Collaborators) -> Job:
+def _finish(rollback_id: str, original: Job, world: World) -> Job:
     job = world.jobs.get(rollback_id)
     assert job is not None
     status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS

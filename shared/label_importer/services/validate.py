@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, BinaryIO
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from encord import Project
@@ -28,8 +27,6 @@ from label_importer.checks.validation import FileIndex, Limits, Line, index_reco
 from label_importer.encord_target.gateway import (
     EncordKeyUnusable,
     is_transient,
-    key_refused,
-    open_project,
     retried_with_a_rotated_key,
 )
 from label_importer.model.label_format import PROJECT_HASH_PATTERN, ErrorPolicy, Header
@@ -43,8 +40,9 @@ from label_importer.runtime.observability import (
     logger,
     metrics,
 )
-from label_importer.runtime.retries import Deadline, RetryPolicy
+from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import Settings
+from label_importer.runtime.world import World
 from label_importer.services.chunking import assemble_chunks, plan_chunks
 from label_importer.services.import_chunk import finish_if_done
 from label_importer.services.job_lifecycle import fail_job, write_final_report
@@ -61,42 +59,8 @@ from label_importer.sources.coco.mapping import map_document
 from label_importer.sources.coco.records import CocoRecords, locate
 from label_importer.sources.json_lines import is_compressed, numbered_lines, opened
 from label_importer.store.chunk_queue import ChunkQueue
-from label_importer.store.chunk_register import ChunkRegister
-from label_importer.store.jobs import TERMINAL, Job, JobStatus, JobStore
-from label_importer.store.reports import ReportWriter
+from label_importer.store.jobs import TERMINAL, Job, JobStatus
 from label_importer.store.s3_objects import LabelFileRef
-
-
-@dataclass(frozen=True)
-class Collaborators:
-    """The validator's outside world, built once per container (handlers) or per test."""
-
-    s3: Any
-    sqs: Any
-    jobs: JobStore
-    chunks: ChunkRegister
-    """Where each chunk's digest is recorded before it is sent; the import function imports nothing else."""
-    reports: ReportWriter
-    open_project: Callable[[str], Project]
-    key_refused: Callable[[], bool]
-    """Re-reads the Encord key after Encord refused it: True when the secret now holds another key."""
-    retry_policy: RetryPolicy
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Collaborators:
-        session = boto3.session.Session()  # see import_chunk.Collaborators
-        s3, dynamodb = session.client("s3"), session.resource("dynamodb")
-        table, ttl_days = settings.jobs_table_name, settings.record_ttl_days
-        return cls(
-            s3=s3,
-            sqs=session.client("sqs"),
-            jobs=JobStore(table, ttl_days=ttl_days, resource=dynamodb),
-            chunks=ChunkRegister(table, ttl_days=ttl_days, resource=dynamodb),
-            reports=ReportWriter(s3),
-            open_project=lambda project_hash: open_project(settings, project_hash),
-            key_refused=lambda: key_refused(settings),
-            retry_policy=RetryPolicy.from_settings(settings),
-        )
 
 
 class _Rejected(Exception):
@@ -132,7 +96,7 @@ class _Validated:
     """Reads the file again: its records, numbered as validation numbered them."""
 
 
-def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> Job:
+def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: World, deadline: Deadline) -> Job:
     """Validate the file and queue it, or reject or fail it: whatever happens, the job ends in a state and with a
     report that says so (or is left VALIDATING for Lambda's retry when not even that could be written)."""
     job = Job.starting(ref.job_id, ref.bucket, ref.key, ref.version_id, ref.upload_order)
@@ -160,9 +124,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: Collaborato
         return fail_job(job, problem, world.jobs, world.reports)
 
 
-def _validate_and_queue(
-    job: Job, ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline
-) -> Job:
+def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: World, deadline: Deadline) -> Job:
     started = time.monotonic()
     validated = _validate(ref, settings, world, deadline)
     header, index = validated.header, validated.index
@@ -228,7 +190,7 @@ def _out_of_time(records: int, *, queueing: bool = False) -> _Failed:
     )
 
 
-def _validate(ref: LabelFileRef, settings: Settings, world: Collaborators, deadline: Deadline) -> _Validated:
+def _validate(ref: LabelFileRef, settings: Settings, world: World, deadline: Deadline) -> _Validated:
     limits = settings.limits
     if ref.size > limits.max_file_bytes:
         raise _whole_file(
@@ -294,7 +256,7 @@ def _validate_lines(
     reader: _Reader,
     ref: LabelFileRef,
     settings: Settings,
-    world: Collaborators,
+    world: World,
     index: FileIndex,
     deadline: Deadline,
 ) -> _Validated:
@@ -317,7 +279,7 @@ def _validate_lines(
 
 
 def _validate_coco(
-    ref: LabelFileRef, settings: Settings, world: Collaborators, index: FileIndex, reader: _Reader, deadline: Deadline
+    ref: LabelFileRef, settings: Settings, world: World, index: FileIndex, reader: _Reader, deadline: Deadline
 ) -> _Validated:
     """Sections first (options, images, categories), then the project, then annotations, streamed."""
     limits = settings.limits
@@ -404,7 +366,7 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, sect
     return project_hash
 
 
-def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -> tuple[Project, DataUnitIndex]:
+def _read_project(world: World, project_hash: str, deadline: Deadline) -> tuple[Project, DataUnitIndex]:
     """The project with its ontology, and its data units listed once; transient faults are retried, and a key
     Encord refuses is tried once more if the secret, read again, holds another (it was rotated)."""
 
@@ -448,7 +410,7 @@ def _read_project(world: Collaborators, project_hash: str, deadline: Deadline) -
         ) from None
 
 
-def _reject(job: Job, rejection: _Rejected, world: Collaborators) -> Job:
+def _reject(job: Job, rejection: _Rejected, world: World) -> Job:
     """Reports and tag first, status last: a rejection that could not write its report stays VALIDATING, and
     Lambda's retry (or the failure destination) ends it with one."""
     problems, problem_count = rejection.problems, rejection.problem_count
@@ -472,7 +434,7 @@ def _reject(job: Job, rejection: _Rejected, world: Collaborators) -> Job:
     return world.jobs.get(job.job_id) or rejected
 
 
-def _finish_dry_run(job: Job, index: FileIndex, world: Collaborators) -> Job:
+def _finish_dry_run(job: Job, index: FileIndex, world: World) -> Job:
     validated = replace(job, status=JobStatus.VALIDATED, finished_at=int(time.time()))
     world.reports.write_final(validated, problems=index.problems, problem_count=index.problem_count)
     world.reports.tag_source(validated)
