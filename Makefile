@@ -60,9 +60,9 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Regenerate docs/label-format.schema.json from the models in shared/label_importer/label_format.py.
+## Regenerate docs/label-format.schema.json from the models in shared/label_importer/model/label_format.py.
 schema: setup
-	$(BIN)/python -c "import json; from label_importer.label_format import json_schema; \
+	$(BIN)/python -c "import json; from label_importer.model.label_format import json_schema; \
 	print(json.dumps(json_schema(), indent=2))" > docs/label-format.schema.json
 
 ## Benchmarks (each a few minutes): Encord round trips, rows/s under 50 ms latency, CPU per label, cold start,
