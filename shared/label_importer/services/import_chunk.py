@@ -19,7 +19,6 @@ refusing the chunk, or the last delivery SQS will make, fails its rows with the 
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -257,7 +256,7 @@ def _import_remaining(job: Job, chunk: Chunk, world: World, deadline: Deadline, 
         if remaining:
             waits += 1
             metrics.add_metric(name=LEASE_WAITS, unit=MetricUnit.Count, value=1)
-            pause = random.uniform(0.5, 1.0) * min(2.0**waits, 10.0) * world.retry_policy.backoff_seconds
+            pause = world.retry_policy.backoff.seconds(waits)
             if deadline.remaining() - pause < world.retry_policy.attempt_seconds:
                 busy = "another import holds this data unit's lease; waiting for it to finish"
                 if attempt.last_delivery:

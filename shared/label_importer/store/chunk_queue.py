@@ -12,6 +12,7 @@ content, project or mode differ from what the validator recorded.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from label_importer.model.messages import Chunk, ChunkMessage, S3Location
+from label_importer.runtime.backoff import Backoff
 from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
 from label_importer.store.jobs import Job, JobStore
 
@@ -29,6 +31,7 @@ BATCH_LIMIT_BYTES = 900 * 1024
 """Below SQS's 1 MiB per SendMessageBatch, leaving room for attributes and encoding overhead."""
 BATCH_LIMIT_ENTRIES = 10
 SEND_ATTEMPTS = 3
+_SEND_BACKOFF = Backoff(0.1, 1.0)
 CHUNKS_PREFIX = "chunks/"
 
 
@@ -76,9 +79,11 @@ class ChunkQueue:
             return
         self._register.record(digest for _, digest in pending)  # before any of them can be received
         entries = [entry for entry, _ in pending]
-        for _ in range(SEND_ATTEMPTS):
+        for attempt in range(SEND_ATTEMPTS):
             if not entries:
                 return
+            if attempt:
+                time.sleep(_SEND_BACKOFF.seconds(attempt))
             response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
             failed = {failure["Id"] for failure in response.get("Failed", [])}
             entries = [entry for entry in entries if entry["Id"] in failed]

@@ -23,12 +23,14 @@ from typing import Any
 import boto3
 import orjson
 
+from label_importer.runtime.backoff import Backoff
 from label_importer.store.jobs import DEFAULT_TTL_DAYS
 
 CHUNK_SK_PREFIX = "CHUNK#"
 _BATCH_WRITE_ITEMS = 25
 """DynamoDB's limit per BatchWriteItem."""
 WRITE_ATTEMPTS = 8
+_WRITE_BACKOFF = Backoff(0.05, 2.0)
 """BatchWriteItem requests per batch before items DynamoDB keeps leaving unprocessed fail the queueing."""
 
 
@@ -96,7 +98,7 @@ class ChunkRegister:
                 if not unprocessed:
                     break
                 request = unprocessed
-                self._sleep(min(0.05 * 2**attempt, 2.0))
+                self._sleep(_WRITE_BACKOFF.seconds(attempt + 1))
             else:
                 left = sum(len(requests) for requests in request.values())
                 raise RuntimeError(f"DynamoDB left {left} chunk digests unprocessed after {WRITE_ATTEMPTS} attempts")

@@ -18,7 +18,6 @@ written the data unit since it was read.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,13 +25,16 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from label_importer.runtime.backoff import Backoff
 from label_importer.runtime.observability import logger
 
 _CLEAN_UP_AFTER_SECONDS = 86_400
 _TRANSACTION_ITEMS = 100
 """DynamoDB's most items per TransactWriteItems: a chunk's leases are taken (and given back) in one request."""
 _RELEASE_ATTEMPTS = 4
+_RELEASE_BACKOFF = Backoff(0.2, 2.0)
 _CONFLICT_ATTEMPTS = 4
+_CONFLICT_BACKOFF = Backoff(0.05, 1.0)
 """A transaction that collides with another one on the same item is cancelled as a whole; tried again."""
 
 
@@ -129,7 +131,7 @@ class DataUnitLeases:
                         extra={"leases": len(held), "error": str(error), "lease_seconds": self._lease_ms // 1000},
                     )
                     return
-                time.sleep(random.uniform(0.1, 0.3) * 2**attempt)
+                time.sleep(_RELEASE_BACKOFF.seconds(attempt + 1))
 
     def _write_each(self, data_hashes: Iterable[str], write: Callable[[str], dict[str, Any]]) -> set[str]:
         """Make each conditional write whose condition holds; return the data units written.
@@ -156,7 +158,7 @@ class DataUnitLeases:
                         raise
                     pending = [h for h, code in zip(pending, reasons, strict=True) if code != "ConditionalCheckFailed"]
                     if "ConditionalCheckFailed" not in reasons:  # only conflicts: let the other transaction finish
-                        time.sleep(random.uniform(0.02, 0.1) * 2**attempt)
+                        time.sleep(_CONFLICT_BACKOFF.seconds(attempt + 1))
                     continue
                 written.update(pending)
                 break
