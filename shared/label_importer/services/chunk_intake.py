@@ -2,8 +2,9 @@
 queued, so that nothing it names is touched.
 
 A refused message is consumed (logged at ERROR, counted as ChunksRefused): no redelivery can turn it into a
-chunk that was queued, so retrying it would only fail it again until the dead-letter queue. Any other failure
-is logged and counted as ChunksFailed, and raised so SQS delivers the message again.
+chunk that was queued, so retrying it would only fail it again until the dead-letter queue. A chunk that was
+queued but whose S3 object can no longer be read fails its job: its rows can never be imported. Any other
+failure is logged and counted as ChunksFailed, and raised so SQS delivers the message again.
 """
 
 from __future__ import annotations
