@@ -358,7 +358,8 @@ def _encord_unreachable(error: BaseException, args: argparse.Namespace | None) -
 
 
 def _encord_refused_key(error: BaseException, args: argparse.Namespace | None) -> str:
-    key = f"the key in {args.ssh_key_file}" if getattr(args, "ssh_key_file", None) else "the key"
+    key_file = getattr(args, "ssh_key_file", None)
+    key = f"the key in {key_file}" if key_file else "the key"
     return (
         f"Encord at {_encord_domain(error, args)} refused {key} ({type(error).__name__}): add its public key to your "
         f"Encord user (Settings > Public keys), and check that {_domain_option(args)} is your Encord region's API"
@@ -457,7 +458,8 @@ def _write_traceback(error: BaseException, args: argparse.Namespace | None) -> P
     """The traceback goes to a file, never the terminal: into the reports folder of an import, else a temp file."""
     text = "".join(traceback.format_exception(error))
     name = f"label-importer-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    folders = [Path(args.out)] if getattr(args, "out", None) else []
+    out = getattr(args, "out", None)
+    folders = [Path(out)] if out else []
     for folder in [*folders, Path(tempfile.gettempdir())]:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -510,9 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True)
 
-    def command(name: str, **kwargs: str) -> argparse.ArgumentParser:
+    def command(name: str, *, help: str, description: str | None = None) -> argparse.ArgumentParser:
         return commands.add_parser(
-            name, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+            name,
+            help=help,
+            description=description,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     status = command("status", help="a job's state, progress, failed and waiting rows")

@@ -30,7 +30,7 @@ class DataUnit:
     @classmethod
     def from_label_row(cls, row: LabelRowV2) -> DataUnit:
         """From a row listed with `include_images_data=True`, which is what carries an image group's sizes."""
-        image_sizes = ()
+        image_sizes: tuple[tuple[int, int], ...] = ()
         if row.data_type == DataType.IMG_GROUP:
             image_sizes = tuple((frame.width, frame.height) for frame in row.get_frames_metadata())
         return cls(

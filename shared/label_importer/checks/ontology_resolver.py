@@ -40,7 +40,7 @@ _SHAPES_REMEMBERED = 4096
 answers, other coordinates). Forgotten all at once when full, so memory stays flat on any file."""
 
 
-def _shape(answer: AttributeAnswer) -> Hashable:
+def _shape(answer: AttributeAnswer | DynamicAnswer) -> Hashable:
     """Everything about an answer that resolution depends on, hashable and tagged by kind."""
     if isinstance(answer, str):
         return ("text", answer)
@@ -79,7 +79,7 @@ def answer_key(value: AnswerValue | None) -> object:
     return value
 
 
-def answers_key(answers: Iterable[tuple[Attribute, Any]]) -> frozenset[tuple[str, object]]:
+def answers_key(answers: Iterable[tuple[Attribute[Any], Any]]) -> frozenset[tuple[str, object]]:
     """What makes two labels' answers the same, as the SDK stores them: the last answer to an attribute wins,
     and an empty checklist is no answer (Encord reads it back unanswered). The validator's conflict check and
     the importer's "already there" check both use this, so they agree on what a different answer is."""
@@ -89,7 +89,7 @@ def answers_key(answers: Iterable[tuple[Attribute, Any]]) -> frozenset[tuple[str
 
 @dataclass(frozen=True)
 class ResolvedAnswer:
-    attribute: Attribute
+    attribute: Attribute[Any]
     value: AnswerValue
     frames: list[tuple[int, int]] | None = None
     """Inclusive frame ranges for a dynamic answer; None for a static one."""
@@ -139,11 +139,11 @@ class _Collector:
         self.problems.append(LabelIssue(path, code, message))
 
 
-def _titles(items: Sequence[Object | Classification | Attribute | Option]) -> str:
+def _titles(items: Sequence[Object | Classification | Attribute[Any] | Option]) -> str:
     return ", ".join(repr(item.title) for item in items) or "none"
 
 
-_Child = TypeVar("_Child", Attribute, Option)
+_Child = TypeVar("_Child", Attribute[Any], Option)
 
 
 def _one_of(
@@ -332,7 +332,7 @@ class OntologyResolver:
     def _resolve_attributes(
         self,
         owner: str,
-        attributes: Sequence[Attribute],
+        attributes: Sequence[Attribute[Any]],
         given: dict[str, AttributeAnswer],
         path: str,
         errors: _Collector,
@@ -348,7 +348,7 @@ class OntologyResolver:
 
     def _resolve_answer(
         self,
-        attribute: Attribute,
+        attribute: Attribute[Any],
         answer: AttributeAnswer,
         path: str,
         errors: _Collector,
@@ -438,11 +438,11 @@ class OntologyResolver:
         )
         return []
 
-    def _option(self, attribute: Attribute, key: str, path: str, errors: _Collector) -> Option | None:
+    def _option(self, attribute: Attribute[Any], key: str, path: str, errors: _Collector) -> Option | None:
         return _one_of(attribute.options, key, path, attribute.title, "option", ErrorCode.UNKNOWN_OPTION, errors)
 
     @staticmethod
-    def _wrong_answer(attribute: Attribute, expected: str, path: str, errors: _Collector) -> list[ResolvedAnswer]:
+    def _wrong_answer(attribute: Attribute[Any], expected: str, path: str, errors: _Collector) -> list[ResolvedAnswer]:
         kind = type(attribute).__name__.removesuffix("Attribute").lower()
         errors.add(path, ErrorCode.WRONG_ANSWER_TYPE, f"{attribute.title!r} is a {kind} attribute: expected {expected}")
         return []

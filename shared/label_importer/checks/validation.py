@@ -136,14 +136,14 @@ class DataUnitTracker:
         All or nothing: a line with a problem leaves no trace, or it would justify (or contradict) later lines
         though it is never imported."""
         problems: list[Problem] = []
-        classes: list[tuple[tuple[str, str], list[tuple[int, int]], object]] = []
+        classes: list[tuple[tuple[str, str], list[tuple[int, int]], frozenset[tuple[str, object]]]] = []
         for where, classification in classifications:
             key = (data_hash, classification.ontology.feature_node_hash)
             ranges = _EVERY_FRAME if classification.ontology.is_global else frame_ranges(classification.label.frames)
-            answer = answers_key((a.attribute, a.value) for a in classification.answers)
+            answer_id = answers_key((a.attribute, a.value) for a in classification.answers)
             earlier = [entry for entry in self.classified.get(key, []) if entry[2] not in self.withdrawn]
             earlier += [(other_ranges, other, number) for k, other_ranges, other in classes if k == key]
-            conflict = next((line for r, other, line in earlier if other != answer and _overlap(ranges, r)), None)
+            conflict = next((line for r, other, line in earlier if other != answer_id and _overlap(ranges, r)), None)
             if conflict is not None:
                 on = "per data unit (it is global)" if ranges is _EVERY_FRAME else "per frame"
                 problems.append(
@@ -155,13 +155,14 @@ class DataUnitTracker:
                         f"{_on_line(conflict, number)}; a classification has one answer {on}",
                     )
                 )
-            elif not any(other_ranges == ranges and other == answer for other_ranges, other, _ in earlier):
-                classes.append((key, ranges, answer))  # repeats of one label add nothing to remember
+            elif not any(other_ranges == ranges and other == answer_id for other_ranges, other, _ in earlier):
+                classes.append((key, ranges, answer_id))  # repeats of one label add nothing to remember
         declared: dict[tuple[str, str], tuple[str, str, int]] = {}
         placed: list[tuple[tuple[str, str], list[tuple[int, int]]]] = []
         answered: list[tuple[tuple[str, str], list[tuple[int, int]], str]] = []
         references: list[tuple[str, str, int, str]] = []
-        for where, resolved in [*objects, *classifications]:
+        resolved_labels: list[tuple[str, ResolvedObject | ResolvedClassification]] = [*objects, *classifications]
+        for where, resolved in resolved_labels:
             for answer in resolved.answers:
                 if isinstance(answer.value, RelationTarget):
                     references.append((data_hash, answer.value.object_id, number, f"{where}.{answer.field}"))
@@ -187,9 +188,11 @@ class DataUnitTracker:
                 )
                 continue
             ranges = frame_ranges(resolved.label.frames)
-            earlier = [entry for entry in self.placed.get(key, []) if entry[1] not in self.withdrawn]
-            earlier += [(other, number) for k, other in placed if k == key]
-            clashes = [(frame, line) for other, line in earlier if (frame := _first_shared(ranges, other)) is not None]
+            placed_before = [entry for entry in self.placed.get(key, []) if entry[1] not in self.withdrawn]
+            placed_before += [(other, number) for k, other in placed if k == key]
+            clashes = [
+                (frame, line) for other, line in placed_before if (frame := _first_shared(ranges, other)) is not None
+            ]
             if clashes:
                 frame, line = clashes[0]
                 problems.append(
@@ -210,8 +213,8 @@ class DataUnitTracker:
                     answered.append((key, answer.frames, f"{where}.{answer.frames_field}"))
         if problems:
             return problems
-        for key, ranges, answer in classes:
-            self.classified.setdefault(key, []).append((ranges, answer, number))
+        for key, ranges, answer_id in classes:
+            self.classified.setdefault(key, []).append((ranges, answer_id, number))
         for key, first in declared.items():
             self.declared.setdefault(key, first)
         for key, ranges in placed:
@@ -615,6 +618,7 @@ def index_records(
         unit, problems = check_record(number, parsed, units, resolver, tracked, limits)
         tracked_line = unit is not None and not problems
         if tracked_line:
+            assert unit is not None  # as tracked_line says
             count = objects_per_unit[unit.data_hash] = objects_per_unit.get(unit.data_hash, 0) + len(parsed.objects)
             if count > limits.max_objects_per_data_unit:
                 problems.append(

@@ -29,6 +29,7 @@ from encord.objects.coordinates import (
     Visibility,
 )
 from encord.objects.frames import Range
+from encord.objects.options import Option
 from encord.objects.skeleton_template import SkeletonTemplate
 from pydantic import BaseModel
 
@@ -51,6 +52,9 @@ from label_importer.model.label_format import (
 )
 from label_importer.model.messages import ChunkRow
 from label_importer.model.problems import ErrorCode
+
+SdkAnswer = str | Option | list[Option]
+"""An AnswerValue as the SDK's `set_answer` takes it: a relation target is the related object's hash."""
 
 
 class RowConflict(Exception):
@@ -135,7 +139,7 @@ class _Row:
             raise _refused(field, ErrorCode.FRAME_OUT_OF_RANGE, f"frame {last} is past the end: {self.frames} frames")
         return _ranges(ranges)
 
-    def value(self, value: AnswerValue, field: str) -> AnswerValue:
+    def value(self, value: AnswerValue, field: str) -> SdkAnswer:
         """The answer as the SDK stores it: Encord keeps a related object's hash as the text."""
         if not isinstance(value, RelationTarget):
             return value

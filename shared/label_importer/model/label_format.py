@@ -10,11 +10,11 @@ Encord, because a label that lands in the wrong place is worse than one that doe
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION: Final = "1"
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 """A coordinate normalised to the image size."""
@@ -86,21 +86,24 @@ UNION_TAGS = frozenset({"<int>", "<text>", "<object>", "<relation>", "<list>", "
 """Tags pydantic puts in error locations inside these unions; error reports strip them."""
 
 
-def _tagged(expected: str, members: dict[str, Any]) -> Any:
-    """A union whose member is chosen by JSON type; `expected` is what the error message asks for."""
-    tagged = tuple(Annotated[member, Tag(tag)] for tag, member in members.items())
-    return Annotated[
-        Union[tagged],  # noqa: UP007 - built from a tuple, which `|` cannot express
-        Discriminator(_json_kind, custom_error_type="wrong_type", custom_error_message=f"expected {expected}"),
-    ]
+def _by_json_kind(expected: str) -> Discriminator:
+    """For a union of members tagged with `Tag`: the member is chosen by JSON type (see `_json_kind`);
+    `expected` is what the error message asks for."""
+    return Discriminator(_json_kind, custom_error_type="wrong_type", custom_error_message=f"expected {expected}")
 
 
-FrameItem = _tagged("a frame number or a {start, end} range", {"<int>": FrameNumber, "<object>": FrameRange})
+FrameItem = Annotated[
+    Annotated[FrameNumber, Tag("<int>")] | Annotated[FrameRange, Tag("<object>")],
+    _by_json_kind("a frame number or a {start, end} range"),
+]
 _FrameList = Annotated[list[FrameItem], Field(min_length=1)]
-Frames = _tagged(
-    "a frame number, a {start, end} range, or a list of them",
-    {"<int>": FrameNumber, "<object>": FrameRange, "<list>": _FrameList, "<list of text>": _FrameList},
-)
+Frames = Annotated[
+    Annotated[FrameNumber, Tag("<int>")]
+    | Annotated[FrameRange, Tag("<object>")]
+    | Annotated[_FrameList, Tag("<list>")]
+    | Annotated[_FrameList, Tag("<list of text>")],
+    _by_json_kind("a frame number, a {start, end} range, or a list of them"),
+]
 """A single frame, an inclusive range, or a list of both. A single image is frame 0."""
 
 
@@ -143,9 +146,10 @@ class Polygons(_Strict):
     polygons: Annotated[list[PolygonWithHoles], Field(min_length=1)]
 
 
-PolygonGeometry = _tagged(
-    "a list of [x, y] points or {polygons: [{outer, holes}]}", {"<list>": Ring, "<object>": Polygons}
-)
+PolygonGeometry = Annotated[
+    Annotated[Ring, Tag("<list>")] | Annotated[Polygons, Tag("<object>")],
+    _by_json_kind("a list of [x, y] points or {polygons: [{outer, holes}]}"),
+]
 
 
 class Visibility(StrEnum):
@@ -165,7 +169,10 @@ class SkeletonPoint(_Strict):
     visibility: Visibility
 
 
-SkeletonPointGeometry = _tagged("[x, y] or {x, y, visibility}", {"<list>": Point, "<object>": SkeletonPoint})
+SkeletonPointGeometry = Annotated[
+    Annotated[Point, Tag("<list>")] | Annotated[SkeletonPoint, Tag("<object>")],
+    _by_json_kind("[x, y] or {x, y, visibility}"),
+]
 
 
 class Bitmask(_Strict):
@@ -202,15 +209,16 @@ class NestedAnswer(_Strict):
     attributes: dict[str, AttributeAnswer] = Field(default_factory=dict)
 
 
-_STATIC_ANSWERS: dict[str, Any] = {
-    "<text>": str,
-    "<list of text>": list[str],
-    "<object>": NestedAnswer,
-    "<relation>": RelationAnswer,
-}
-StaticAnswer = _tagged(
-    "a text, an option title, a list of option titles, {option, attributes} or {relation_to}", _STATIC_ANSWERS
+_StaticAnswerMembers = (
+    Annotated[str, Tag("<text>")]
+    | Annotated[list[str], Tag("<list of text>")]
+    | Annotated[NestedAnswer, Tag("<object>")]
+    | Annotated[RelationAnswer, Tag("<relation>")]
 )
+StaticAnswer = Annotated[
+    _StaticAnswerMembers,
+    _by_json_kind("a text, an option title, a list of option titles, {option, attributes} or {relation_to}"),
+]
 """Text attribute -> the text (or RelationAnswer for `#relation` attributes); radio -> the option title (or
 NestedAnswer); checklist -> option titles."""
 
@@ -222,11 +230,13 @@ class DynamicAnswer(_Strict):
     frames: Frames
 
 
-AttributeAnswer = _tagged(
-    "a text, an option title, a list of option titles, {option, attributes}, {relation_to} "
-    "or a list of {answer, frames}",
-    {**_STATIC_ANSWERS, "<list>": Annotated[list[DynamicAnswer], Field(min_length=1)]},
-)
+AttributeAnswer = Annotated[
+    _StaticAnswerMembers | Annotated[list[DynamicAnswer], Field(min_length=1), Tag("<list>")],
+    _by_json_kind(
+        "a text, an option title, a list of option titles, {option, attributes}, {relation_to} "
+        "or a list of {answer, frames}"
+    ),
+]
 """A static answer, or for a dynamic attribute a list of per-frame answers."""
 
 NestedAnswer.model_rebuild()

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, BinaryIO
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
@@ -49,6 +49,7 @@ from label_importer.services.job_lifecycle import fail_job, write_final_report
 from label_importer.sources.bounded_reading import (
     WRAP_UP_SECONDS,
     BoundedReader,
+    ByteStream,
     FileLimitExceeded,
     OutOfTime,
     ReadBudget,
@@ -223,7 +224,7 @@ class _Reader:
     s3: Any
     budget: ReadBudget
 
-    def body(self, *, max_item_bytes: int | None = None) -> BinaryIO:
+    def body(self, *, max_item_bytes: int | None = None) -> ByteStream:
         try:
             response = self.s3.get_object(Bucket=self.ref.bucket, Key=self.ref.key, **self.ref.version_args)
         except ClientError as error:
@@ -284,7 +285,7 @@ def _validate_coco(
     """Sections first (options, images, categories), then the project, then annotations, streamed."""
     limits = settings.limits
 
-    def body() -> BinaryIO:
+    def body() -> ByteStream:
         return reader.body(max_item_bytes=limits.max_line_bytes)
 
     try:

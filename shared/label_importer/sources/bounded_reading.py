@@ -9,13 +9,19 @@ before the total limit, and stops while there is still time to write the report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from label_importer.model.problems import ErrorCode, Problem
 from label_importer.runtime.retries import Deadline
 
 WRAP_UP_SECONDS = 20.0
 """Time kept back at the end of an invocation to record the job's outcome and write its reports."""
+
+
+class ByteStream(Protocol):
+    """What the parsers read a label file from: S3's body, a gzip file, a BoundedReader, or a file in tests."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class FileLimitExceeded(Exception):
@@ -44,7 +50,7 @@ class ReadBudget:
 class BoundedReader:
     """A binary stream that raises FileLimitExceeded or OutOfTime instead of reading past its budget."""
 
-    def __init__(self, stream: BinaryIO, budget: ReadBudget, *, compressed_bytes: int | None = None) -> None:
+    def __init__(self, stream: ByteStream, budget: ReadBudget, *, compressed_bytes: int | None = None) -> None:
         self._stream = stream
         self._budget = budget
         self._compressed_bytes = compressed_bytes

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from label_importer.checks.validation import Line
+from label_importer.sources.bounded_reading import ByteStream
 
 _BOM = b"\xef\xbb\xbf"
 _READ_SIZE = 1 << 16
@@ -23,11 +24,11 @@ def is_compressed(key: str) -> bool:
     return key.endswith(".gz")
 
 
-def opened(stream: BinaryIO, *, compressed: bool) -> BinaryIO:
+def opened(stream: BinaryIO, *, compressed: bool) -> ByteStream:
     return gzip.GzipFile(fileobj=stream) if compressed else stream
 
 
-def numbered_lines(stream: BinaryIO, *, max_line_bytes: int, too_long: TooLong | None = None) -> Iterator[Line]:
+def numbered_lines(stream: ByteStream, *, max_line_bytes: int, too_long: TooLong | None = None) -> Iterator[Line]:
     """Yield (line number, bytes) for every non-blank line; numbers count blank lines too, as editors do.
 
     A UTF-8 byte-order mark on the first line is dropped: editors on Windows add it and it is not an error.

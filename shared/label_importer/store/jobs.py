@@ -164,7 +164,7 @@ class Job:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:
         # Every number in a job is a count or a timestamp; DynamoDB hands them back as Decimal.
-        values = {
+        values: dict[str, Any] = {
             name: int(item[name]) if isinstance(item[name], Decimal) else item[name]
             for name in cls.__dataclass_fields__
             if name in item
@@ -448,7 +448,7 @@ class JobStore:
 
     def rows(self, job_id: str, status: RowStatus) -> list[RowOutcome]:
         """The job's rows in `status`, in file order; a RETRYING row's reason is the error it last met."""
-        rows = []
+        rows: list[RowOutcome] = []
         query: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(f"JOB#{job_id}") & Key("sk").begins_with("ROW#"),
             "FilterExpression": Attr("status").eq(str(status)),

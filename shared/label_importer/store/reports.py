@@ -124,7 +124,8 @@ class ReportWriter:
         return [_problem(orjson.loads(line)) for line in lines[:count]]
 
     def read(self, bucket: str, job_id: str, name: str) -> str:
-        return self._s3.get_object(Bucket=bucket, Key=report_key(job_id, name))["Body"].read().decode()
+        body: bytes = self._s3.get_object(Bucket=bucket, Key=report_key(job_id, name))["Body"].read()
+        return body.decode()
 
     def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -52,7 +53,7 @@ class LabelFileRef:
         return {"VersionId": self.version_id} if self.version_id else {}
 
 
-def label_files(event: dict) -> list[LabelFileRef]:
+def label_files(event: dict[str, Any]) -> list[LabelFileRef]:
     """Object keys in S3 events are URL-encoded (spaces as '+'): decode them, or GetObject finds nothing."""
     return [
         LabelFileRef(

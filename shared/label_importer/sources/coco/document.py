@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 import ijson
 
 from label_importer.model.problems import ErrorCode
-from label_importer.sources.bounded_reading import BoundedReader, FileLimitExceeded
+from label_importer.sources.bounded_reading import BoundedReader, ByteStream, FileLimitExceeded
 
 SECTIONS = ("images", "annotations", "categories")
 OPTIONS_SECTION = "encord"
@@ -53,7 +53,7 @@ _COUNTED = {
 _ITEMS = frozenset({"images.item", "categories.item", "annotations.item"})
 
 
-def read_sections(stream: BinaryIO, *, max_images: int, max_categories: int) -> CocoSections:
+def read_sections(stream: ByteStream, *, max_images: int, max_categories: int) -> CocoSections:
     """Keep the small sections; skip the rest token by token (nothing of them is built).
 
     Images and categories are counted as they stream, so a file of millions of them is refused before they
@@ -108,7 +108,7 @@ def read_sections(stream: BinaryIO, *, max_images: int, max_categories: int) -> 
     return sections
 
 
-def annotations(stream: BinaryIO) -> Iterator[Any]:
+def read_annotations(stream: ByteStream) -> Iterator[Any]:
     """Each element of `annotations`, in file order; the first pass already showed the document is JSON."""
     try:
         for item in ijson.items(_without_bom(stream), "annotations.item", use_float=True):
@@ -118,7 +118,7 @@ def annotations(stream: BinaryIO) -> Iterator[Any]:
         raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
 
 
-def _mark_item(stream: BinaryIO) -> None:
+def _mark_item(stream: ByteStream) -> None:
     if isinstance(stream, BoundedReader):
         stream.mark_item()
 
@@ -136,7 +136,7 @@ def _invalid_json(error: ijson.JSONError) -> str:
 class _without_bom:
     """Editors on Windows start JSON files with a UTF-8 byte-order mark; the JSON parser refuses it."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: ByteStream) -> None:
         self._stream = stream
         self._first = True
 

@@ -10,8 +10,9 @@ minus holes) gives back the very same pixels.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import contourpy
 import numpy as np
@@ -19,6 +20,9 @@ from encord.objects.bitmask import BitmaskCoordinates
 from pycocotools import mask as coco_mask
 
 from label_importer.model.problems import ErrorCode
+
+if TYPE_CHECKING:
+    from contourpy._contourpy import FillReturn_OuterOffset
 
 
 class GeometryMisfit(Exception):
@@ -146,7 +150,8 @@ def mask_from_runs(runs: np.ndarray, size: ImageSize) -> np.ndarray:
 def mask_from_rings(segmentation: list[list[float]], size: ImageSize) -> np.ndarray:
     """Polygon rings rasterised exactly as COCO's tools do; the parts are joined."""
     encoded = coco_mask.merge(coco_mask.frPyObjects(segmentation, size.height, size.width))
-    return coco_mask.decode(encoded).astype(bool)
+    decoded: np.ndarray = coco_mask.decode(encoded)  # pycocotools is untyped: a height x width uint8 array
+    return decoded.astype(bool)
 
 
 def encord_bitmask(mask: np.ndarray) -> dict[str, Any]:
@@ -159,7 +164,8 @@ def traced_polygons(mask: np.ndarray, size: ImageSize) -> Any:
     """The outline of a (non-empty) mask as polygons with holes, along pixel edges, without collinear points."""
     padded = np.pad(mask, 1).astype(float)  # so shapes touching the border close
     generator = contourpy.contour_generator(z=padded, fill_type=contourpy.FillType.OuterOffset, corner_mask=False)
-    outlines, offsets = generator.filled(0.5, 1.5)
+    # contourpy types `filled` as the union over every fill type; OuterOffset's is a (points, offsets) pair.
+    outlines, offsets = cast("FillReturn_OuterOffset", generator.filled(0.5, 1.5))
     polygons = []
     for points, starts in zip(outlines, offsets, strict=True):
         # Contour points are in padded-array indices (pixel centres): shift to COCO's pixel coordinates.
@@ -177,14 +183,15 @@ def _without_collinear(ring: np.ndarray) -> np.ndarray:
     cross = (ring[:, 0] - before[:, 0]) * (after[:, 1] - before[:, 1]) - (ring[:, 1] - before[:, 1]) * (
         after[:, 0] - before[:, 0]
     )
-    return ring[np.abs(cross) > 1e-12]
+    kept: np.ndarray = ring[np.abs(cross) > 1e-12]
+    return kept
 
 
 VISIBILITY = {0: "invisible", 1: "occluded", 2: "visible"}
 """COCO keypoint flags: 0 not labelled (stored at 0, 0), 1 labelled but hidden, 2 visible."""
 
 
-def skeleton_points(keypoints: list[float], names: list[str], size: ImageSize) -> dict[str, dict[str, Any]]:
+def skeleton_points(keypoints: list[float], names: Sequence[str], size: ImageSize) -> dict[str, dict[str, Any]]:
     """`[x1, y1, v1, ...]` in the category's keypoint order -> `{point name: {x, y, visibility}}`."""
     if len(keypoints) != 3 * len(names):
         raise GeometryMisfit(

@@ -74,10 +74,10 @@ def map_document(
 ) -> tuple[CocoMapping, list[Problem]]:
     problems: list[Problem] = []
     mapping = CocoMapping({}, {})
-    for position, mapped in _map_images(images, options, units):
-        _keep(mapping.images, images[position].id, mapped, f"images[{position}]", problems)
-    for position, mapped in _map_categories(categories, options, resolver):
-        _keep(mapping.categories, categories[position].id, mapped, f"categories[{position}]", problems)
+    for position, image in _map_images(images, options, units):
+        _keep(mapping.images, images[position].id, image, f"images[{position}]", problems)
+    for position, category in _map_categories(categories, options, resolver):
+        _keep(mapping.categories, categories[position].id, category, f"categories[{position}]", problems)
     return mapping, problems
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import orjson
@@ -20,7 +20,8 @@ from encord.objects import Shape
 
 from label_importer.checks.validation import FileIndex, Line
 from label_importer.model.problems import ErrorCode, Problem, problems_from_pydantic
-from label_importer.sources.coco.document import annotations
+from label_importer.sources.bounded_reading import ByteStream
+from label_importer.sources.coco.document import read_annotations
 from label_importer.sources.coco.format import CocoAnnotation, CocoOptions, CocoRle
 from label_importer.sources.coco.geometry import (
     GeometryMisfit,
@@ -71,10 +72,10 @@ class CocoRecords:
         self._mapping = mapping
         self._skip_crowds = options.iscrowd == "skip"
 
-    def lines(self, stream: BinaryIO, index: FileIndex | None = None) -> Iterator[Line]:
+    def lines(self, stream: ByteStream, index: FileIndex | None = None) -> Iterator[Line]:
         """Converted annotations, numbered. Pass 1 gives `index`, which hears of every annotation not yielded
         (rejected, or left out on purpose); pass 2 already knows them."""
-        for position, raw in enumerate(annotations(stream)):
+        for position, raw in enumerate(read_annotations(stream)):
             number = position + 1
             converted = self._convert(position, raw)
             if isinstance(converted, bytes):
