@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from encord.objects import LabelRowV2
 
@@ -59,40 +60,34 @@ def expected(records: list[dict[str, Any]]) -> dict[str, set[tuple[str, tuple[tu
     return result
 
 
-def requeue(
-    pipeline: Pipeline, order: Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
-) -> None:
+Order = Callable[[list[str], list[str]], list[str]]
+"""Puts the first and the second file's chunk messages back on the queue in some order."""
+
+
+def requeue(pipeline: Pipeline, first_job: str, second_job: str, order: Order) -> None:
     """Take every queued chunk off the queue and send them back in `order(first file's, second file's)`."""
     sqs, url = pipeline.stack.client("sqs"), pipeline.stack.queue_url
-    taken: list[dict[str, Any]] = []
+    taken: dict[str, list[str]] = {first_job: [], second_job: []}
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages"):
-        taken.extend(batch)
+        for message in batch:
+            taken[orjson.loads(message["Body"])["job_id"]].append(message["Body"])
         sqs.delete_message_batch(
             QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
         )
-    return_to_queue = order(*_by_job(taken))
-    for message in return_to_queue:
-        sqs.send_message(QueueUrl=url, MessageBody=message["Body"])
+    assert taken[first_job] and taken[second_job]
+    for body in order(taken[first_job], taken[second_job]):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
 
 
-def _by_job(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    import orjson
-
-    first_job = orjson.loads(messages[0]["Body"])["job_id"]
-    first = [m for m in messages if orjson.loads(m["Body"])["job_id"] == first_job]
-    second = [m for m in messages if orjson.loads(m["Body"])["job_id"] != first_job]
-    return first, second
-
-
-def later_first(first: list[Any], second: list[Any]) -> list[Any]:
+def later_first(first: list[str], second: list[str]) -> list[str]:
     return second + first
 
 
-def interleaved(first: list[Any], second: list[Any]) -> list[Any]:
+def interleaved(first: list[str], second: list[str]) -> list[str]:
     return [message for pair in zip(second, first, strict=True) for message in pair]
 
 
-def shuffled(first: list[Any], second: list[Any]) -> list[Any]:
+def shuffled(first: list[str], second: list[str]) -> list[str]:
     messages = first + second
     random.Random(17).shuffle(messages)
     return messages
@@ -106,7 +101,7 @@ def test_files_end_as_applied_in_upload_order_however_consumers_interleave(
     redeployed: Callable[..., Pipeline],
     first_mode: str,
     second_mode: str,
-    order: Callable[[list[Any], list[Any]], list[Any]],
+    order: Order,
 ) -> None:
     pipeline = redeployed(BUNDLE_SIZE=BUNDLE_SIZE)
     titles = [f"order_{i}.jpg" for i in range(IMAGES)]
@@ -116,7 +111,7 @@ def test_files_end_as_applied_in_upload_order_however_consumers_interleave(
 
     first_job = pipeline.drop("incoming/first.jsonl", jsonl(first, header={"mode": first_mode}))
     second_job = pipeline.drop("incoming/second.jsonl", jsonl(second, header={"mode": second_mode}))
-    requeue(pipeline, order)
+    requeue(pipeline, first_job, second_job, order)
     pipeline.drain(consumers=4)
 
     sequential = expected(second) if second_mode == "replace" else _union(expected(first), expected(second))
