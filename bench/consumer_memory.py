@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from bench.report import lambda_output_discarded, publish
+from label_importer.model.jobs import JobStatus
 from label_importer.runtime.settings import Settings
-from label_importer.store.jobs import JobStatus
 from local.lambda_runtime import cold_start
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from label_importer.store.jobs import JobStatus
+from label_importer.model.jobs import JobStatus
 from local.pipeline import Pipeline
 from local.sample_labels import coco_document, image_records, jsonl
 from local.stack import BUCKET, local_stack

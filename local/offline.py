@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 
+from label_importer.model.jobs import Job, RowOutcome, RowStatus
 from label_importer.progress import watch
-from label_importer.store.jobs import Job, JobStore, RowOutcome, RowStatus
+from label_importer.store.jobs import JobStore
 from label_importer.store.reports import REPORTS_PREFIX
 from local.pipeline import Pipeline
 from local.stack import BUCKET, TABLE, EncordTarget, local_stack

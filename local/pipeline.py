@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from label_importer.store.jobs import TERMINAL, Job, JobStore
+from label_importer.model.jobs import TERMINAL, Job
+from label_importer.store.jobs import JobStore
 from local.lambda_runtime import (
     DrainStats,
     Handler,

@@ -26,10 +26,11 @@ import requests
 from botocore import exceptions as aws
 from encord import exceptions as encord
 
+from label_importer.model.jobs import TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.progress import watch
 from label_importer.redrive import RedriveIncomplete, redrive
 from label_importer.runtime.settings import ENCORD_PUBLIC_API, ConfigurationError, settings
-from label_importer.store.jobs import TERMINAL, Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.store.jobs import JobStore
 
 _ROWS_SHOWN = 20
 _LINE_CHARACTERS = 400

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import orjson
 from tqdm import tqdm
 
-from label_importer.store.jobs import TERMINAL, Job, JobStore
+from label_importer.model.jobs import TERMINAL, Job
+from label_importer.store.jobs import JobStore
 
 
 def watch(jobs: JobStore, job: Job, interval: float, *, as_json: bool, stop: Callable[[], bool] = lambda: False) -> Job:

@@ -20,11 +20,11 @@ from encord.objects import OntologyStructure, Shape
 from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver
 from label_importer.checks.validation import FileIndex, Limits, index_records
+from label_importer.model.jobs import JobStatus
 from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings_from
 from label_importer.runtime.world import World
 from label_importer.services.validate import validate_and_chunk
-from label_importer.store.jobs import JobStatus
 from label_importer.store.s3_objects import label_files
 from local.pipeline import Pipeline
 

@@ -18,7 +18,7 @@ from encord.objects import LabelRowV2
 from encord.objects.coordinates import Visibility
 from pycocotools import mask as coco_mask
 
-from label_importer.store.jobs import JobStatus
+from label_importer.model.jobs import JobStatus
 from local.pipeline import Pipeline
 from local.sample_labels import coco_document
 

@@ -18,9 +18,10 @@ import pytest
 from encord.objects.coordinates import BoundingBoxCoordinates
 from sam_template import FAILURES, IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
 
+from label_importer.model.jobs import Job, JobStatus, RowOutcome, RowStatus
 from label_importer.runtime.settings import settings_from
 from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
-from label_importer.store.jobs import Job, JobStatus, JobStore, RowOutcome, RowStatus
+from label_importer.store.jobs import JobStore
 from label_importer.store.s3_objects import label_files
 from local.lambda_runtime import EVENTS_DIR, LambdaContext, load_handler
 from local.pipeline import Pipeline

@@ -16,8 +16,9 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from label_importer.model.jobs import JobStatus, RowStatus
 from label_importer.runtime.settings import settings
-from label_importer.store.jobs import JobStatus, JobStore, RowStatus
+from label_importer.store.jobs import JobStore
 from label_importer.store.leases import DataUnitLeases
 from local.lambda_runtime import duplicate_queued_messages
 from local.pipeline import Pipeline

@@ -20,8 +20,9 @@ from encord.objects import LabelRowV2
 
 from label_importer.encord_target import gateway as encord_gateway
 from label_importer.encord_target.gateway import encord_client, key_refused, open_project
+from label_importer.model.jobs import JobStatus, RowStatus
 from label_importer.runtime.settings import settings
-from label_importer.store.jobs import JobStatus, JobStore, RowStatus
+from label_importer.store.jobs import JobStore
 from local import fake_encord
 from local.fake_encord import FakeEncordServer
 from local.keys import generate_ssh_private_key

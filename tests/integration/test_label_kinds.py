@@ -17,7 +17,7 @@ from encord.common.bitmask_operations import deserialise_bitmask
 from encord.objects import LabelRowV2
 from encord.objects.coordinates import Visibility
 
-from label_importer.store.jobs import JobStatus
+from label_importer.model.jobs import JobStatus
 from local.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

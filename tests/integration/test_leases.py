@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from label_importer.store.jobs import JobStatus
+from label_importer.model.jobs import JobStatus
 from label_importer.store.leases import DataUnitLeases, LeaseLost
 from local.lambda_runtime import LambdaContext, drain_queue, load_handler
 from local.pipeline import Pipeline

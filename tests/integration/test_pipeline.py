@@ -14,7 +14,7 @@ import orjson
 import pytest
 from encord.objects.coordinates import BoundingBoxCoordinates, PointCoordinate
 
-from label_importer.store.jobs import JobStatus
+from label_importer.model.jobs import JobStatus
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
 from local.stack import BUCKET

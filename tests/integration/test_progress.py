@@ -12,7 +12,7 @@ import pytest
 
 import label_importer.__main__
 from label_importer.__main__ import main
-from label_importer.store.jobs import Job, JobStatus
+from label_importer.model.jobs import Job, JobStatus
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
 from local.stack import TABLE

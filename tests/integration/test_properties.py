@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver
 from label_importer.checks.validation import FileIndex, Limits, index_records
-from label_importer.store.jobs import JobStatus
+from label_importer.model.jobs import JobStatus
 from local.fake_encord import build_ontology
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl

@@ -14,8 +14,8 @@ from encord.objects import LabelRowV2, Object
 from encord.objects.coordinates import PointCoordinate
 
 from label_importer.__main__ import main
+from label_importer.model.jobs import JobStatus
 from label_importer.services.rollback import rollback_job_id
-from label_importer.store.jobs import JobStatus
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
 from local.stack import TABLE

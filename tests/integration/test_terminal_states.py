@@ -21,9 +21,10 @@ import orjson
 import pytest
 from botocore.client import BaseClient
 
+from label_importer.model.jobs import JobStatus
 from label_importer.runtime.retries import RetryPolicy
 from label_importer.sources.bounded_reading import WRAP_UP_SECONDS
-from label_importer.store.jobs import JobStatus, JobStore
+from label_importer.store.jobs import JobStore
 from label_importer.store.s3_objects import label_files
 from local.destinations import failed_invocation_record, sqs_event
 from local.lambda_runtime import LambdaContext, cold_start, load_handler, s3_object_created_event

@@ -15,7 +15,8 @@ import orjson
 import pytest
 from encord.objects import LabelRowV2
 
-from label_importer.store.jobs import JobStatus, JobStore, RowStatus
+from label_importer.model.jobs import JobStatus, RowStatus
+from label_importer.store.jobs import JobStore
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
 from local.stack import TABLE

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from encord.exceptions import RequestException
 
 from label_importer.__main__ import EXIT_CODES, ExitCode, UsageError, build_parser, explain, main, outcome
+from label_importer.model.jobs import Job, JobStatus
 from label_importer.redrive import RedriveIncomplete
-from label_importer.store.jobs import Job, JobStatus
 from local.keys import generate_ssh_private_key
 from local.offline import key_problem
 

@@ -641,7 +641,7 @@ def test_outputs_name_what_users_and_other_tools_need(template: dict[str, Any]) 
 def test_the_dashboard_lists_jobs_in_flight_from_the_importers_progress_log(template: dict[str, Any]) -> None:
     """The query reads the fields of `Job.progress()`, which the importer logs after each chunk
     (tests/integration/test_progress.py checks the log lines): a renamed field would leave the widget empty."""
-    from label_importer.store.jobs import Job, JobStatus
+    from label_importer.model.jobs import Job, JobStatus
 
     [query] = [widget["properties"]["query"] for widget in dashboard_widgets(template) if widget["type"] == "log"]
     assert query.startswith("SOURCE '<ImportLabelsLogGroup>'")

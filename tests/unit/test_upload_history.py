@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
+from label_importer.model.jobs import RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.model.upload_order import UnitHistory, upload_order
-from label_importer.store.jobs import RowOutcome, RowStatus, _transactions
+from label_importer.store.jobs import _transactions
 
 
 @dataclass(frozen=True)

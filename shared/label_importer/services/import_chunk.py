@@ -38,6 +38,7 @@ from label_importer.encord_target.gateway import (
     retried_with_a_rotated_key,
 )
 from label_importer.encord_target.label_builder import LabelBuilder, RowConflict
+from label_importer.model.jobs import FINISHED_ROW, IN_FLIGHT, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.model.messages import Chunk, ChunkRow
 from label_importer.model.problems import ErrorCode
@@ -56,16 +57,7 @@ from label_importer.runtime.observability import (
 from label_importer.runtime.retries import Deadline
 from label_importer.runtime.world import World
 from label_importer.services.job_lifecycle import fail_import, write_final_report
-from label_importer.store.jobs import (
-    FINISHED_ROW,
-    IN_FLIGHT,
-    TERMINAL,
-    Job,
-    JobStatus,
-    JobStore,
-    RowOutcome,
-    RowStatus,
-)
+from label_importer.store.jobs import JobStore
 from label_importer.store.leases import LeaseLost
 from label_importer.store.reports import ReportWriter
 from label_importer.store.rollback_journal import RowChanges, added_by_earlier_attempts, write_entry

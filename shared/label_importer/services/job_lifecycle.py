@@ -12,9 +12,10 @@ from dataclasses import replace
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from label_importer.model.jobs import IN_FLIGHT, Job, JobStatus, RowStatus
 from label_importer.model.problems import Problem
 from label_importer.runtime.observability import JOBS_FAILED, logger, metrics
-from label_importer.store.jobs import IN_FLIGHT, Job, JobStatus, JobStore, RowStatus
+from label_importer.store.jobs import JobStore
 from label_importer.store.reports import SUMMARY_FAILURES_SHOWN, ReportWriter
 
 

@@ -26,6 +26,7 @@ from functools import partial
 from encord.objects import LabelRowV2
 
 from label_importer.encord_target.bundles import LabelRowBundles
+from label_importer.model.jobs import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.model.upload_order import UnitHistory
 from label_importer.runtime.observability import logger
@@ -33,7 +34,6 @@ from label_importer.runtime.retries import Deadline
 from label_importer.runtime.world import World
 from label_importer.services.import_chunk import ROW_ERRORS, DataUnitsBusy, Upload, label_hashes
 from label_importer.services.job_lifecycle import write_final_report
-from label_importer.store.jobs import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.store.leases import LeaseLost
 from label_importer.store.rollback_journal import RowChanges, read_journal
 

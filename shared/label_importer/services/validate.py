@@ -29,6 +29,7 @@ from label_importer.encord_target.gateway import (
     is_transient,
     retried_with_a_rotated_key,
 )
+from label_importer.model.jobs import TERMINAL, Job, JobStatus
 from label_importer.model.label_format import PROJECT_HASH_PATTERN, ErrorPolicy, Header
 from label_importer.model.messages import chunk_document
 from label_importer.model.problems import ErrorCode, Problem, shown_value
@@ -60,7 +61,6 @@ from label_importer.sources.coco.mapping import map_document
 from label_importer.sources.coco.records import CocoRecords, locate
 from label_importer.sources.json_lines import is_compressed, numbered_lines, opened
 from label_importer.store.chunk_queue import ChunkQueue
-from label_importer.store.jobs import TERMINAL, Job, JobStatus
 from label_importer.store.s3_objects import LabelFileRef
 
 

@@ -15,10 +15,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from label_importer.model.jobs import Job
 from label_importer.model.problems import ErrorCode, Problem
 from label_importer.runtime.observability import logger
 from label_importer.services.job_lifecycle import fail_job
-from label_importer.store.jobs import Job, JobStore
+from label_importer.store.jobs import JobStore
 from label_importer.store.reports import ReportWriter
 from label_importer.store.s3_objects import INCOMING_PREFIX, label_files
 

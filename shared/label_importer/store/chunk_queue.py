@@ -21,10 +21,11 @@ import orjson
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from label_importer.model.jobs import Job
 from label_importer.model.messages import Chunk, ChunkMessage, S3Location
 from label_importer.runtime.backoff import Backoff
 from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
-from label_importer.store.jobs import Job, JobStore
+from label_importer.store.jobs import JobStore
 
 INLINE_LIMIT = 256 * 1024
 BATCH_LIMIT_BYTES = 900 * 1024

@@ -14,8 +14,8 @@ import boto3
 import orjson
 from botocore.exceptions import ClientError
 
+from label_importer.model.jobs import ROLLBACK_MODE, Job, RowOutcome
 from label_importer.model.problems import ErrorCode, Problem
-from label_importer.store.jobs import ROLLBACK_MODE, Job, RowOutcome
 
 REPORTS_PREFIX = "reports/"
 SUMMARY_FAILURES_SHOWN = 10
