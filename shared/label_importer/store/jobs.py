@@ -127,25 +127,12 @@ class JobStore:
 
     def transition(self, job_id: str, to: JobStatus, *, allowed_from: Iterable[JobStatus] = IN_FLIGHT) -> bool:
         """Move the job to `to` if it is in one of `allowed_from`; False when another writer got there first."""
-        now = int(time.time())
         expression = "SET #status = :to, updated_at = :now"
         if to in TERMINAL:
             expression += ", finished_at = :now"
         if to is JobStatus.IMPORTING:
             expression += ", import_started_at = :now"
-        try:
-            self._table.update_item(
-                Key=_job_key(job_id),
-                UpdateExpression=expression,
-                ConditionExpression=Attr("status").is_in([str(status) for status in allowed_from]),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":to": str(to), ":now": now},
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._move(job_id, expression, {":to": str(to)}, allowed_from)
 
     def fail(
         self,
@@ -159,19 +146,22 @@ class JobStore:
 
         A job failed in validation counts its failure as its one problem; one failed while importing keeps the
         problems its file had (`problem_count=None`)."""
-        now = int(time.time())
         expression = "SET #status = :to, failure = :why, updated_at = :now, finished_at = :now"
-        values: dict[str, Any] = {":to": str(JobStatus.FAILED), ":why": failure, ":now": now}
+        values: dict[str, Any] = {":to": str(JobStatus.FAILED), ":why": failure}
         if problem_count is not None:
             expression += ", problem_count = :problems"
             values[":problems"] = problem_count
+        return self._move(job_id, expression, values, allowed_from)
+
+    def _move(self, job_id: str, expression: str, values: dict[str, Any], allowed_from: Iterable[JobStatus]) -> bool:
+        """Apply `expression` (`:now` is supplied) if the job's status is one of `allowed_from`."""
         try:
             self._table.update_item(
                 Key=_job_key(job_id),
                 UpdateExpression=expression,
                 ConditionExpression=Attr("status").is_in([str(status) for status in allowed_from]),
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues={**values, ":now": int(time.time())},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
