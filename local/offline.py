@@ -1,4 +1,4 @@
-"""`python -m label_importer import FILE --project HASH`: import a label file from this machine, without AWS.
+"""`label-importer import FILE --project HASH`: import a label file from this machine, without AWS.
 
 The same validator and import function run as in the deployed pipeline, in this process: the bucket, queue
 and table they use are moto's, in memory, and disappear when the command ends; only Encord is real. So a
@@ -30,9 +30,9 @@ from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 
 from label_importer.model.jobs import Job, RowOutcome, RowStatus
-from label_importer.progress import watch
 from label_importer.store.jobs import JobStore
 from label_importer.store.reports import REPORTS_PREFIX
+from label_importer_cli.progress import watch
 from local.pipeline import Pipeline
 from local.stack import BUCKET, TABLE, EncordTarget, local_stack
 

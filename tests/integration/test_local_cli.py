@@ -1,16 +1,17 @@
-"""`python -m label_importer ...`, run as a user runs it: a fresh process, a user's environment.
+"""`label-importer ...`, run as a user runs it: the installed command, a fresh process, a user's environment.
 
 `import` talks to the test session's fake Encord over HTTP, as it would to the real API; its bucket, queue and
 table live and die inside it. `status`, `rollback` and `redrive` talk to the session's moto when a test gives
 them its address, or to nothing at all when the test is about a missing AWS setting.
 
 Every failure a user can cause or meet must end as one line on stderr that says what to do, with the exit code
-the CLI documents (`python -m label_importer --help`), never a traceback.
+the CLI documents (`label-importer --help`), never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "samples" / "quickstart.jsonl"
 """Two images (image_00000.jpg, image_00001.jpg): one chunk."""
 TIMEOUT_SECONDS = 120
-CLI = [sys.executable, "-m", "label_importer"]
+SCRIPT = shutil.which("label-importer", path=str(Path(sys.executable).parent))
+"""The console script `pip install` puts beside this Python: the command as a user runs it."""
+CLI = [SCRIPT or "label-importer"]
 
 
 def fake(pipeline: Pipeline) -> FakeEncordServer:
@@ -95,6 +98,36 @@ def no_aws_environment(**extra: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         **extra,
     }
+
+
+# --- the install -------------------------------------------------------------------------------------------------
+
+
+def test_the_install_gives_a_label_importer_command_and_python_m_runs_the_same() -> None:
+    assert SCRIPT is not None, f"no label-importer beside {sys.executable}: pip install -e '.[dev]'"
+    installed = run([*CLI, "--help"])
+    module = run([sys.executable, "-m", "label_importer_cli", "--help"])
+
+    assert installed.returncode == module.returncode == 0, installed.stderr + module.stderr
+    assert installed.stdout.startswith("usage: label-importer ")
+    assert module.stdout == installed.stdout
+
+
+def test_import_without_the_local_extra_says_which_pip_command_installs_it(tmp_path: Path) -> None:
+    """`pip install .` without `[local]` has no moto: `import` says so in one line before it starts."""
+    without_moto = (
+        "import sys; sys.modules['moto'] = None; from label_importer_cli.commands import main; sys.exit(main())"
+    )
+    key_file = tmp_path / "encord-key"
+    key_file.write_text(generate_ssh_private_key())
+    out = tmp_path / "reports"
+    arguments = ["import", str(QUICKSTART), "--project", "p", "--ssh-key-file", str(key_file), "--out", str(out)]
+
+    done = run([sys.executable, "-c", without_moto, *arguments])
+
+    assert done.returncode == 5
+    said(done, "the local import needs the local stack", "moto", "pip install '.[local]'")
+    assert not out.exists()
 
 
 # --- outcomes ------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Progress of a long import: the job record's counters and rate, `status --watch`, and the progress log.
 
-Operated as a user would, through `python -m label_importer status` (its `main`), against the local stack.
+Operated as a user would, through `label-importer status` (its `main`), against the local stack.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import threading
 import orjson
 import pytest
 
-import label_importer.__main__
-from label_importer.__main__ import main
+import label_importer_cli.commands
 from label_importer.model.jobs import Job, JobStatus
+from label_importer_cli.commands import main
 from local.pipeline import Pipeline
 from local.sample_labels import image_records, jsonl
 from local.stack import TABLE
@@ -74,13 +74,13 @@ def test_status_watch_follows_a_job_to_its_end_as_json_lines(
     # The import starts once the command has read the job (still QUEUED) and begins to watch it, however long
     # the command takes to get there on a busy machine; a head start in seconds would be a guess.
     watching = threading.Event()
-    watch = label_importer.__main__.watch
+    watch = label_importer_cli.commands.watch
 
     def watch_and_say_so(*args: object, **kwargs: object) -> object:
         watching.set()
         return watch(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(label_importer.__main__, "watch", watch_and_say_so)
+    monkeypatch.setattr(label_importer_cli.commands, "watch", watch_and_say_so)
     consumer = threading.Thread(target=lambda: (watching.wait(timeout=60), pipeline.drain()))
     consumer.start()
     try:

@@ -1,4 +1,4 @@
-"""How the CLI turns an exception into one line and an exit code (`label_importer.__main__.explain`), and a job
+"""How the CLI turns an exception into one line and an exit code (`label_importer_cli.explain`), and a job
 into an exit code (`outcome`): the cases a subprocess cannot cheaply stage, with the exceptions the libraries
 raise built as they build them. The commands themselves run as a user runs them in
 tests/integration/test_local_cli.py.
@@ -17,9 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from encord.exceptions import RequestException
 
-from label_importer.__main__ import EXIT_CODES, ExitCode, UsageError, build_parser, explain, main, outcome
 from label_importer.model.jobs import Job, JobStatus
-from label_importer.redrive import RedriveIncomplete
+from label_importer.model.leases import DataUnitsBusy
+from label_importer.store.dead_letters import RedriveIncomplete
+from label_importer_cli.commands import build_parser, main
+from label_importer_cli.exit_codes import EXIT_CODES, ExitCode, UsageError, outcome
+from label_importer_cli.explain import RUN_AGAIN, explain
 from local.keys import generate_ssh_private_key
 from local.offline import key_problem
 
@@ -158,6 +161,16 @@ def test_a_redrive_sqs_refused_says_running_it_again_is_safe() -> None:
     assert code is ExitCode.ENVIRONMENT
     assert "10 messages moved, then 1 could not be sent back (InternalError: try later)" in line
     assert "running it again is safe" in line
+
+
+def test_data_units_busy_says_running_again_is_safe() -> None:
+    """An import or rollback that waited too long for leases held by another job: nothing is wrong but timing."""
+    busy = DataUnitsBusy("2 data units stayed leased by other imports; retrying later")
+
+    line, code = explain(raised(busy), None)
+
+    assert code is ExitCode.ENVIRONMENT
+    assert line == f"not finished: 2 data units stayed leased by other imports; retrying later; {RUN_AGAIN}"
 
 
 def job(status: JobStatus, **counts: int) -> Job:

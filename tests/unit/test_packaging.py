@@ -1,20 +1,149 @@
-"""The layer's requirements.txt (what `sam build` installs) must match pyproject.toml (what tests run on)."""
+"""What is installed where, checked against what the code imports, and the docs against the repository.
 
+The Lambda layer (shared/requirements.txt, what `sam build` installs) holds what the functions import and nothing
+else; the command line is a package of its own outside it; pyproject.toml gives the layer's dependencies plus the
+command line's, and the local stack's behind the `local` extra.
+"""
+
+import ast
 import re
+import sys
 import tomllib
+from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+import label_importer_cli
+
 ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+FIRST_PARTY = frozenset(PYPROJECT["tool"]["setuptools"]["packages"])
+"""label_importer, label_importer_cli and local: installed from this repository, never a requirement."""
+LAYER = ROOT / "shared" / "label_importer"
+STORE = LAYER / "store"
+CLI = ROOT / "cli" / "label_importer_cli"
+NEVER_IN_THE_LAYER = frozenset({"label_importer_cli", "local", "tqdm", "moto"})
+"""The command line and what only it and the local stack use: the functions must not load any of them."""
 
 
-def test_layer_requirements_match_the_project_dependencies() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    layer = [
-        line.strip()
-        for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    assert layer == project
+def layer_and_functions() -> list[Path]:
+    return [*LAYER.rglob("*.py"), *(ROOT / "functions").glob("*/app.py")]
+
+
+def imports(files: Iterable[Path]) -> dict[str, set[str]]:
+    """Each top-level module the files import, absolutely, to the files that import it. An import inside a
+    function counts as well: a lazy import runs too, only later.
+    """
+    found: dict[str, set[str]] = {}
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.partition(".")[0], set()).add(str(file.relative_to(ROOT)))
+    return found
+
+
+def third_party(found: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {name: files for name, files in found.items() if name not in sys.stdlib_module_names | FIRST_PARTY}
+
+
+def requirements(lines: Iterable[str]) -> list[Requirement]:
+    return [Requirement(line) for line in (line.strip() for line in lines) if line and not line.startswith("#")]
+
+
+def layer_requirements() -> list[Requirement]:
+    return requirements((ROOT / "shared" / "requirements.txt").read_text().splitlines())
+
+
+def distributions_of(module: str) -> set[str]:
+    """The installed distributions that provide a top-level module, as importlib.metadata maps them."""
+    return {canonicalize_name(name) for name in metadata.packages_distributions().get(module, [])}
+
+
+def installed_by(requirement: Requirement) -> set[str]:
+    """The distributions a requirement installs that its users may import: itself, and what it requires directly
+    (with the extras it names, as boto3 brings botocore, pydantic pydantic-core, encord requests).
+
+    One level only: deeper down, a new release of a dependency could drop a distribution without anything here
+    changing, so code that imports it must list it.
+    """
+    names = {canonicalize_name(requirement.name)}
+    for line in metadata.requires(requirement.name) or []:
+        dependency = Requirement(line)
+        extras = ("", *requirement.extras)
+        if dependency.marker is None or any(dependency.marker.evaluate({"extra": extra}) for extra in extras):
+            names.add(canonicalize_name(dependency.name))
+    return names
+
+
+def unprovided(found: dict[str, set[str]], listed: Iterable[Requirement]) -> dict[str, list[str]]:
+    """Third-party modules the files import that no listed requirement installs, with the files importing them."""
+    provided = set().union(*map(installed_by, listed))
+    return {name: sorted(files) for name, files in third_party(found).items() if not distributions_of(name) & provided}
+
+
+def unimported(listed: Iterable[Requirement], found: dict[str, set[str]]) -> list[str]:
+    """Requirements that none of the files imports."""
+    imported = set().union(*map(distributions_of, third_party(found)))
+    return [str(requirement) for requirement in listed if canonicalize_name(requirement.name) not in imported]
+
+
+def test_the_layer_requires_exactly_what_the_functions_import() -> None:
+    """What `sam build` installs into the layer: every requirement is imported by the layer or a handler, and
+    every third-party module they import comes with a requirement. A CLI-only package (tqdm) fails the first."""
+    found = imports(layer_and_functions())
+
+    assert unimported(layer_requirements(), found) == []
+    assert unprovided(found, layer_requirements()) == {}
+
+
+def test_the_project_depends_on_the_layer_and_on_what_the_command_line_adds() -> None:
+    """`pip install .` gives the tests and the CLI the layer's own ranges, then a direct dependency for each module
+    the CLI imports and the layer does not: so `label-importer status` works when installed that way, even where
+    a dependency happens to bring the module along today (encord brings tqdm)."""
+    project = requirements(PYPROJECT["project"]["dependencies"])
+    layer = layer_requirements()
+    beyond_the_layer = set(third_party(imports(CLI.rglob("*.py")))) - set(imports(layer_and_functions()))
+
+    assert [str(requirement) for requirement in project[: len(layer)]] == [str(requirement) for requirement in layer]
+    added = {canonicalize_name(requirement.name) for requirement in project[len(layer) :]}
+    assert added == set().union(*map(distributions_of, beyond_the_layer))
+
+
+def test_the_local_extra_is_what_the_local_stack_adds() -> None:
+    """`pip install '.[local]'` is what `label-importer import`, the demo and the tests need beyond the base."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    local = requirements(extras["local"])
+    found = imports((ROOT / "local").glob("*.py"))
+
+    assert unimported(local, found) == []
+    assert unprovided(found, [*requirements(PYPROJECT["project"]["dependencies"]), *local]) == {}
+    assert "encord-label-importer[local]" in extras["dev"]
+
+
+def test_the_command_line_is_a_package_outside_the_layer_that_the_layer_never_loads() -> None:
+    assert Path(label_importer_cli.__file__).resolve().parent == CLI
+    assert not (ROOT / "shared" / "label_importer_cli").exists()
+    assert not (LAYER / "__main__.py").exists()  # `python -m label_importer` is gone: the command is label-importer
+    found = imports(layer_and_functions())
+    assert {name: sorted(found[name]) for name in NEVER_IN_THE_LAYER if name in found} == {}
+
+
+def test_only_the_store_imports_boto3_or_botocore() -> None:
+    """The layer, the handlers and the CLI reach AWS through shared/label_importer/store/ alone."""
+    files = [*layer_and_functions(), *CLI.rglob("*.py")]
+    outside = [file for file in files if STORE not in file.parents]
+    found = imports(outside)
+
+    assert {name: sorted(found[name]) for name in ("boto3", "botocore") if name in found} == {}
 
 
 def test_each_documented_example_is_the_sample_file_the_tests_import() -> None:
