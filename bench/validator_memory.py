@@ -81,9 +81,10 @@ def _bare_parse(path: str) -> None:
 
 
 def _validate(path: str) -> None:
-    from label_importer.checks.data_units import DataUnit, DataUnitIndex
     from label_importer.checks.ontology_resolver import OntologyResolver
-    from label_importer.checks.validation import FileIndex, Limits, index_records
+    from label_importer.checks.validation import FileIndex, index_records
+    from label_importer.model.data_units import DataUnit, DataUnitIndex
+    from label_importer.model.limits import Limits
     from label_importer.model.messages import chunk_document
     from label_importer.services.chunking import assemble_chunks, plan_chunks
     from label_importer.sources.json_lines import numbered_lines
@@ -102,7 +103,7 @@ def _validate(path: str) -> None:
 
     with open(path, "rb") as stream:
         lines = numbered_lines(stream, max_line_bytes=limits.max_line_bytes)
-        assemble_chunks(lines, plan, index, units, emit)
+        assemble_chunks(lines, plan, index, emit)
 
 
 def _measure(kind: str, path: Path) -> dict[str, float]:

@@ -3,7 +3,7 @@ of its images, read it back, compare, roll back, and check the image is as it wa
 
     ENCORD_SSH_KEY_FILE=~/.ssh/encord ENCORD_PROJECT_HASH=<project> python -m local.live_check
 
-The AWS side runs in this process on moto (as `python -m label_importer import` does); Encord is real, and
+The AWS side runs in this process on moto (as `label-importer import` does); Encord is real, and
 the import is `append`, so labels already on the image stay and the rollback removes only the check's own.
 Optional: ENCORD_DATA_HASH (the image to use; default the project's first image), ENCORD_DOMAIN. Prints a
 JSON report and exits non-zero if anything differs. `pytest -m live` runs it (tests/live/).
@@ -22,8 +22,8 @@ from encord import Project
 from encord.common.bitmask_operations import serialise_bitmask
 from encord.objects.attributes import ChecklistAttribute, RadioAttribute, TextAttribute
 
-from label_importer.checks.data_units import DataUnit
-from label_importer.checks.ontology_resolver import OntologyResolver
+from label_importer.model.data_units import DataUnit
+from label_importer.model.project import skeleton_template_of
 from label_importer.runtime.settings import ENCORD_PUBLIC_API
 from local.stack import POWERTOOLS_ENVIRONMENT, EncordTarget, local_stack
 
@@ -38,7 +38,6 @@ _SHAPES = {
 
 def labels_for(project: Project, unit: DataUnit) -> dict[str, Any]:
     """One object of every ontology object whose shape the format has, and an answer to every classification."""
-    resolver = OntologyResolver(project.ontology_structure)
     objects = []
     for obj in project.ontology_structure.objects:
         shape = obj.shape.value
@@ -49,7 +48,7 @@ def labels_for(project: Project, unit: DataUnit) -> dict[str, Any]:
             mask = bytes(pixels // 2) + bytes([1]) * (pixels - pixels // 2)  # the lower half of the image
             bitmask = {"rle": serialise_bitmask(mask), "width": unit.width, "height": unit.height}
             objects.append({"feature_hash": obj.feature_node_hash, "bitmask": bitmask})
-        elif shape == "skeleton" and (template := resolver.find_skeleton_template(obj)) is not None:
+        elif shape == "skeleton" and (template := skeleton_template_of(project.ontology_structure, obj)) is not None:
             vertices = template.skeleton.values()
             skeleton = {vertex.name: [vertex.x, vertex.y] for vertex in vertices}
             objects.append({"feature_hash": obj.feature_node_hash, "skeleton": skeleton})
@@ -77,7 +76,7 @@ def _hashes(row: Any) -> set[str]:
 
 def run(target: EncordTarget, data_hash: str | None) -> dict[str, Any]:
     os.environ.update(POWERTOOLS_ENVIRONMENT)  # before the handlers' code loads, as the template sets it
-    from label_importer.runtime.retries import Deadline
+    from label_importer.runtime.deadline import Deadline
     from label_importer.runtime.settings import settings
     from label_importer.runtime.world import World
     from label_importer.services.rollback import roll_back

@@ -72,10 +72,12 @@ class Pipeline:
         report = orjson.loads(self.report(job_id, "report.json"))
         summary = self.report(job_id, "summary.txt").decode()
         assert report["status"] == job.status and summary.startswith(f"Import job {job_id}: {job.status}\n")
-        rows = {"total": job.total_rows, "imported": job.rows_imported, "failed": job.rows_failed}
-        assert report["rows"] == {**rows, "skipped": job.rows_skipped, "superseded": job.rows_superseded}
+        rows = {"total": job.total_rows, "imported": job.rows_imported, "rolled_back": job.rows_rolled_back}
+        rows |= {"failed": job.rows_failed, "skipped": job.rows_skipped, "superseded": job.rows_superseded}
+        assert report["rows"] == rows
         assert len(report["superseded_rows"]) == job.rows_superseded
-        assert (report["labels_added"], report["failure"]) == (job.labels_added, job.failure)
+        labels = (report["labels_added"], report["labels_removed"], report["failure"])
+        assert labels == (job.labels_added, job.labels_removed, job.failure)
         count = report["problems"]["count"]
         assert count == job.problem_count
         if count:
@@ -99,7 +101,8 @@ class Pipeline:
         """
         from functools import partial
 
-        from label_importer.services.import_chunk import ChunkImporter, Upload
+        from label_importer.model.upload_order import Upload
+        from label_importer.services.import_chunk import ChunkImporter
         from label_importer.store.chunk_queue import load_chunk
         from label_importer.store.rollback_journal import write_entry
 

@@ -8,8 +8,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import logger, metrics, tracer
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings
 from label_importer.runtime.world import World
 from label_importer.services.chunk_intake import import_message

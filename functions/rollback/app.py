@@ -9,11 +9,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from label_importer.model.leases import DataUnitsBusy
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import logger, tracer
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings
 from label_importer.runtime.world import World
-from label_importer.services.import_chunk import DataUnitsBusy
 from label_importer.services.rollback import CannotRollBack, roll_back
 from label_importer.store.reports import report_key
 
@@ -39,7 +39,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "job_id": job_id,
         "rollback_job_id": job.job_id,
         "status": str(job.status),
-        "rows_rolled_back": job.rows_imported,
+        "rows_rolled_back": job.rows_rolled_back,
         "rows_failed": job.rows_failed,
         "report": f"s3://{job.bucket}/{report_key(job.job_id, 'summary.txt')}",
     }

@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import logger, metrics, tracer
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import settings
 from label_importer.runtime.world import World
 from label_importer.services.validate import validate_and_chunk

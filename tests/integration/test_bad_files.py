@@ -17,11 +17,13 @@ import orjson
 import pytest
 from encord.objects import OntologyStructure, Shape
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver
-from label_importer.checks.validation import FileIndex, Limits, index_records
+from label_importer.checks.validation import FileIndex, index_records
+from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.jobs import JobStatus
-from label_importer.runtime.retries import Deadline
+from label_importer.model.limits import Limits
+from label_importer.model.source_items import Record
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.settings import settings_from
 from label_importer.runtime.world import World
 from label_importer.services.validate import validate_and_chunk
@@ -111,13 +113,14 @@ def test_a_skeleton_without_a_template_is_a_problem_of_its_line() -> None:
     units = DataUnitIndex([DataUnit("img", "hand.jpg", 1, 640, 480)])
     line = b'{"data_title": "hand.jpg", "objects": [{"name": "Hand", "skeleton": {"thumb": [0.1, 0.2]}}]}'
 
-    index = index_records([(1, line)], units, OntologyResolver(ontology), FileIndex(max_problems=10), Limits())
+    index = index_records([Record(1, line)], units, OntologyResolver(ontology), FileIndex(max_problems=10), Limits())
 
     assert [(problem.line, problem.code) for problem in index.problems] == [(1, "NO_SKELETON_TEMPLATE")]
 
 
 def test_a_coco_category_mapped_to_a_skeleton_without_a_template_is_unmatched() -> None:
     """The same ontology, reached from a COCO keypoints category: reported on the category, no crash."""
+    from label_importer.model.project import ProjectView
     from label_importer.sources.coco.document import read_sections
     from label_importer.sources.coco.format import checked
     from label_importer.sources.coco.mapping import map_document
@@ -134,7 +137,7 @@ def test_a_coco_category_mapped_to_a_skeleton_without_a_template_is_unmatched() 
     coco, problems = checked(sections)
     assert problems == []
 
-    _, problems = map_document(coco.images, coco.categories, coco.options, units, OntologyResolver(ontology))
+    _, problems = map_document(coco.images, coco.categories, coco.options, ProjectView(units, ontology))
 
     assert [(problem.field, problem.code) for problem in problems] == [("categories[0].name", "NO_SKELETON_TEMPLATE")]
 

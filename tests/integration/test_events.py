@@ -19,6 +19,7 @@ from encord.objects.coordinates import BoundingBoxCoordinates
 from sam_template import FAILURES, IMPORTER, ROLES, ROLLBACK, VALIDATOR, load_template, sam_transform
 
 from label_importer.model.jobs import Job, JobStatus, RowOutcome, RowStatus
+from label_importer.model.label_format import Mode
 from label_importer.runtime.settings import settings_from
 from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
 from label_importer.store.jobs import JobStore
@@ -53,7 +54,7 @@ def queued_job(pipeline: Pipeline, event: dict[str, Any], total_rows: int) -> Jo
     key = f"incoming/{job_id}.jsonl"
     version = pipeline.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"")["VersionId"]
     project_hash = pipeline.stack.encord.project_hash
-    jobs.create(Job(job_id, JobStatus.VALIDATING, BUCKET, key, version, "", "", 0))
+    jobs.create(Job(job_id, JobStatus.VALIDATING, BUCKET, key, version, "", None, 0))
     jobs.set_plan(
         Job(
             job_id,
@@ -62,7 +63,7 @@ def queued_job(pipeline: Pipeline, event: dict[str, Any], total_rows: int) -> Jo
             key,
             version,
             project_hash,
-            "append",
+            Mode.APPEND,
             0,
             total_records=total_rows,
             total_rows=total_rows,

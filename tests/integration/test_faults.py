@@ -302,7 +302,7 @@ def test_a_chunk_that_cannot_be_recorded_waits_in_the_dlq_and_redrive_finishes_i
     operated as a user would: `status` shows the job unfinished, `redrive` replays the dead chunk."""
     from botocore.exceptions import ClientError
 
-    from label_importer.__main__ import main
+    from label_importer_cli.commands import main
 
     titles, hashes = images(pipeline, 10, "dead")
     job_id = pipeline.drop("incoming/dead.jsonl", jsonl(image_records(titles)))

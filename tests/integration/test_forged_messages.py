@@ -21,9 +21,9 @@ import orjson
 import pytest
 from botocore.client import BaseClient
 
+from label_importer.encord_target.retries import RetryPolicy
 from label_importer.model.jobs import JobStatus, RowStatus
 from label_importer.runtime.observability import CHUNKS_FAILED, CHUNKS_IMPORTED, CHUNKS_REFUSED
-from label_importer.runtime.retries import RetryPolicy
 from label_importer.runtime.settings import settings
 from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest, chunk_key
 from label_importer.store.jobs import JobStore

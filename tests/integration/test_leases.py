@@ -13,7 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from label_importer.model.jobs import JobStatus
-from label_importer.store.leases import DataUnitLeases, LeaseLost
+from label_importer.model.leases import LeaseLost
+from label_importer.store.leases import DataUnitLeases
 from local.lambda_runtime import LambdaContext, drain_queue, load_handler
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl

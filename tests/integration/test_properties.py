@@ -13,10 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver
-from label_importer.checks.validation import FileIndex, Limits, index_records
+from label_importer.checks.validation import FileIndex, index_records
+from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.jobs import JobStatus
+from label_importer.model.limits import Limits
+from label_importer.model.source_items import Record
 from local.fake_encord import build_ontology
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
@@ -90,7 +92,9 @@ def valid_record(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def problems_for(lines: list[bytes]) -> list[Any]:
-    index = index_records(enumerate(lines, 1), UNITS, RESOLVER, FileIndex(max_problems=100), Limits())
+    index = index_records(
+        map(Record._make, enumerate(lines, 1)), UNITS, RESOLVER, FileIndex(max_problems=100), Limits()
+    )
     return index.problems
 
 

@@ -1,4 +1,4 @@
-"""Rolling an import back, operated as a user would: `python -m label_importer rollback JOB_ID` (its `main`).
+"""Rolling an import back, operated as a user would: `label-importer rollback JOB_ID` (its `main`).
 
 Labels are read back through the unmodified SDK. A hand edit is made through the SDK too, as someone in the
 Encord editor would, between the import and its rollback.
@@ -13,9 +13,9 @@ import pytest
 from encord.objects import LabelRowV2, Object
 from encord.objects.coordinates import PointCoordinate
 
-from label_importer.__main__ import main
 from label_importer.model.jobs import JobStatus
 from label_importer.services.rollback import rollback_job_id
+from label_importer_cli.commands import main
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
 from local.stack import TABLE
@@ -145,13 +145,13 @@ def test_a_replace_rollback_leaves_a_row_a_later_upload_changed(
     assert code == 0
     assert (xs(pipeline, a), xs(pipeline, b)) == ({0.1}, {0.2, 0.3})
     rollback = pipeline.ended_with_reports(rollback_job_id(replaced.job_id))
-    assert (rollback.rows_imported, rollback.rows_superseded) == (1, 1)
+    assert (rollback.rows_rolled_back, rollback.rows_superseded) == (1, 1)
     [left] = orjson.loads(pipeline.report(rollback.job_id, "report.json"))["superseded_rows"]
     assert left["data_hash"] == b and later.job_id in left["reason"]
     capsys.readouterr()
     assert main(["status", rollback.job_id, "--table", TABLE]) == 0
     shown = capsys.readouterr().out
-    assert "(1 imported, 0 failed, 1 left to later uploads)" in shown and later.job_id in shown
+    assert "(1 rolled back, 0 failed, 1 left to later uploads)" in shown and later.job_id in shown
 
 
 def test_an_append_rollback_keeps_a_label_a_later_upload_also_gave_and_leaves_a_later_replace(
@@ -169,7 +169,7 @@ def test_an_append_rollback_keeps_a_label_a_later_upload_also_gave_and_leaves_a_
     # replace decided its labels (the same box), so the rollback leaves it.
     assert (xs(pipeline, a), xs(pipeline, b)) == ({0.1}, {0.5})
     rollback = pipeline.job(rollback_job_id(appended.job_id))
-    assert (rollback.rows_imported, rollback.rows_superseded, rollback.labels_added) == (1, 1, 1)
+    assert (rollback.rows_rolled_back, rollback.rows_superseded, rollback.labels_removed) == (1, 1, 1)
 
 
 def test_a_row_encord_refuses_during_a_rollback_fails_alone_and_the_rest_are_rolled_back(
@@ -185,7 +185,7 @@ def test_a_row_encord_refuses_during_a_rollback_fails_alone_and_the_rest_are_rol
     assert code == 4  # finished with errors
     assert (xs(pipeline, a), xs(pipeline, b), xs(pipeline, c)) == (set(), {0.2}, set())
     rollback = pipeline.ended_with_reports(rollback_job_id(job.job_id))
-    assert (rollback.status, rollback.rows_imported, rollback.rows_failed) == (JobStatus.COMPLETED_WITH_ERRORS, 2, 1)
+    assert (rollback.status, rollback.rows_rolled_back, rollback.rows_failed) == (JobStatus.COMPLETED_WITH_ERRORS, 2, 1)
     [failed] = orjson.loads(pipeline.report(rollback.job_id, "report.json"))["failed_rows"]
     assert failed["data_hash"] == b and failed["reason"].startswith("Encord rejected the labels")
     # list, one bundled initialise, the rejected bundled save, then one save per row

@@ -49,8 +49,8 @@ from sam_template import (
 )
 
 from label_importer.encord_target import gateway as encord_gateway
+from label_importer.encord_target.retries import RetryPolicy
 from label_importer.model.jobs import JobStatus
-from label_importer.runtime.retries import RetryPolicy
 from label_importer.store.leases import DataUnitLeases
 from label_importer.store.s3_objects import label_files
 from local.destinations import failed_invocation_record, sqs_event

@@ -21,8 +21,8 @@ import orjson
 import pytest
 from botocore.client import BaseClient
 
+from label_importer.encord_target.retries import RetryPolicy
 from label_importer.model.jobs import JobStatus
-from label_importer.runtime.retries import RetryPolicy
 from label_importer.sources.bounded_reading import WRAP_UP_SECONDS
 from label_importer.store.jobs import JobStore
 from label_importer.store.s3_objects import label_files

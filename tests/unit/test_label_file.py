@@ -3,11 +3,20 @@
 import gzip
 import io
 
-from label_importer.sources.json_lines import is_compressed, numbered_lines, opened
+import pytest
+
+from label_importer.model.problems import ErrorCode
+from label_importer.model.source_items import Record, Rejected
+from label_importer.runtime.deadline import Deadline
+from label_importer.sources.bounded_reading import BoundedReader, FileRefused, ReadBudget, is_compressed
+from label_importer.sources.json_lines import numbered_lines
+
+_BUDGET = ReadBudget(1 << 30, 100, Deadline.in_seconds(3600))
 
 
-def lines_of(data: bytes, *, compressed: bool = False) -> list[tuple[int, bytes]]:
-    return list(numbered_lines(opened(io.BytesIO(data), compressed=compressed), max_line_bytes=1 << 20))
+def lines_of(data: bytes, *, compressed: bool = False) -> list[Record | Rejected]:
+    stream = BoundedReader(io.BytesIO(data), _BUDGET, compressed_bytes=len(data) if compressed else None)
+    return list(numbered_lines(stream, max_line_bytes=1 << 20))
 
 
 def test_blank_lines_are_skipped_but_counted() -> None:
@@ -36,15 +45,21 @@ def test_gzip_files_read_the_same_as_plain_ones() -> None:
     assert is_compressed("incoming/labels.jsonl.gz") and not is_compressed("incoming/labels.jsonl")
 
 
+def test_a_gz_file_that_does_not_decompress_is_refused_as_a_whole() -> None:
+    with pytest.raises(FileRefused) as refused:
+        lines_of(b'{"a": 1}\n', compressed=True)
+    assert refused.value.problem.code is ErrorCode.INVALID_GZIP
+
+
 def test_a_line_over_the_limit_is_reported_and_never_buffered_whole() -> None:
-    too_long: list[tuple[int, int]] = []
     data = b'{"a": 1}\n' + b"x" * 300_000 + b'\n{"b": 2}\n' + b"y" * 200_001
-    lines = list(
-        numbered_lines(
-            io.BytesIO(data),
-            max_line_bytes=200_000,
-            too_long=lambda n, size: too_long.append((n, size)),
-        )
-    )
-    assert lines == [(1, b'{"a": 1}'), (3, b'{"b": 2}')]
-    assert too_long == [(2, 300_000), (4, 200_001)]
+    items = list(numbered_lines(io.BytesIO(data), max_line_bytes=200_000))
+    assert [item for item in items if isinstance(item, Record)] == [(1, b'{"a": 1}'), (3, b'{"b": 2}')]
+    too_long = [item for item in items if isinstance(item, Rejected)]
+    assert [(item.number, item.problems[0].code) for item in too_long] == [(2, ErrorCode.LINE_TOO_LONG)] * 1 + [
+        (4, ErrorCode.LINE_TOO_LONG)
+    ]
+    assert [item.problems[0].message.split(" bytes")[0] for item in too_long] == [
+        "the line is 300000",
+        "the line is 200001",
+    ]

@@ -44,10 +44,10 @@ from encord.orm.ontology import Ontology as OrmOntology
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.checks.validation import DataUnitTracker, check_record
 from label_importer.encord_target.label_builder import LabelBuilder
+from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.label_format import LabelRecord, Mode
 from label_importer.model.messages import ChunkRow, RecordLabels
 from label_importer.model.problems import ErrorCode, Problem

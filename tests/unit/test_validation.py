@@ -7,18 +7,19 @@ import json
 import pytest
 from encord.objects import Object, Shape
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver, UnresolvedLabel
 from label_importer.checks.validation import (
     DataUnitTracker,
     FileIndex,
-    Limits,
     check_record,
     index_records,
     parse_record,
 )
+from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.label_format import LabelRecord, ObjectLabel
+from label_importer.model.limits import Limits
 from label_importer.model.problems import ErrorCode
+from label_importer.model.source_items import Record
 from local.fake_encord import build_ontology
 
 RESOLVER = OntologyResolver(build_ontology())
@@ -166,7 +167,7 @@ def test_each_mismatch_with_the_project_is_named(record: dict, expected: list[tu
 def test_messages_list_what_would_have_been_valid() -> None:
     record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripeness": "Rotten"})]}
     _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
-    assert problem.message == "'Ripeness' has no option 'Rotten'; expected one of 'Ripe', 'Unripe'"
+    assert problem.message == "'Ripeness' has no option titled 'Rotten'; expected one of 'Ripe', 'Unripe'"
 
 
 def test_a_bitmask_in_an_image_group_must_fit_each_image_it_is_placed_on() -> None:
@@ -194,7 +195,7 @@ def test_index_keeps_valid_lines_per_data_unit_and_caps_the_listed_problems() ->
         (6, b'{"data_hash": "img-1", "objects": [{"name": "Cherry", "point": [0, 0]}]}'),
         (7, b'{"data_hash": "img-1"}'),
     ]
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=2), Limits())
+    index = index_records(map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=2), Limits())
     assert index.lines_by_unit == {"img-1": [1, 7], "vid-1": [5]}
     assert index.invalid_lines == {2, 3, 6}
     assert (index.records, index.problem_count, len(index.problems)) == (6, 3, 2)
@@ -208,7 +209,7 @@ def test_one_id_must_stay_one_object_across_lines() -> None:
         (3, json.dumps({"data_hash": "vid-1", "objects": [box(id="p1")]}).encode()),
         (4, json.dumps({"data_hash": "img-1", "objects": [box(id="p1")]}).encode()),  # another data unit: fine
     ]
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
+    index = index_records(map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
     assert [(p.line, p.field, p.code) for p in index.problems] == [(3, "objects[0].id", ErrorCode.CONFLICTING_LABELS)]
     assert "'Person' on line 1" in index.problems[0].message
     assert index.lines_by_unit == {"vid-1": [1, 2], "img-1": [4]}
@@ -228,7 +229,7 @@ def test_a_relation_must_name_an_id_of_the_same_data_unit_even_a_later_one() -> 
         (2, json.dumps({"data_hash": "img-1", "objects": [whale("mother", "calf")]}).encode()),
         (3, json.dumps({"data_hash": "vid-1", "objects": [whale("lonely", "mother")]}).encode()),
     ]
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
+    index = index_records(map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
     assert [(p.line, p.field, p.code) for p in index.problems] == [
         (3, "objects[0].attributes.Description #relation", ErrorCode.UNKNOWN_OBJECT_ID)
     ]
@@ -271,9 +272,7 @@ def test_a_title_shared_by_two_siblings_needs_the_feature_hash() -> None:
         1, LabelRecord.model_validate({"data_hash": "img-1", "objects": [by_hash]}), UNITS, resolver
     )
     assert [(p.field, p.code) for p in found] == [("objects[0].attributes.Size", ErrorCode.AMBIGUOUS_TITLE)]
-    assert "'Size' has 2 options titled 'Big'; give the feature hash instead (one of bigAAAAA, bigBBBBB)" in (
-        found[0].message
-    )
+    assert "'Size' has 2 options titled 'Big': bigAAAAA, bigBBBBB; give the feature hash instead" in (found[0].message)
 
     exact = {**by_hash, "attributes": {"sizeAAAA": "bigBBBBB"}}
     _, found = check_record(1, LabelRecord.model_validate({"data_hash": "img-1", "objects": [exact]}), UNITS, resolver)
@@ -307,14 +306,14 @@ def test_per_label_limits_name_the_setting_to_raise() -> None:
 def test_objects_per_data_unit_are_counted_across_lines() -> None:
     point = {"name": "Pedicel", "point": [0.1, 0.1]}
     lines = [(n, json.dumps({"data_hash": "img-1", "objects": [point]}).encode()) for n in (1, 2, 3)]
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
+    index = index_records(map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
     assert [(p.line, p.code) for p in index.problems] == [(3, ErrorCode.TOO_MANY_OBJECTS)]
     assert not index.fatal
 
 
 def test_too_many_records_stops_reading_and_rejects_the_whole_file() -> None:
     lines = [(n, b'{"data_hash": "img-1"}') for n in range(1, 10)]
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
+    index = index_records(map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=10), SMALL)
     assert [(p.line, p.code) for p in index.problems] == [(4, ErrorCode.TOO_MANY_RECORDS)]
     assert index.fatal and index.records == 4
 
@@ -325,10 +324,10 @@ def test_near_miss_names_get_a_suggestion() -> None:
     assert parsed[0].message == "unknown field; did you mean 'bounding_box'?"
     record = {"data_title": "cherry.jpg", "objects": [box(name="cherry", attributes={"ripeness": "ripe"})]}
     _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
-    assert "no ontology object titled 'cherry'; did you mean 'Cherry'?" in problem.message
+    assert "the ontology has no object titled 'cherry'; did you mean 'Cherry'?" in problem.message
     record = {"data_title": "cherry.jpg", "objects": [box(attributes={"Ripenes": "Ripe"})]}
     _, [problem] = check_record(2, LabelRecord.model_validate_json(json.dumps(record)), UNITS, RESOLVER)
-    assert problem.message.startswith("'Cherry' has no attribute 'Ripenes'; did you mean 'Ripeness'?")
+    assert problem.message.startswith("'Cherry' has no attribute titled 'Ripenes'; did you mean 'Ripeness'?")
 
 
 def test_one_classification_has_one_answer_per_frame_across_lines() -> None:
@@ -346,7 +345,7 @@ def test_one_classification_has_one_answer_per_frame_across_lines() -> None:
         (3, radio("Blueberry", [6, {"start": 8, "end": 9}])),  # other frames: fine
         (4, radio("Blueberry", {"start": 3, "end": 4})),  # frames 3-4 are Cherry already
     ]
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
+    index = index_records(map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=10), Limits())
     assert [(p.line, p.field, p.code) for p in index.problems] == [
         (4, "classifications[0].answer", ErrorCode.CONFLICTING_LABELS)
     ]
@@ -558,7 +557,9 @@ def test_a_line_over_a_data_unit_limit_places_no_object_for_other_lines() -> Non
         ),
     ]
 
-    index = index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits(max_objects_per_data_unit=1))
+    index = index_records(
+        map(Record._make, lines), UNITS, RESOLVER, FileIndex(max_problems=10), Limits(max_objects_per_data_unit=1)
+    )
 
     assert {(p.line, p.code) for p in index.problems} == {
         (2, ErrorCode.TOO_MANY_OBJECTS),

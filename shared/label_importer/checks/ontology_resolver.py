@@ -30,7 +30,9 @@ from label_importer.model.label_format import (
     RelationAnswer,
     frame_ranges,
 )
+from label_importer.model.matching import Lookup, Unmatched, exactly_one
 from label_importer.model.problems import ErrorCode, did_you_mean
+from label_importer.model.project import skeleton_template_of
 
 _Feature = TypeVar("_Feature", Object, Classification)
 
@@ -144,6 +146,7 @@ def _titles(items: Sequence[Object | Classification | Attribute[Any] | Option]) 
 
 
 _Child = TypeVar("_Child", Attribute[Any], Option)
+_Named = TypeVar("_Named", Object, Classification, Attribute[Any], Option)
 
 
 def _one_of(
@@ -151,23 +154,28 @@ def _one_of(
 ) -> _Child | None:
     """The item titled `key`, or whose feature hash is `key`: a title two siblings share needs the hash."""
     matches = [item for item in items if item.title == key] or [item for item in items if item.feature_node_hash == key]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        hashes = ", ".join(item.feature_node_hash for item in matches)
-        errors.add(
-            path,
-            ErrorCode.AMBIGUOUS_TITLE,
-            f"{owner!r} has {len(matches)} {kind}s titled {key!r}; give the feature hash instead (one of {hashes})",
-        )
-    else:
-        errors.add(
-            path,
-            unknown,
-            f"{owner!r} has no {kind} {key!r}{did_you_mean(key, [item.title for item in items])}; "
-            f"expected one of {_titles(items)}",
-        )
-    return None
+    lookup = Lookup(f"{owner!r}", kind, unknown, ErrorCode.AMBIGUOUS_TITLE, "give the feature hash instead")
+    return _matched(matches, lookup, key, items, path, errors)
+
+
+def _matched(
+    candidates: Sequence[_Named],
+    lookup: Lookup,
+    title: str,
+    siblings: Sequence[_Named],
+    path: str,
+    errors: _Collector,
+) -> _Named | None:
+    """One of `candidates`, or None with the problem added; suggestions are drawn from `siblings`."""
+
+    def suggest() -> str:
+        return f"{did_you_mean(title, (item.title for item in siblings))}; expected one of {_titles(siblings)}"
+
+    found = exactly_one(candidates, lookup, f"titled {title!r}", lambda item: item.feature_node_hash, suggest)
+    if isinstance(found, Unmatched):
+        errors.add(path, found.code, found.reason)
+        return None
+    return found
 
 
 class OntologyResolver:
@@ -242,7 +250,7 @@ class OntologyResolver:
     def _check_skeleton(self, ontology: Object, points: dict[str, Any], errors: _Collector) -> None:
         """The points must be the template's: the SDK ties each point to a template vertex, and an object whose
         template the ontology lacks cannot be placed at all (Encord renders a skeleton from its template)."""
-        template = self.find_skeleton_template(ontology)
+        template = skeleton_template_of(self.structure, ontology)
         if template is None:
             errors.add("skeleton", ErrorCode.NO_SKELETON_TEMPLATE, _no_template(ontology))
             return
@@ -273,22 +281,10 @@ class OntologyResolver:
             raise UnresolvedLabel(errors.problems)
         return ResolvedClassification(label, ontology, answers)
 
-    def find_skeleton_template(self, ontology: Object) -> SkeletonTemplate | None:
-        """The template whose feature hash is the skeleton object's (that is how Encord links them), or None:
-        an ontology may hold a skeleton object whose template was deleted or never linked."""
-        return next(
-            (
-                template
-                for template in self.structure.skeleton_templates.values()
-                if template.feature_node_hash == ontology.feature_node_hash
-            ),
-            None,
-        )
-
     def skeleton_template(self, ontology: Object) -> SkeletonTemplate:
         """The skeleton object's template; raises UnresolvedLabel (NO_SKELETON_TEMPLATE) when there is none, so
         a caller that did not validate first gets a reportable problem rather than a crash."""
-        template = self.find_skeleton_template(ontology)
+        template = skeleton_template_of(self.structure, ontology)
         if template is None:
             raise UnresolvedLabel([LabelIssue("skeleton", ErrorCode.NO_SKELETON_TEMPLATE, _no_template(ontology))])
         return template
@@ -310,24 +306,9 @@ class OntologyResolver:
             errors.add("feature_hash", unknown, f"no ontology {noun} has feature hash {feature_hash!r}")
             return None
         assert title is not None  # the model requires one of the two
-        candidates = by_title.get(title, [])
-        if len(candidates) == 1:
-            return candidates[0]
-        if candidates:
-            hashes = ", ".join(item.feature_node_hash for item in candidates)
-            errors.add(
-                "name",
-                ErrorCode.AMBIGUOUS_TITLE,
-                f"{len(candidates)} ontology {noun}s are titled {title!r}; use 'feature_hash' (one of {hashes})",
-            )
-            return None
+        lookup = Lookup("the ontology", noun, unknown, ErrorCode.AMBIGUOUS_TITLE, "use 'feature_hash'")
         known = [items[0] for items in by_title.values()]
-        errors.add(
-            "name",
-            unknown,
-            f"no ontology {noun} titled {title!r}{did_you_mean(title, by_title)}; the ontology has {_titles(known)}",
-        )
-        return None
+        return _matched(by_title.get(title, []), lookup, title, known, "name", errors)
 
     def _resolve_attributes(
         self,

@@ -7,13 +7,14 @@ chunker reads the file a second time with that index.
 
 from __future__ import annotations
 
+import bisect
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
 import pydantic
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
 from label_importer.checks.ontology_resolver import (
     OntologyResolver,
     RelationTarget,
@@ -22,64 +23,24 @@ from label_importer.checks.ontology_resolver import (
     UnresolvedLabel,
     answers_key,
 )
+from label_importer.model.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
 from label_importer.model.label_format import (
     Bitmask,
     DynamicAnswer,
-    Header,
     LabelRecord,
     NestedAnswer,
     ObjectLabel,
     Polygons,
     frame_ranges,
-    is_header,
 )
+from label_importer.model.limits import DEFAULT_LIMITS, Limits
 from label_importer.model.problems import FILE_LEVEL_CODES, ErrorCode, Problem, problems_from_pydantic, shown_value
-
-Line = tuple[int, bytes]
-"""A 1-based line number and the raw bytes of that line."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds that keep a hostile or accidental file from exhausting a function; each is configurable."""
-
-    max_file_bytes: int = 1 << 30
-    """Validation runs at about 5 MB/s (bench/validator_memory.py): 1 GiB fits the 15-minute Lambda limit."""
-    max_line_bytes: int = 8 << 20
-    max_records: int = 10_000_000
-    max_objects_per_data_unit: int = 10_000
-    max_polygon_points: int = 50_000
-    max_bitmask_pixels: int = 100_000_000
-    max_answer_depth: int = 8
-    """Nested attribute answers (option -> attribute -> option ...); raw JSON depth is capped by the parser."""
-    max_compression_ratio: int = 100
-    """Decompressed bytes per compressed byte; label JSON compresses 5-20 times, a decompression bomb 1000."""
-    max_chunk_bytes: int = 8 << 20
-    """Label JSON per chunk, and so per data unit (a row is saved whole): what bounds an import consumer's
-    memory, as the SDK holds a few hundred bytes per coordinate (bench/consumer_memory.py)."""
-    max_coco_images: int = 200_000
-    max_coco_categories: int = 10_000
-
-
-def parse_header(line: Line) -> tuple[Header | None, list[Problem]]:
-    """Return the header if `line` is one (None if it is a label record), with its problems."""
-    number, raw = line
-    try:
-        candidate = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None, []  # not a header; reported as a record with the record's own error
-    if not (isinstance(candidate, dict) and is_header(candidate)):
-        return None, []
-    try:
-        return Header.model_validate_json(raw), []
-    except pydantic.ValidationError as error:
-        return Header(), problems_from_pydantic(number, error.errors(), prefix="header")
-
+from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def parse_record(line: Line) -> LabelRecord | list[Problem]:
+def parse_record(line: Record) -> LabelRecord | list[Problem]:
     number, raw = line
     if raw.startswith(_UTF16_BOMS):
         return [Problem(number, "", ErrorCode.NOT_UTF8, "the file is UTF-16; save it as UTF-8")]
@@ -325,7 +286,7 @@ def check_record(
     units: DataUnitIndex,
     resolver: OntologyResolver,
     tracked: DataUnitTracker | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[DataUnit | None, list[Problem]]:
     """Check one well-formed record against the project's data units and ontology."""
     problems: list[Problem] = list(_over_limits(number, record, limits))
@@ -513,8 +474,9 @@ class FileIndex:
     """What pass 1 learned: where each data unit's valid records are, and what was wrong."""
 
     max_problems: int
-    locate: Callable[[Problem], Problem] | None = None
-    """Places a problem found in a record in the file's own terms, when records are converted (COCO)."""
+    locate: Callable[[Problem], Problem] = lambda problem: problem
+    """The source's: places a problem the checks found in a record in the file's own terms (COCO converts
+    annotations, so `objects[0].bounding_box` is `annotations[4].bbox` there)."""
     fatal: bool = False
     """A limit of the whole file was hit: it is rejected whatever the error policy."""
     records: int = 0
@@ -530,7 +492,38 @@ class FileIndex:
     invalid_lines: set[int] = field(default_factory=set)
     lines_by_unit: dict[str, list[int]] = field(default_factory=dict)
     """data hash -> line numbers of its valid records, in file order (dict order = first appearance)."""
+    accepted_lines: array[int] = field(default_factory=lambda: array("q"))
+    """Every record accepted, in file order, with its data unit (by position in `unit_hashes`) beside it in
+    `accepted_units`: chunking walks the two rather than parse a record again to learn its data unit. Twelve
+    bytes a record; a record rejected later is also in `invalid_lines`."""
+    accepted_units: array[int] = field(default_factory=lambda: array("i"))
+    unit_hashes: list[str] = field(default_factory=list)
+    _unit_positions: dict[str, int] = field(default_factory=dict)
     units_with_invalid_records: set[str] = field(default_factory=set)
+
+    def accept(self, number: int, data_hash: str, size: int) -> None:
+        """A valid record of the data unit, `size` bytes of label JSON; records come in file order."""
+        self.lines_by_unit.setdefault(data_hash, []).append(number)
+        self.row_bytes[data_hash] = self.row_bytes.get(data_hash, 0) + size
+        position = self._unit_positions.get(data_hash)
+        if position is None:
+            position = self._unit_positions[data_hash] = len(self.unit_hashes)
+            self.unit_hashes.append(data_hash)
+        self.accepted_lines.append(number)
+        self.accepted_units.append(position)
+
+    def accepted(self) -> Iterator[tuple[int, str]]:
+        """(line, data hash) of every record still valid, in file order."""
+        for number, position in zip(self.accepted_lines, self.accepted_units, strict=True):
+            if number not in self.invalid_lines:
+                yield number, self.unit_hashes[position]
+
+    def unit_of(self, number: int) -> str | None:
+        """The data unit of an accepted record, found by bisection (the lines are in file order)."""
+        at = bisect.bisect_left(self.accepted_lines, number)
+        if at < len(self.accepted_lines) and self.accepted_lines[at] == number:
+            return self.unit_hashes[self.accepted_units[at]]
+        return None
 
     def reject_line(self, number: int, data_hash: str | None, problems: list[Problem]) -> None:
         """Mark a line invalid (possibly after it was first accepted, when a later line shows it wrong)."""
@@ -545,22 +538,13 @@ class FileIndex:
             if not lines:
                 del self.lines_by_unit[data_hash]
 
-    def reject_record(self, number: int, data_hash: str | None, problems: list[Problem]) -> None:
-        """A record rejected before it could be read as a line (too long, or not convertible)."""
-        self.records += 1
-        self.reject_line(number, data_hash, problems)
-
-    def leave_out(self) -> None:
-        self.records += 1
-        self.left_out += 1
-
     def report(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
             self.problem_count += 1
             if problem.code in FILE_LEVEL_CODES:
                 self.file_problems.append(problem)
             elif len(self.record_problems) < self.max_problems:
-                self.record_problems.append(self.locate(problem) if self.locate else problem)
+                self.record_problems.append(self.locate(problem))
 
     @property
     def problems(self) -> list[Problem]:
@@ -571,10 +555,6 @@ class FileIndex:
     def skipped_rows(self) -> int:
         """Data units that only invalid records target: under `skip-invalid` they are skipped."""
         return len(self.units_with_invalid_records - self.lines_by_unit.keys())
-
-    def line_too_long(self, number: int, length: int, limit: int) -> None:
-        message = f"the line is {length} bytes long; at most {limit} are allowed (MAX_LINE_BYTES)"
-        self.reject_record(number, None, [Problem(number, "", ErrorCode.LINE_TOO_LONG, message)])
 
 
 def _too_many_objects(number: int, raw: bytes, limits: Limits) -> list[Problem] | None:
@@ -598,20 +578,28 @@ def _too_many_objects(number: int, raw: bytes, limits: Limits) -> list[Problem] 
 
 
 def index_records(
-    lines: Iterable[Line], units: DataUnitIndex, resolver: OntologyResolver, index: FileIndex, limits: Limits
+    items: Iterable[SourceItem], units: DataUnitIndex, resolver: OntologyResolver, index: FileIndex, limits: Limits
 ) -> FileIndex:
-    """Pass 1: check every line, keep where each data unit's valid lines are. Fills and returns `index`."""
+    """Pass 1: check every record a source yields, keep where each data unit's valid records are. Fills and
+    returns `index`."""
     tracked = DataUnitTracker()
     objects_per_unit: dict[str, int] = {}
-    for number, raw in lines:
+    for item in items:
         index.records += 1
         if index.records > limits.max_records:
             index.fatal = True
             message = f"more than {limits.max_records} records (MAX_RECORDS); split the file"
-            index.reject_line(number, None, [Problem(number, "", ErrorCode.TOO_MANY_RECORDS, message)])
+            index.reject_line(item.number, None, [Problem(item.number, "", ErrorCode.TOO_MANY_RECORDS, message)])
             break
+        if isinstance(item, LeftOut):
+            index.left_out += 1
+            continue
+        if isinstance(item, Rejected):
+            index.reject_line(item.number, item.data_hash, item.problems)
+            continue
+        number, raw = item
         crowded = _too_many_objects(number, raw, limits)
-        parsed = crowded or parse_record((number, raw))
+        parsed = crowded or parse_record(item)
         if isinstance(parsed, list):
             index.reject_line(number, None, parsed)
             continue
@@ -646,9 +634,7 @@ def index_records(
                 tracked.withdraw(number)
             index.reject_line(number, unit.data_hash if unit else None, problems)
             continue
-        index.lines_by_unit.setdefault(unit.data_hash, []).append(number)
-        index.row_bytes[unit.data_hash] = index.row_bytes.get(unit.data_hash, 0) + len(raw)
-    unit_of_line = {number: data_hash for data_hash, lines in index.lines_by_unit.items() for number in lines}
-    for problem in tracked.dangling():  # a line may dangle twice: its unit is looked up before any is rejected
-        index.reject_line(problem.line, unit_of_line.get(problem.line), [problem])
+        index.accept(number, unit.data_hash, len(raw))
+    for problem in tracked.dangling():
+        index.reject_line(problem.line, index.unit_of(problem.line), [problem])
     return index

@@ -18,8 +18,8 @@ from encord import Project
 from encord.objects import LabelRowV2
 
 from label_importer.encord_target.gateway import is_transient
+from label_importer.model.leases import LeaseLost
 from label_importer.runtime.observability import ENCORD_REQUEST_LATENCY, logger, metrics
-from label_importer.store.leases import LeaseLost
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
+from encord.exceptions import LabelRowError
 from encord.objects import ClassificationInstance, LabelRowV2, ObjectInstance
 from encord.objects.bitmask import BitmaskCoordinates
 from encord.objects.coordinates import (
@@ -117,6 +118,17 @@ def _refused(field: str, code: ErrorCode, message: str) -> UnresolvedLabel:
     """A label the row cannot take, with the code the validator gives the same mistake, so the row's failure
     reason reads like the validation report would have."""
     return UnresolvedLabel([LabelIssue(field, code, message)])
+
+
+ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
+"""Problems with one row's labels found while applying them: the row fails, the chunk goes on."""
+
+
+def label_hashes(label_row: LabelRowV2) -> tuple[set[str], set[str]]:
+    return (
+        {instance.object_hash for instance in label_row.get_object_instances()},
+        {instance.classification_hash for instance in label_row.get_classification_instances()},
+    )
 
 
 class _Row:

@@ -1,6 +1,6 @@
 """Retrying Encord inside one invocation, within the time Lambda has left.
 
-The SDK's own retries are switched off (see encord_target/gateway.py): urllib3 would sleep out a Retry-After of
+The SDK's own retries are switched off (see gateway.py): urllib3 would sleep out a Retry-After of
 any length and knows nothing of the invocation's deadline. Here a 429 waits what Encord asks for, other
 transient faults back off exponentially with jitter (runtime/backoff.py: consumers that failed together must
 not retry together), and retrying stops while there is still time to give the message back: the caller then
@@ -21,24 +21,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from label_importer.encord_target.gateway import is_transient
 from label_importer.runtime.backoff import Backoff
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import ENCORD_RETRIES, ENCORD_THROTTLES, logger, metrics
 from label_importer.runtime.settings import Settings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """When the invocation ends, on the monotonic clock."""
-
-    at: float
-
-    @classmethod
-    def in_seconds(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from encord.constants.enums import DataType
 from encord.objects import LabelRowV2
 
+from label_importer.model.matching import Lookup, Unmatched, exactly_one
 from label_importer.model.problems import ErrorCode
 
 
@@ -77,16 +78,13 @@ class DataUnitIndex:
                     "data_hash", ErrorCode.UNKNOWN_DATA_UNIT, f"the project has no data unit {data_hash!r}"
                 )
             return unit
-        matches = self.titled(data_title or "")
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            hashes = ", ".join(unit.data_hash for unit in matches)
-            raise UnknownDataUnit(
-                "data_title",
-                ErrorCode.AMBIGUOUS_DATA_TITLE,
-                f"{len(matches)} data units are titled {data_title!r}; use 'data_hash' (one of {hashes})",
-            )
-        raise UnknownDataUnit(
-            "data_title", ErrorCode.UNKNOWN_DATA_UNIT, f"the project has no data unit titled {data_title!r}"
-        )
+        title = data_title or ""
+        match = exactly_one(self.titled(title), _TITLES, f"titled {title!r}", lambda unit: unit.data_hash)
+        if isinstance(match, Unmatched):
+            raise UnknownDataUnit("data_title", match.code, match.reason)
+        return match
+
+
+_TITLES = Lookup(
+    "the project", "data unit", ErrorCode.UNKNOWN_DATA_UNIT, ErrorCode.AMBIGUOUS_DATA_TITLE, "use 'data_hash'"
+)

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from label_importer.model.label_format import Mode
+
+DEFAULT_TTL_DAYS = 90
+"""How long a job's records (job, rows, chunk digests) are kept before DynamoDB expires them."""
+
 
 class JobStatus(StrEnum):
     VALIDATING = "VALIDATING"
@@ -49,12 +54,11 @@ class RowStatus(StrEnum):
     """Not finished: Encord failed transiently and the chunk went back to the queue."""
     SKIPPED = "SKIPPED"
     """Left as it is: a file uploaded later already replaced this data unit's labels (upload_order.py)."""
+    ROLLED_BACK = "ROLLED_BACK"
+    """A rollback's row: what its import added is gone, what it replaced is back."""
 
 
-FINISHED_ROW = (RowStatus.IMPORTED, RowStatus.FAILED, RowStatus.SKIPPED)
-ROLLBACK_MODE = "rollback"
-"""The `mode` of a rollback job (rollback.py), where an import says `append` or `replace`; its rows count as
-imported when rolled back, and its `labels_added` are the labels it took off."""
+FINISHED_ROW = (RowStatus.IMPORTED, RowStatus.FAILED, RowStatus.SKIPPED, RowStatus.ROLLED_BACK)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class RowOutcome:
     lines: list[int]
     reason: str | None = None
     labels_added: int = 0
+    labels_removed: int = 0
+    """A rolled-back row: the labels its import had added that the rollback took off."""
     attempts: int = 0
     """Import attempts over all deliveries; known once read back from the store."""
 
@@ -76,7 +82,8 @@ class Job:
     key: str
     version_id: str | None
     project_hash: str
-    mode: str
+    mode: Mode | None
+    """None until the file's options are read (or when they never could be)."""
     created_at: int
     total_records: int = 0
     invalid_records: int = 0
@@ -86,12 +93,16 @@ class Job:
     total_rows: int = 0
     total_chunks: int = 0
     rows_imported: int = 0
+    rows_rolled_back: int = 0
+    """A rollback job's rows whose import was undone; an import job's are `rows_imported`."""
     rows_failed: int = 0
     rows_skipped: int = 0
     """Rows the validator left out under the `skip-invalid` policy (not queued, not in `total_rows`)."""
     rows_superseded: int = 0
     """Queued rows left alone because a later upload already replaced their data unit (RowStatus.SKIPPED)."""
     labels_added: int = 0
+    labels_removed: int = 0
+    """Labels a rollback took off."""
     encord_requests: int = 0
     failure: str | None = None
     """Why a FAILED job failed: its code and message."""
@@ -112,14 +123,14 @@ class Job:
             key,
             version_id,
             project_hash="",
-            mode="",
+            mode=None,
             created_at=int(time.time()),
             upload_order=upload_order,
         )
 
     @property
     def rows_done(self) -> int:
-        return self.rows_imported + self.rows_failed + self.rows_superseded
+        return self.rows_imported + self.rows_rolled_back + self.rows_failed + self.rows_superseded
 
     @property
     def rows_per_second(self) -> float | None:
@@ -138,7 +149,8 @@ class Job:
         return (self.total_rows - self.rows_done) / rate if rate else None
 
     def progress(self) -> dict[str, Any]:
-        """What a progress display or a script needs, in one place."""
+        """What the CLI's progress bar and `status --json` show and the importer logs after each chunk (the dashboard's
+        query reads those lines), in one place."""
         return {
             "rows_done": self.rows_done,
             "rows_failed": self.rows_failed,

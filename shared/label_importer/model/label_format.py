@@ -12,7 +12,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 FORMAT_VERSION: Final = "1"
 
@@ -27,8 +28,31 @@ class _Strict(BaseModel):
 
 
 class Mode(StrEnum):
+    """What a job does to its data units' labels: the one kind of every job, stored with it.
+
+    A file asks for `append` or `replace` (`FileMode`); `rollback` is the job that undoes an import."""
+
     APPEND = "append"
     REPLACE = "replace"
+    ROLLBACK = "rollback"
+
+
+_FILE_MODES = (Mode.APPEND, Mode.REPLACE)
+
+
+def _file_mode(value: Any) -> Any:
+    """Refuse what a file may not ask for with the list of what it may, before the enum lists all three."""
+    if value not in _FILE_MODES:
+        raise PydanticCustomError("enum", "Input should be 'append' or 'replace'")
+    return value
+
+
+FileMode = Annotated[
+    Mode,
+    BeforeValidator(_file_mode),
+    WithJsonSchema({"enum": [str(mode) for mode in _FILE_MODES], "type": "string", "title": "Mode"}),
+]
+"""The modes a file (and so an import job and its chunks) can have."""
 
 
 class ErrorPolicy(StrEnum):
@@ -47,7 +71,7 @@ class Header(_Strict):
 
     format_version: Literal["1"] = FORMAT_VERSION
     project_hash: ProjectHash | None = None
-    mode: Mode = Mode.APPEND
+    mode: FileMode = Mode.APPEND
     on_error: ErrorPolicy = ErrorPolicy.STRICT
     dry_run: bool = False
 

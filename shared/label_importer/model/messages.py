@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from label_importer.model.label_format import ClassificationLabel, Mode, ObjectLabel
+from label_importer.model.label_format import ClassificationLabel, FileMode, Mode, ObjectLabel
 
 
 class _Message(BaseModel):
@@ -40,7 +40,7 @@ class Chunk(_Message):
     job_id: str = Field(min_length=1)
     chunk_index: int = Field(ge=0)
     project_hash: str
-    mode: Mode
+    mode: FileMode
     rows: list[ChunkRow]
 
 

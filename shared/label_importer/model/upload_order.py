@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from label_importer.model.jobs import Job
 from label_importer.model.label_format import Mode
 
 _SEQUENCER_WIDTH = 32
@@ -39,6 +40,22 @@ def upload_order(event_time: str, sequencer: str, job_id: str) -> str:
     strings. The job id only makes the order total.
     """
     return f"{event_time}|{sequencer.upper().ljust(_SEQUENCER_WIDTH, '0')}|{job_id}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The job whose rows are imported, with what upload_order.py judges its rows by."""
+
+    job_id: str
+    order: str
+    mode: Mode
+
+    @classmethod
+    def of(cls, job: Job) -> Upload:
+        """An import job's, which has a mode once its file was read (every job with chunks or rows)."""
+        if job.mode is None:
+            raise ValueError(f"job {job.job_id} has no mode: its file was never read")
+        return cls(job.job_id, job.upload_order, job.mode)
 
 
 @dataclass(frozen=True)

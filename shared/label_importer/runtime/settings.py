@@ -11,9 +11,9 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from label_importer.checks.validation import Limits
+from label_importer.model.jobs import DEFAULT_TTL_DAYS
 from label_importer.model.label_format import PROJECT_HASH_PATTERN
-from label_importer.store.jobs import DEFAULT_TTL_DAYS
+from label_importer.model.limits import Limits
 
 ENCORD_PUBLIC_API = "https://api.encord.com"
 

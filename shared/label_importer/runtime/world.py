@@ -12,7 +12,7 @@ from typing import Any
 from encord import Project
 
 from label_importer.encord_target.gateway import key_refused, open_project
-from label_importer.runtime.retries import RetryPolicy
+from label_importer.encord_target.retries import RetryPolicy
 from label_importer.runtime.settings import Settings
 from label_importer.store.aws import AwsClients
 from label_importer.store.chunk_register import ChunkRegister

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from label_importer.model.leases import DataUnitsBusy
 from label_importer.model.problems import ErrorCode
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import CHUNKS_FAILED, CHUNKS_REFUSED, logger, metrics
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.world import World
-from label_importer.services.import_chunk import DataUnitsBusy, import_chunk
+from label_importer.services.import_chunk import import_chunk
 from label_importer.services.job_lifecycle import fail_import
 from label_importer.store.chunk_queue import ChunkLost, ChunkRefused, claimed_ids, verified_chunk
 

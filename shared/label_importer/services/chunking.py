@@ -1,9 +1,10 @@
 """Pack a validated file into chunks: one chunk = one Encord bundle of up to B label rows.
 
 Records that target the same data unit are merged into one row, so each data unit is initialised and
-saved once per job, wherever its lines are in the file. The file is read a second time; a chunk is sent
-as soon as the last line of its last data unit has been read, so memory holds only the chunks still open
-(for a file sorted by data unit, one).
+saved once per job, wherever its lines are in the file. The file is read a second time, each record parsed
+once (validation already said which data unit it is for); a chunk is sent as soon as the last line of its
+last data unit has been read, so memory holds only the chunks still open (for a file sorted by data unit,
+one).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import io
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
 
-from label_importer.checks.data_units import DataUnitIndex
-from label_importer.checks.validation import FileIndex, Line
+from label_importer.checks.validation import FileIndex
+from label_importer.model.source_items import Record, SourceItem
 
 
 @dataclass(frozen=True)
@@ -65,63 +66,70 @@ SPILL_AFTER_BYTES = 64 << 20
 """Lines of open chunks kept in memory before they move to a temporary file (Lambda's /tmp)."""
 
 
+_Held = tuple[int, str, bytes]
+"""A record waiting for its chunk to complete: line number, data hash, label JSON."""
+
+
 class _OpenChunks:
-    """The lines of chunks that have not seen their last line yet, in memory up to a budget, then on disk.
+    """The records of chunks that have not seen their last line yet, in memory up to a budget, then on disk.
 
     A file sorted by data unit keeps one chunk open at a time. A file whose data units are interleaved keeps
-    them all open until the end: past the budget, their lines go to a temporary file and only three
-    integers per line (offset, length, line number) stay in memory.
+    them all open until the end: past the budget, their records go to a temporary file and only four
+    integers per record (offset, length, line number, data unit) stay in memory.
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, unit_hashes: list[str]) -> None:
         self._budget = budget
-        self._in_memory: dict[int, list[tuple[int, bytes]]] = {}
+        self._unit_hashes = unit_hashes
+        self._unit_positions = {data_hash: position for position, data_hash in enumerate(unit_hashes)}
+        self._in_memory: dict[int, list[_Held]] = {}
         self._bytes = 0
         self._spill: BinaryIO | None = None
         self._on_disk: dict[int, array[int]] = {}
 
-    def add(self, chunk_index: int, number: int, raw: bytes) -> None:
-        if self._spill is None and self._bytes + len(raw) > self._budget:
+    def add(self, chunk_index: int, held: _Held) -> None:
+        if self._spill is None and self._bytes + len(held[2]) > self._budget:
             self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - lives for all of pass 2; close() ends it
-            for held_index, lines in self._in_memory.items():
-                for held_number, held_raw in lines:
-                    self._write(held_index, held_number, held_raw)
+            for held_index, records in self._in_memory.items():
+                for record in records:
+                    self._write(held_index, record)
             self._in_memory.clear()
             self._bytes = 0
         if self._spill is None:
-            self._in_memory.setdefault(chunk_index, []).append((number, raw))
-            self._bytes += len(raw)
+            self._in_memory.setdefault(chunk_index, []).append(held)
+            self._bytes += len(held[2])
         else:
-            self._write(chunk_index, number, raw)
+            self._write(chunk_index, held)
 
-    def pop(self, chunk_index: int) -> list[tuple[int, bytes]]:
-        lines = self._in_memory.pop(chunk_index, [])
-        self._bytes -= sum(len(raw) for _, raw in lines)
-        triplets = self._on_disk.pop(chunk_index, None)
-        if triplets is not None and self._spill is not None:
-            for at in range(0, len(triplets), 3):
-                offset, length, number = triplets[at : at + 3]
+    def pop(self, chunk_index: int) -> list[_Held]:
+        records = self._in_memory.pop(chunk_index, [])
+        self._bytes -= sum(len(raw) for _, _, raw in records)
+        quads = self._on_disk.pop(chunk_index, None)
+        if quads is not None and self._spill is not None:
+            for at in range(0, len(quads), 4):
+                offset, length, number, position = quads[at : at + 4]
                 self._spill.seek(offset)
-                lines.append((number, self._spill.read(length)))
+                records.append((number, self._unit_hashes[position], self._spill.read(length)))
             self._spill.seek(0, io.SEEK_END)
-        return lines
+        return records
 
     def close(self) -> None:
         if self._spill is not None:
             self._spill.close()
 
-    def _write(self, chunk_index: int, number: int, raw: bytes) -> None:
+    def _write(self, chunk_index: int, held: _Held) -> None:
         assert self._spill is not None
+        number, data_hash, raw = held
         offset = self._spill.tell()
         self._spill.write(raw)
-        self._on_disk.setdefault(chunk_index, array("q")).extend((offset, len(raw), number))
+        quad = (offset, len(raw), number, self._unit_positions[data_hash])
+        self._on_disk.setdefault(chunk_index, array("q")).extend(quad)
 
 
 def assemble_chunks(
-    lines: Iterable[Line],
+    items: Iterable[SourceItem],
     plan: ChunkPlan,
     index: FileIndex,
-    units: DataUnitIndex,
     emit: Callable[[int, list[dict[str, Any]]], None],
     *,
     spill_after_bytes: int = SPILL_AFTER_BYTES,
@@ -129,32 +137,49 @@ def assemble_chunks(
     """Read the file again and call `emit(chunk_index, rows)` as each chunk completes.
 
     Rows are plain dicts shaped like `messages.ChunkRow`, built with orjson rather than the pydantic models:
-    every line here already passed validation in pass 1, and the import function validates the message
+    every record here already passed validation in pass 1, and the import function validates the message
     with `messages.Chunk` when it reads it, so building models again here only doubled the cost of pass 2.
     """
-    open_chunks = _OpenChunks(spill_after_bytes)
+    open_chunks = _OpenChunks(spill_after_bytes, index.unit_hashes)
     try:
-        for number, raw in lines:
-            if number in index.invalid_lines:
-                continue
-            chunk_index = plan.chunk_of_unit[_data_hash(orjson.loads(raw), units)]
-            open_chunks.add(chunk_index, number, raw)
+        for number, data_hash, raw in _valid_records(items, index):
+            chunk_index = plan.chunk_of_unit[data_hash]
+            open_chunks.add(chunk_index, (number, data_hash, raw))
             if number == plan.closing_line[chunk_index]:
-                emit(chunk_index, _rows(open_chunks.pop(chunk_index), units))
+                emit(chunk_index, _rows(open_chunks.pop(chunk_index)))
     finally:
         open_chunks.close()
 
 
-def _data_hash(record: dict[str, Any], units: DataUnitIndex) -> str:
-    return units.find(record.get("data_hash"), record.get("data_title")).data_hash
+def _valid_records(items: Iterable[SourceItem], index: FileIndex) -> Iterator[_Held]:
+    """The records validation kept, with their data units: both walk the file in the same order."""
+    accepted = index.accepted()
+    wanted = next(accepted, None)
+    for item in items:
+        if wanted is None:
+            return
+        number = item.number
+        if number < wanted[0]:
+            continue
+        if number > wanted[0] or not isinstance(item, Record):
+            raise FileChanged(f"record {wanted[0]} was valid when the file was validated and is not there now")
+        yield number, wanted[1], item.raw
+        wanted = next(accepted, None)
+    if wanted is not None:
+        raise FileChanged(f"the file ends before record {wanted[0]}, which was valid when it was validated")
 
 
-def _rows(lines: list[tuple[int, bytes]], units: DataUnitIndex) -> list[dict[str, Any]]:
+class FileChanged(Exception):
+    """Chunking read something else than validation did: the exact version is read twice, so only a broken
+    read gets here, and queueing what it read would import what was never checked."""
+
+
+def _rows(records: list[_Held]) -> list[dict[str, Any]]:
     """One row per data unit, in order of first appearance, its records in line order."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    for number, raw in sorted(lines):
+    for number, data_hash, raw in sorted(records):
         record = orjson.loads(raw)
-        rows.setdefault(_data_hash(record, units), []).append(
+        rows.setdefault(data_hash, []).append(
             {"line": number, "objects": record.get("objects", []), "classifications": record.get("classifications", [])}
         )
     return [{"data_hash": data_hash, "records": records} for data_hash, records in rows.items()]

@@ -19,34 +19,33 @@ refusing the chunk, or the last delivery SQS will make, fails its rows with the 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
 from encord import Project
-from encord.exceptions import AuthenticationError, AuthorisationError, EncordException, LabelRowError
+from encord.exceptions import AuthenticationError, AuthorisationError, EncordException
 from encord.objects import LabelRowV2
 
-from label_importer.checks.ontology_resolver import OntologyResolver, UnresolvedLabel
+from label_importer.checks.ontology_resolver import OntologyResolver
 from label_importer.encord_target.bundles import LabelRowBundles
 from label_importer.encord_target.gateway import (
     EncordKeyUnusable,
     is_transient,
     retried_with_a_rotated_key,
 )
-from label_importer.encord_target.label_builder import LabelBuilder, RowConflict
-from label_importer.model.jobs import FINISHED_ROW, IN_FLIGHT, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
+from label_importer.encord_target.label_builder import ROW_ERRORS, LabelBuilder, label_hashes
+from label_importer.model.jobs import FINISHED_ROW, IN_FLIGHT, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
+from label_importer.model.leases import DataUnitsBusy, LeaseLost
 from label_importer.model.messages import Chunk, ChunkRow
 from label_importer.model.problems import ErrorCode
-from label_importer.model.upload_order import UnitHistory
+from label_importer.model.upload_order import UnitHistory, Upload
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import (
     CHUNKS_IMPORTED,
-    JOBS_COMPLETED,
-    JOBS_COMPLETED_WITH_ERRORS,
     LEASE_WAITS,
     ROWS_FAILED,
     ROWS_IMPORTED,
@@ -54,31 +53,15 @@ from label_importer.runtime.observability import (
     logger,
     metrics,
 )
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.world import World
-from label_importer.services.job_lifecycle import fail_import, write_final_report
-from label_importer.store.jobs import JobStore
-from label_importer.store.leases import LeaseLost
-from label_importer.store.reports import ReportWriter
+from label_importer.services.job_lifecycle import fail_import, finish_if_done
 from label_importer.store.rollback_journal import RowChanges, added_by_earlier_attempts, write_entry
 
 Journal = Callable[[dict[str, RowChanges]], None]
 
-ROW_ERRORS = (UnresolvedLabel, RowConflict, LabelRowError, ValueError)
-"""Problems with one row's labels found while applying them: the row fails, the chunk goes on."""
-
 
 def _failed(row: ChunkRow, reason: str) -> RowOutcome:
     return RowOutcome(row.data_hash, RowStatus.FAILED, row.lines, reason=reason)
-
-
-@dataclass(frozen=True)
-class Upload:
-    """The job whose rows are imported, with what upload_order.py judges its rows by."""
-
-    job_id: str
-    order: str
-    mode: Mode
 
 
 class ChunkImporter:
@@ -179,17 +162,6 @@ class ChunkImporter:
         return outcomes + saved
 
 
-def label_hashes(label_row: LabelRowV2) -> tuple[set[str], set[str]]:
-    return (
-        {instance.object_hash for instance in label_row.get_object_instances()},
-        {instance.classification_hash for instance in label_row.get_classification_instances()},
-    )
-
-
-class DataUnitsBusy(Exception):
-    """Other consumers held some of the chunk's data units until the invocation ran short of time."""
-
-
 class KeyRefused(Exception):
     """Encord refused the key (authentication or authorisation), and the secret holds no other key to try."""
 
@@ -230,7 +202,7 @@ def _import_remaining(job: Job, chunk: Chunk, world: World, deadline: Deadline, 
     if delivery > 1 or RowStatus.RETRYING in statuses.values():  # an earlier attempt may have saved
         journaled = added_by_earlier_attempts(world.s3, job.bucket, job.job_id, chunk.chunk_index)
     attempt = _ChunkAttempt(
-        upload=Upload(job.job_id, job.upload_order, Mode(job.mode)),
+        upload=Upload.of(job),
         project_hash=job.project_hash,
         journal=partial(write_entry, world.s3, job.bucket, job.job_id, chunk.chunk_index),
         journaled=journaled,
@@ -360,27 +332,3 @@ class _ChunkAttempt:
         outcomes = [_failed(row, reason) for row in rows]
         world.jobs.record_rows(self.upload.job_id, outcomes, attempts=attempts, encord_requests=requests)
         metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes))
-
-
-def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | None:
-    """Whichever consumer records the last row finishes the job: report, status, tag, exactly once.
-
-    The report is written before the status flips, so a crash in between leaves a job that the next
-    delivery finishes again (writing the same report) rather than a finished job without a report.
-    """
-    job = jobs.get(job_id)
-    if job is None or job.status in TERMINAL:
-        return None
-    if job.rows_done < job.total_rows:
-        logger.info("job progress", extra={"job_id": job_id, "status": str(job.status), **job.progress()})
-        return None
-    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
-    finished = replace(job, status=status, finished_at=int(time.time()))
-    write_final_report(finished, jobs, reports)
-    if not jobs.transition(job_id, status):
-        return None
-    reports.tag_source(finished)
-    counted = JOBS_COMPLETED if status is JobStatus.COMPLETED else JOBS_COMPLETED_WITH_ERRORS
-    metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
-    logger.info("job finished", extra={"job_id": job_id, "status": str(status), **finished.progress()})
-    return finished

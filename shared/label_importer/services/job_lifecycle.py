@@ -1,4 +1,5 @@
-"""How a job ends when the normal path cannot end it: failed by the system, or finished without its report.
+"""How a job ends: finished by whichever consumer records its last row, failed by the system, or finished
+again when its report was lost.
 
 Both the validator (a fault it caught) and the validator's failure destination (a validator Lambda killed or
 out of retries) fail jobs through `fail_job`, and the import function through `fail_import` (the Encord key was
@@ -12,9 +13,15 @@ from dataclasses import replace
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from label_importer.model.jobs import IN_FLIGHT, Job, JobStatus, RowStatus
+from label_importer.model.jobs import IN_FLIGHT, TERMINAL, Job, JobStatus, RowStatus
 from label_importer.model.problems import Problem
-from label_importer.runtime.observability import JOBS_FAILED, logger, metrics
+from label_importer.runtime.observability import (
+    JOBS_COMPLETED,
+    JOBS_COMPLETED_WITH_ERRORS,
+    JOBS_FAILED,
+    logger,
+    metrics,
+)
 from label_importer.store.jobs import JobStore
 from label_importer.store.reports import SUMMARY_FAILURES_SHOWN, ReportWriter
 
@@ -74,3 +81,27 @@ def fail_import(job: Job, failure: str, jobs: JobStore, reports: ReportWriter) -
     if jobs.fail(job.job_id, failure, allowed_from=IN_FLIGHT, problem_count=None):
         metrics.add_metric(name=JOBS_FAILED, unit=MetricUnit.Count, value=1)
         logger.error("job failed", extra={"reason": failure})
+
+
+def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | None:
+    """Whichever consumer records the last row finishes the job: report, status, tag, exactly once.
+
+    The report is written before the status flips, so a crash in between leaves a job that the next
+    delivery finishes again (writing the same report) rather than a finished job without a report.
+    """
+    job = jobs.get(job_id)
+    if job is None or job.status in TERMINAL:
+        return None
+    if job.rows_done < job.total_rows:
+        logger.info("job progress", extra={"job_id": job_id, "status": str(job.status), **job.progress()})
+        return None
+    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    finished = replace(job, status=status, finished_at=int(time.time()))
+    write_final_report(finished, jobs, reports)
+    if not jobs.transition(job_id, status):
+        return None
+    reports.tag_source(finished)
+    counted = JOBS_COMPLETED if status is JobStatus.COMPLETED else JOBS_COMPLETED_WITH_ERRORS
+    metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
+    logger.info("job finished", extra={"job_id": job_id, "status": str(status), **finished.progress()})
+    return finished

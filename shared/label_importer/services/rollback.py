@@ -26,15 +26,15 @@ from functools import partial
 from encord.objects import LabelRowV2
 
 from label_importer.encord_target.bundles import LabelRowBundles
-from label_importer.model.jobs import ROLLBACK_MODE, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
+from label_importer.encord_target.label_builder import ROW_ERRORS, label_hashes
+from label_importer.model.jobs import TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
-from label_importer.model.upload_order import UnitHistory
+from label_importer.model.leases import DataUnitsBusy, LeaseLost
+from label_importer.model.upload_order import UnitHistory, Upload
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import logger
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.world import World
-from label_importer.services.import_chunk import ROW_ERRORS, DataUnitsBusy, Upload, label_hashes
 from label_importer.services.job_lifecycle import write_final_report
-from label_importer.store.leases import LeaseLost
 from label_importer.store.rollback_journal import RowChanges, read_journal
 
 _UNDOABLE = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
@@ -53,7 +53,7 @@ def roll_back(job_id: str, world: World, deadline: Deadline) -> Job:
     original = world.jobs.get(job_id)
     if original is None:
         raise CannotRollBack(f"there is no job {job_id}")
-    if original.mode == ROLLBACK_MODE:
+    if original.mode is Mode.ROLLBACK:
         raise CannotRollBack(f"job {job_id} is itself a rollback; import the file again instead")
     job = Job(
         job_id=rollback_job_id(job_id),
@@ -62,7 +62,7 @@ def roll_back(job_id: str, world: World, deadline: Deadline) -> Job:
         key=original.key,
         version_id=original.version_id,
         project_hash=original.project_hash,
-        mode=ROLLBACK_MODE,
+        mode=Mode.ROLLBACK,
         created_at=int(time.time()),
     )
     existing = world.jobs.get(job.job_id)
@@ -79,7 +79,7 @@ def roll_back(job_id: str, world: World, deadline: Deadline) -> Job:
     done = world.jobs.finished_rows(job.job_id, list(changes))
     todo = [data_hash for data_hash in changes if data_hash not in done]
     if todo:
-        undo = _Undo(Upload(job_id, original.upload_order, Mode(original.mode)), original.project_hash, job.job_id)
+        undo = _Undo(Upload.of(original), original.project_hash, job.job_id)
         for start in range(0, len(todo), world.bundle_size):
             undo.leased(todo[start : start + world.bundle_size], changes, world, deadline)
     return _finish(job.job_id, original, world)
@@ -171,7 +171,7 @@ class _Undo:
                 outcomes.append(_failed(row.data_hash, rejected[row.data_hash]))
                 continue
             after[row.data_hash] = self._history_after(changes[row.data_hash], histories[row.data_hash])
-            outcomes.append(RowOutcome(row.data_hash, RowStatus.IMPORTED, [], labels_added=undone[row.data_hash]))
+            outcomes.append(RowOutcome(row.data_hash, RowStatus.ROLLED_BACK, [], labels_removed=undone[row.data_hash]))
         return outcomes, after
 
     def _changed_since(self, history: UnitHistory) -> list[str]:

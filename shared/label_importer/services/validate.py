@@ -6,33 +6,30 @@ has been checked; a file with problems under the `strict` policy queues nothing 
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import re
 import time
-import zlib
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
 from encord import Project
 from encord.exceptions import AuthenticationError, AuthorisationError, ResourceNotFoundError
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex
 from label_importer.checks.ontology_resolver import OntologyResolver
-from label_importer.checks.validation import FileIndex, Limits, Line, index_records, parse_header
+from label_importer.checks.validation import FileIndex, index_records
 from label_importer.encord_target.gateway import (
     EncordKeyUnusable,
     is_transient,
     retried_with_a_rotated_key,
 )
+from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.jobs import TERMINAL, Job, JobStatus
 from label_importer.model.label_format import PROJECT_HASH_PATTERN, ErrorPolicy, Header
 from label_importer.model.messages import chunk_document
 from label_importer.model.problems import ErrorCode, Problem, shown_value
+from label_importer.model.project import ProjectView
+from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import (
     JOBS_QUEUED,
     JOBS_REJECTED,
@@ -41,30 +38,28 @@ from label_importer.runtime.observability import (
     logger,
     metrics,
 )
-from label_importer.runtime.retries import Deadline
 from label_importer.runtime.settings import Settings
 from label_importer.runtime.world import World
 from label_importer.services.chunking import assemble_chunks, plan_chunks
-from label_importer.services.import_chunk import finish_if_done
-from label_importer.services.job_lifecycle import fail_job, write_final_report
+from label_importer.services.job_lifecycle import fail_job, finish_if_done, write_final_report
 from label_importer.sources.bounded_reading import (
     WRAP_UP_SECONDS,
     BoundedReader,
     ByteStream,
-    FileLimitExceeded,
+    FileRefused,
     OutOfTime,
     ReadBudget,
+    is_compressed,
 )
-from label_importer.sources.coco.document import OPTIONS_SECTION, NotCoco, is_coco, read_sections
-from label_importer.sources.coco.format import checked
-from label_importer.sources.coco.mapping import map_document
-from label_importer.sources.coco.records import CocoRecords, locate
-from label_importer.sources.json_lines import is_compressed, numbered_lines, opened
+from label_importer.sources.formats import source_for
+from label_importer.sources.label_source import LabelSource, SourceRejected
 from label_importer.store.chunk_queue import ChunkQueue
-from label_importer.store.s3_objects import LabelFileRef
+from label_importer.store.s3_objects import LabelFileRef, ObjectUnavailable, read_version
 
 
-class _Rejected(Exception):
+class _FileRejected(Exception):
+    """The file has problems the error policy does not let through: the job is REJECTED with them."""
+
     def __init__(self, problems: list[Problem], index: FileIndex | None = None) -> None:
         super().__init__(f"{len(problems)} problems")
         self.problems = problems
@@ -74,8 +69,8 @@ class _Rejected(Exception):
         self.left_out = index.left_out if index else 0
 
 
-def _whole_file(code: ErrorCode, message: str) -> _Rejected:
-    return _Rejected([Problem(0, "", code, message)])
+def _whole_file(code: ErrorCode, message: str) -> _FileRejected:
+    return _FileRejected([Problem(0, "", code, message)])
 
 
 class _Failed(Exception):
@@ -91,10 +86,9 @@ class _Failed(Exception):
 class _Validated:
     header: Header
     project_hash: str
-    units: DataUnitIndex
     index: FileIndex
-    records: Callable[[], Iterator[Line]]
-    """Reads the file again: its records, numbered as validation numbered them."""
+    source: LabelSource
+    """Reads the file again for chunking, numbered as validation numbered it."""
 
 
 def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: World, deadline: Deadline) -> Job:
@@ -113,7 +107,7 @@ def validate_and_chunk(ref: LabelFileRef, settings: Settings, world: World, dead
     job = existing or job
     try:
         return _validate_and_queue(job, ref, settings, world, deadline)
-    except _Rejected as rejection:
+    except _FileRejected as rejection:
         return _reject(job, rejection, world)
     except _Failed as failure:
         return fail_job(job, failure.problem, world.jobs, world.reports)
@@ -135,7 +129,7 @@ def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: 
     job = replace(
         job,
         project_hash=validated.project_hash,
-        mode=str(header.mode),
+        mode=header.mode,
         total_records=index.records,
         invalid_records=len(index.invalid_lines),
         records_left_out=index.left_out,
@@ -163,7 +157,7 @@ def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: 
         queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))
 
     try:
-        assemble_chunks(validated.records(), plan, index, validated.units, emit)
+        assemble_chunks(validated.source.items(), plan, index, emit)
     except OutOfTime:
         raise _out_of_time(index.records, queueing=True) from None
     queue.flush()
@@ -192,141 +186,57 @@ def _out_of_time(records: int, *, queueing: bool = False) -> _Failed:
 
 
 def _validate(ref: LabelFileRef, settings: Settings, world: World, deadline: Deadline) -> _Validated:
+    """Options first, then the project, then every record: the file is read once here, whatever its format."""
     limits = settings.limits
     if ref.size > limits.max_file_bytes:
         raise _whole_file(
             ErrorCode.FILE_TOO_LARGE,
             f"the file is {ref.size} bytes; at most {limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
         )
-    index = FileIndex(max_problems=settings.max_reported_errors)
-    reader = _Reader(ref, world.s3, ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline))
+    budget = ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline)
+    source = source_for(ref.key, partial(_open, ref, world.s3, budget), limits)
+    index = FileIndex(max_problems=settings.max_reported_errors, locate=source.locate)
     try:
-        if is_coco(ref.key):
-            return _validate_coco(ref, settings, world, index, reader, deadline)
-        return _validate_lines(reader, ref, settings, world, index, deadline)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise _whole_file(
-            ErrorCode.INVALID_GZIP,
-            f"the file ends in .gz but cannot be decompressed ({error}); compress it with gzip, or drop the .gz suffix",
-        ) from None
-    except FileLimitExceeded as exceeded:
-        index.report([exceeded.problem])
-        raise _Rejected(index.problems, index) from None
+        header = source.settings()
+        project_hash = _project_hash(header, ref, settings, source)
+        project, units = _read_project(world, project_hash, deadline)
+        index.report(source.match(ProjectView(units, project.ontology_structure)))
+        index_records(source.items(), units, OntologyResolver(project.ontology_structure), index, limits)
+    except SourceRejected as rejected:
+        raise _FileRejected(rejected.problems) from None
+    except FileRefused as refused:
+        index.report([refused.problem])
+        raise _FileRejected(index.problems, index) from None
     except OutOfTime:
         raise _out_of_time(index.records) from None
-
-
-@dataclass(frozen=True)
-class _Reader:
-    """Opens the exact object version the event names, every time through a BoundedReader."""
-
-    ref: LabelFileRef
-    s3: Any
-    budget: ReadBudget
-
-    def body(self, *, max_item_bytes: int | None = None) -> ByteStream:
-        try:
-            response = self.s3.get_object(Bucket=self.ref.bucket, Key=self.ref.key, **self.ref.version_args)
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            if code in ("NoSuchKey", "NoSuchVersion", "AccessDenied", "InvalidArgument"):
-                raise _Failed(
-                    ErrorCode.OBJECT_UNAVAILABLE,
-                    f"s3://{self.ref.bucket}/{self.ref.key} (version {self.ref.version_id or '-'}) could not be read "
-                    f"({code}): it was deleted or replaced before it was validated; upload it again",
-                ) from None
-            raise
-        compressed = is_compressed(self.ref.key)
-        budget = replace(self.budget, max_item_bytes=max_item_bytes)
-        return BoundedReader(
-            opened(response["Body"], compressed=compressed),
-            budget,
-            compressed_bytes=response.get("ContentLength", self.ref.size) if compressed else None,
-        )
-
-    def lines(self, limits: Limits, index: FileIndex | None = None) -> Iterator[Line]:
-        """The file's lines; over-long ones are reported to `index` (pass 1) or silently left out (pass 2)."""
-        return numbered_lines(
-            self.body(),
-            max_line_bytes=limits.max_line_bytes,
-            too_long=None if index is None else partial(index.line_too_long, limit=limits.max_line_bytes),
-        )
-
-
-def _validate_lines(
-    reader: _Reader,
-    ref: LabelFileRef,
-    settings: Settings,
-    world: World,
-    index: FileIndex,
-    deadline: Deadline,
-) -> _Validated:
-    lines = reader.lines(settings.limits, index)
-    first = next(lines, None)
-    header, header_problems = parse_header(first) if first else (None, [])
-    if header_problems:
-        raise _Rejected(header_problems)
-    records = lines if header is not None or first is None else itertools.chain([first], lines)
-    header_line = first[0] if header is not None and first is not None else None
-    header = header or Header()
-    project_hash = _project_hash(header, ref, settings)
-    project, units = _read_project(world, project_hash, deadline)
-    index_records(records, units, OntologyResolver(project.ontology_structure), index, settings.limits)
-
-    def records_again() -> Iterator[Line]:
-        return (line for line in reader.lines(settings.limits) if line[0] != header_line)
-
-    return _checked(_Validated(header, project_hash, units, index, records_again), "label records")
-
-
-def _validate_coco(
-    ref: LabelFileRef, settings: Settings, world: World, index: FileIndex, reader: _Reader, deadline: Deadline
-) -> _Validated:
-    """Sections first (options, images, categories), then the project, then annotations, streamed."""
-    limits = settings.limits
-
-    def body() -> ByteStream:
-        return reader.body(max_item_bytes=limits.max_line_bytes)
-
-    try:
-        sections = read_sections(body(), max_images=limits.max_coco_images, max_categories=limits.max_coco_categories)
-        document, problems = checked(sections)
-    except NotCoco as error:
-        raise _whole_file(error.code, error.message) from None
-    if problems:
-        raise _Rejected(problems)
-    options = document.options
-    project_hash = _project_hash(options, ref, settings, section=OPTIONS_SECTION)
-    project, units = _read_project(world, project_hash, deadline)
-    resolver = OntologyResolver(project.ontology_structure)
-    mapping, problems = map_document(document.images, document.categories, options, units, resolver)
-    index.report(problems)
-    index.locate = locate
-    records = CocoRecords(mapping, options)
-    try:
-        index_records(records.lines(body(), index), units, resolver, index, limits)
-    except NotCoco as error:  # read once already: only a file that changed in between gets here
-        raise _whole_file(error.code, error.message) from None
-    validated = _Validated(options, project_hash, units, index, lambda: records.lines(body()))
-    return _checked(validated, "annotations")
-
-
-def _checked(validated: _Validated, kind: str) -> _Validated:
-    """What every format's validation ends with: the whole file has been read, and the policy decides."""
-    index = validated.index
+    validated = _Validated(header, project_hash, index, source)
     if index.records == 0:
-        raise _whole_file(ErrorCode.EMPTY_FILE, f"the file has no {kind}")
-    if index.problem_count and (index.fatal or validated.header.on_error is ErrorPolicy.STRICT):
-        raise _Rejected(index.problems, index)
+        raise _whole_file(ErrorCode.EMPTY_FILE, f"the file has no {source.records_noun}")
+    if index.problem_count and (index.fatal or header.on_error is ErrorPolicy.STRICT):
+        raise _FileRejected(index.problems, index)
     return validated
 
 
-def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, section: str = "header") -> str:
-    """Header (a COCO file's `encord` section), then key prefix, then the deployment's default; header and
-    prefix must agree."""
+def _open(ref: LabelFileRef, s3: Any, budget: ReadBudget, *, max_item_bytes: int | None = None) -> ByteStream:
+    """The exact object version the event names, every time through a BoundedReader."""
+    try:
+        body, stored_bytes = read_version(s3, ref)
+    except ObjectUnavailable as gone:
+        raise _Failed(ErrorCode.OBJECT_UNAVAILABLE, str(gone)) from None
+    return BoundedReader(
+        body,
+        replace(budget, max_item_bytes=max_item_bytes),
+        compressed_bytes=stored_bytes if is_compressed(ref.key) else None,
+    )
+
+
+def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, source: LabelSource) -> str:
+    """The file's options (a JSON Lines header, a COCO file's `encord` section), then key prefix, then the
+    deployment's default; options and prefix must agree."""
+    section = source.settings_section
     from_key = ref.key_project_hash
     if from_key is not None and not re.fullmatch(PROJECT_HASH_PATTERN, from_key):
-        raise _Rejected(
+        raise _FileRejected(
             [
                 Problem(
                     0,
@@ -340,10 +250,10 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, sect
             ]
         )
     if header.project_hash and from_key and header.project_hash != from_key:
-        raise _Rejected(
+        raise _FileRejected(
             [
                 Problem(
-                    1 if section == "header" else 0,  # a JSON Lines header is line 1; COCO sections have no line
+                    source.settings_line,
                     f"{section}.project_hash",
                     ErrorCode.PROJECT_MISMATCH,
                     f"the {section} names project {header.project_hash!r} but the file is under "
@@ -353,7 +263,7 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, *, sect
         )
     project_hash = header.project_hash or from_key or settings.default_project_hash
     if not project_hash:
-        raise _Rejected(
+        raise _FileRejected(
             [
                 Problem(
                     0,
@@ -390,7 +300,7 @@ def _read_project(world: World, project_hash: str, deadline: Deadline) -> tuple[
             "who can access the project",
         ) from None
     except (ResourceNotFoundError, AuthorisationError) as error:
-        raise _Rejected(
+        raise _FileRejected(
             [
                 Problem(
                     0,
@@ -411,7 +321,7 @@ def _read_project(world: World, project_hash: str, deadline: Deadline) -> tuple[
         ) from None
 
 
-def _reject(job: Job, rejection: _Rejected, world: World) -> Job:
+def _reject(job: Job, rejection: _FileRejected, world: World) -> Job:
     """Reports and tag first, status last: a rejection that could not write its report stays VALIDATING, and
     Lambda's retry (or the failure destination) ends it with one."""
     problems, problem_count = rejection.problems, rejection.problem_count

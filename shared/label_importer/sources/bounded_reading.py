@@ -8,11 +8,13 @@ before the total limit, and stops while there is still time to write the report.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from label_importer.model.problems import ErrorCode, Problem
-from label_importer.runtime.retries import Deadline
+from label_importer.runtime.deadline import Deadline
 
 WRAP_UP_SECONDS = 20.0
 """Time kept back at the end of an invocation to record the job's outcome and write its reports."""
@@ -24,8 +26,9 @@ class ByteStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-class FileLimitExceeded(Exception):
-    """The file as a whole is over a limit: rejected whatever the error policy."""
+class FileRefused(Exception):
+    """The file as a whole cannot be read (over a limit, or a .gz that does not decompress): rejected whatever
+    the error policy."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -47,11 +50,16 @@ class ReadBudget:
     where items start: one item's JSON is built whole by the parser, so this bounds its memory."""
 
 
-class BoundedReader:
-    """A binary stream that raises FileLimitExceeded or OutOfTime instead of reading past its budget."""
+def is_compressed(key: str) -> bool:
+    return key.endswith(".gz")
 
-    def __init__(self, stream: ByteStream, budget: ReadBudget, *, compressed_bytes: int | None = None) -> None:
-        self._stream = stream
+
+class BoundedReader:
+    """A binary stream that raises FileRefused or OutOfTime instead of reading past its budget."""
+
+    def __init__(self, stream: BinaryIO, budget: ReadBudget, *, compressed_bytes: int | None = None) -> None:
+        """`compressed_bytes` is the stored size of a .gz file, whose `stream` this reader then decompresses."""
+        self._stream: ByteStream = gzip.GzipFile(fileobj=stream) if compressed_bytes is not None else stream
         self._budget = budget
         self._compressed_bytes = compressed_bytes
         self.bytes_read = 0
@@ -60,7 +68,14 @@ class BoundedReader:
     def read(self, size: int = -1) -> bytes:
         if self._budget.deadline.remaining() < WRAP_UP_SECONDS:
             raise OutOfTime("the validator ran out of time reading the file")
-        data = self._stream.read(size)
+        try:
+            data = self._stream.read(size)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise FileRefused(
+                ErrorCode.INVALID_GZIP,
+                f"the file ends in .gz but cannot be decompressed ({error}); compress it with gzip, or drop the .gz "
+                "suffix",
+            ) from None
         self.bytes_read += len(data)
         self._check()
         return data
@@ -72,20 +87,20 @@ class BoundedReader:
     def _check(self) -> None:
         budget = self._budget
         if self.bytes_read > budget.max_bytes:
-            raise FileLimitExceeded(
+            raise FileRefused(
                 ErrorCode.FILE_TOO_LARGE,
                 f"the file holds more than {budget.max_bytes} bytes of labels (after decompression); at most "
                 f"{budget.max_bytes} are allowed (MAX_FILE_BYTES): split it",
             )
         if self._compressed_bytes is not None and self.bytes_read > _ratio_allowance(self._compressed_bytes, budget):
-            raise FileLimitExceeded(
+            raise FileRefused(
                 ErrorCode.COMPRESSION_RATIO_TOO_HIGH,
                 f"the {self._compressed_bytes}-byte compressed file expands more than "
                 f"{budget.max_compression_ratio} times (MAX_COMPRESSION_RATIO); label files do not compress that "
                 "well, so it is refused as a likely decompression bomb",
             )
         if budget.max_item_bytes is not None and self.bytes_read - self._item_started_at > budget.max_item_bytes:
-            raise FileLimitExceeded(
+            raise FileRefused(
                 ErrorCode.ITEM_TOO_LARGE,
                 f"one item of the document (an image, category or annotation, or a value in it) spans more than "
                 f"{budget.max_item_bytes} bytes (MAX_LINE_BYTES)",

@@ -1,35 +1,94 @@
-"""Reading a label file from S3 as numbered lines, streaming, plain or gzip-compressed.
+"""JSON Lines, the importer's own format: an optional header line, then one label record per line.
 
-Memory holds one line at a time, and never more than `max_line_bytes` of it: a file with no newline at
-all (or a gigabyte-long line) is reported as too long, not buffered.
+Records are already in the label format, so the source only numbers lines: memory holds one line at a time,
+and never more than `max_line_bytes` of it. A file with no newline at all (or a gigabyte-long line) is
+reported as too long, not buffered.
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Callable, Iterator
-from typing import BinaryIO
+import itertools
+from collections.abc import Iterator
 
-from label_importer.checks.validation import Line
+import orjson
+import pydantic
+
+from label_importer.model.label_format import Header, is_header
+from label_importer.model.limits import Limits
+from label_importer.model.problems import ErrorCode, Problem, problems_from_pydantic
+from label_importer.model.project import ProjectView
+from label_importer.model.source_items import Record, Rejected, SourceItem
 from label_importer.sources.bounded_reading import ByteStream
+from label_importer.sources.label_source import FileOpener, SourceRejected
 
 _BOM = b"\xef\xbb\xbf"
 _READ_SIZE = 1 << 16
 
-TooLong = Callable[[int, int], None]
-"""Called with (line number, length in bytes) for each line over the limit; the line is skipped."""
+
+class JsonLinesSource:
+    records_noun = "label records"
+    settings_section = "header"
+    settings_line = 1
+
+    @staticmethod
+    def claims(key: str) -> bool:
+        """Every file no other format claims: JSON Lines is the importer's own format."""
+        return True
+
+    def __init__(self, open_file: FileOpener, limits: Limits) -> None:
+        self._open = open_file
+        self._max_line_bytes = limits.max_line_bytes
+        self._header_line: int | None = None
+        self._unread: Iterator[SourceItem] | None = None
+        """The first read, as `settings` left it after the header: validation goes on from there."""
+
+    def settings(self) -> Header:
+        items = self._numbered()
+        first = next(items, None)
+        header, problems = parse_header(first) if isinstance(first, Record) else (None, [])
+        if problems:
+            raise SourceRejected(problems)
+        if header is not None and first is not None:
+            self._header_line = first.number
+            self._unread = items
+        else:
+            self._unread = itertools.chain([first], items) if first is not None else items
+        return header or Header()
+
+    def match(self, project: ProjectView) -> list[Problem]:
+        return []  # records name their data units and ontology features themselves
+
+    def items(self) -> Iterator[SourceItem]:
+        if self._unread is not None:
+            unread, self._unread = self._unread, None
+            return unread
+        return (item for item in self._numbered() if item.number != self._header_line)
+
+    def locate(self, problem: Problem) -> Problem:
+        return problem
+
+    def _numbered(self) -> Iterator[SourceItem]:
+        return numbered_lines(self._open(), max_line_bytes=self._max_line_bytes)
 
 
-def is_compressed(key: str) -> bool:
-    return key.endswith(".gz")
+def parse_header(line: Record) -> tuple[Header | None, list[Problem]]:
+    """The header if `line` is one (None if it is a label record), with its problems."""
+    number, raw = line
+    try:
+        candidate = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, []  # not a header; reported as a record with the record's own error
+    if not (isinstance(candidate, dict) and is_header(candidate)):
+        return None, []
+    try:
+        return Header.model_validate_json(raw), []
+    except pydantic.ValidationError as error:
+        return Header(), problems_from_pydantic(number, error.errors(), prefix="header")
 
 
-def opened(stream: BinaryIO, *, compressed: bool) -> ByteStream:
-    return gzip.GzipFile(fileobj=stream) if compressed else stream
-
-
-def numbered_lines(stream: ByteStream, *, max_line_bytes: int, too_long: TooLong | None = None) -> Iterator[Line]:
-    """Yield (line number, bytes) for every non-blank line; numbers count blank lines too, as editors do.
+def numbered_lines(stream: ByteStream, *, max_line_bytes: int) -> Iterator[Record | Rejected]:
+    """Every non-blank line as a Record, or Rejected if it is over the limit; numbers count blank lines too, as
+    editors do.
 
     A UTF-8 byte-order mark on the first line is dropped: editors on Windows add it and it is not an error.
     """
@@ -37,11 +96,12 @@ def numbered_lines(stream: ByteStream, *, max_line_bytes: int, too_long: TooLong
     pending = bytearray()
     dropped = 0  # length of the current line once it passed the limit; its bytes are not kept
 
-    def finish() -> Iterator[Line]:
+    def finish() -> Iterator[Record | Rejected]:
         nonlocal dropped
-        if dropped and too_long is not None:
-            too_long(number, dropped)
-        elif not dropped:
+        if dropped:
+            message = f"the line is {dropped} bytes long; at most {max_line_bytes} are allowed (MAX_LINE_BYTES)"
+            yield Rejected(number, None, [Problem(number, "", ErrorCode.LINE_TOO_LONG, message)])
+        else:
             yield from _non_blank(number, bytes(pending))
         pending.clear()
         dropped = 0
@@ -68,9 +128,9 @@ def numbered_lines(stream: ByteStream, *, max_line_bytes: int, too_long: TooLong
         yield from finish()
 
 
-def _non_blank(number: int, raw: bytes) -> Iterator[Line]:
+def _non_blank(number: int, raw: bytes) -> Iterator[Record]:
     if number == 1 and raw.startswith(_BOM):
         raw = raw[len(_BOM) :]
     raw = raw.rstrip(b"\r")
     if raw.strip():
-        yield number, raw
+        yield Record(number, raw)

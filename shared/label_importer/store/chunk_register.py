@@ -23,8 +23,8 @@ from typing import Any
 import boto3
 import orjson
 
+from label_importer.model.jobs import DEFAULT_TTL_DAYS
 from label_importer.runtime.backoff import Backoff
-from label_importer.store.jobs import DEFAULT_TTL_DAYS
 
 CHUNK_SK_PREFIX = "CHUNK#"
 _BATCH_WRITE_ITEMS = 25

@@ -22,9 +22,17 @@ import orjson
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from label_importer.model.jobs import FINISHED_ROW, IN_FLIGHT, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
-
-DEFAULT_TTL_DAYS = 90
+from label_importer.model.jobs import (
+    DEFAULT_TTL_DAYS,
+    FINISHED_ROW,
+    IN_FLIGHT,
+    TERMINAL,
+    Job,
+    JobStatus,
+    RowOutcome,
+    RowStatus,
+)
+from label_importer.model.label_format import Mode
 
 
 def _job_from_item(item: dict[str, Any]) -> Job:
@@ -35,6 +43,7 @@ def _job_from_item(item: dict[str, Any]) -> Job:
         if name in item
     }
     values["status"] = JobStatus(values["status"])
+    values["mode"] = Mode(values["mode"]) if values.get("mode") else None
     return Job(**values)
 
 
@@ -216,6 +225,7 @@ class JobStore:
         with_rows = with_rows or {}
         for number, batch in enumerate(_transactions(outcomes, with_rows, self._TRANSACTION_ROWS)):
             imported = sum(1 for outcome in batch if outcome.status is RowStatus.IMPORTED)
+            rolled_back = sum(1 for outcome in batch if outcome.status is RowStatus.ROLLED_BACK)
             superseded = sum(1 for outcome in batch if outcome.status is RowStatus.SKIPPED)
             items: list[dict[str, Any]] = [
                 {"Update": self._row_update(job_id, outcome, attempts, now)} for outcome in batch
@@ -226,13 +236,16 @@ class JobStore:
                     "Update": {
                         "TableName": self._table_name,
                         "Key": _job_key(job_id),
-                        "UpdateExpression": "ADD rows_imported :i, rows_failed :f, rows_superseded :s, "
-                        "labels_added :l, encord_requests :r SET updated_at = :now",
+                        "UpdateExpression": "ADD rows_imported :i, rows_rolled_back :b, rows_failed :f, "
+                        "rows_superseded :s, labels_added :l, labels_removed :x, encord_requests :r "
+                        "SET updated_at = :now",
                         "ExpressionAttributeValues": {
                             ":i": imported,
-                            ":f": len(batch) - imported - superseded,
+                            ":b": rolled_back,
+                            ":f": len(batch) - imported - rolled_back - superseded,
                             ":s": superseded,
                             ":l": sum(outcome.labels_added for outcome in batch),
+                            ":x": sum(outcome.labels_removed for outcome in batch),
                             ":r": encord_requests if number == 0 else 0,
                             ":now": now,
                         },
@@ -246,13 +259,15 @@ class JobStore:
             ":s": str(outcome.status),
             ":lines": outcome.lines,
             ":added": outcome.labels_added,
+            ":removed": outcome.labels_removed,
             ":n": attempts,
             ":now": now,
             ":exp": self._expires_at(now),
             ":retrying": str(RowStatus.RETRYING),
         }
         expression = (
-            "SET #status = :s, #lines = :lines, labels_added = :added, recorded_at = :now, updated_at = :now, "
+            "SET #status = :s, #lines = :lines, labels_added = :added, labels_removed = :removed, recorded_at = :now, "
+            "updated_at = :now, "
             "first_attempt_at = if_not_exists(first_attempt_at, :now), expires_at = :exp"
         )
         if outcome.reason:
@@ -317,6 +332,7 @@ class JobStore:
                     lines=[int(line) for line in item["lines"]],
                     reason=item.get("reason") or item.get("last_error"),
                     labels_added=int(item.get("labels_added", 0)),
+                    labels_removed=int(item.get("labels_removed", 0)),
                     attempts=int(item.get("attempts", 0)),
                 )
                 for item in page["Items"]

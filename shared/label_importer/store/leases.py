@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from label_importer.model.leases import LeaseLost
 from label_importer.runtime.backoff import Backoff
 from label_importer.runtime.observability import logger
 
@@ -36,10 +37,6 @@ _RELEASE_BACKOFF = Backoff(0.2, 2.0)
 _CONFLICT_ATTEMPTS = 4
 _CONFLICT_BACKOFF = Backoff(0.05, 1.0)
 """A transaction that collides with another one on the same item is cancelled as a whole; tried again."""
-
-
-class LeaseLost(Exception):
-    """A lease ran out under slow work and another import took the data unit: this attempt must not save."""
 
 
 def _key(data_hash: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ import boto3
 import orjson
 from botocore.exceptions import ClientError
 
-from label_importer.model.jobs import ROLLBACK_MODE, Job, RowOutcome
+from label_importer.model.jobs import Job, RowOutcome
+from label_importer.model.label_format import Mode
 from label_importer.model.problems import ErrorCode, Problem
 
 REPORTS_PREFIX = "reports/"
@@ -62,11 +63,13 @@ class ReportWriter:
             "rows": {
                 "total": job.total_rows,
                 "imported": job.rows_imported,
+                "rolled_back": job.rows_rolled_back,
                 "failed": job.rows_failed,
                 "skipped": job.rows_skipped,
                 "superseded": job.rows_superseded,
             },
             "labels_added": job.labels_added,
+            "labels_removed": job.labels_removed,
             "encord_requests": job.encord_requests,
             "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
             "failure": job.failure,
@@ -146,16 +149,20 @@ def summary(
     failed_rows: Sequence[RowOutcome],
     superseded_rows: Sequence[RowOutcome] = (),
 ) -> str:
-    rollback = job.mode == ROLLBACK_MODE
+    rollback = job.mode is Mode.ROLLBACK
     lines = [
         f"Import job {job.job_id}: {job.status}",
         *([f"Failed: {job.failure}"] if job.failure else []),
         f"File: s3://{job.bucket}/{job.key}",
         f"Records: {job.total_records} read, {job.invalid_records} invalid"
         + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),
-        f"Rows: {job.rows_imported} {'rolled back' if rollback else 'imported'}, {job.rows_failed} failed, "
-        f"{job.rows_skipped} skipped (of {job.total_rows} queued); {job.labels_added} labels "
-        + ("taken off" if rollback else "added"),
+        (
+            f"Rows: {job.rows_rolled_back} rolled back, {job.rows_failed} failed (of {job.total_rows}); "
+            f"{job.labels_removed} labels taken off"
+            if rollback
+            else f"Rows: {job.rows_imported} imported, {job.rows_failed} failed, {job.rows_skipped} skipped (of "
+            f"{job.total_rows} queued); {job.labels_added} labels added"
+        ),
         *(
             [f"Rows left as they are: {job.rows_superseded}, changed by files uploaded later"]
             if job.rows_superseded

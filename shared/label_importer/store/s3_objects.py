@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
+from botocore.exceptions import ClientError
 
 from label_importer.model.upload_order import upload_order
 
@@ -51,6 +52,31 @@ class LabelFileRef:
         The template's bucket is versioned; on an unversioned bucket the latest object is read.
         """
         return {"VersionId": self.version_id} if self.version_id else {}
+
+
+class ObjectUnavailable(Exception):
+    """The file version the event names cannot be read any more: deleted, replaced, or out of reach."""
+
+    def __init__(self, ref: LabelFileRef, code: str) -> None:
+        super().__init__(
+            f"s3://{ref.bucket}/{ref.key} (version {ref.version_id or '-'}) could not be read ({code}): it was "
+            "deleted or replaced before it was validated; upload it again"
+        )
+
+
+_GONE = frozenset({"NoSuchKey", "NoSuchVersion", "AccessDenied", "InvalidArgument"})
+
+
+def read_version(s3: Any, ref: LabelFileRef) -> tuple[Any, int]:
+    """The body of exactly the version the event names, and its stored size; raises ObjectUnavailable."""
+    try:
+        response = s3.get_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code in _GONE:
+            raise ObjectUnavailable(ref, code) from None
+        raise
+    return response["Body"], response.get("ContentLength", ref.size)
 
 
 def label_files(event: dict[str, Any]) -> list[LabelFileRef]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import ijson
 
-from label_importer.model.problems import ErrorCode
-from label_importer.sources.bounded_reading import BoundedReader, ByteStream, FileLimitExceeded
+from label_importer.model.problems import ErrorCode, Problem
+from label_importer.sources.bounded_reading import BoundedReader, ByteStream, FileRefused
 
 SECTIONS = ("images", "annotations", "categories")
 OPTIONS_SECTION = "encord"
@@ -36,6 +36,10 @@ class NotCoco(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(0, "", self.code, self.message)
 
 
 @dataclass
@@ -72,7 +76,7 @@ def read_sections(stream: ByteStream, *, max_images: int, max_categories: int) -
                     counts[prefix] += 1
                     if counts[prefix] > limits[prefix]:
                         section, code = _COUNTED[prefix]
-                        raise FileLimitExceeded(
+                        raise FileRefused(
                             code,
                             f"'{section}' has more than {limits[prefix]} entries (MAX_COCO_{section.upper()}); "
                             "split the file",

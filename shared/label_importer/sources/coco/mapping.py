@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from encord.objects import Object, Shape
+from encord.objects import Object, OntologyStructure, Shape
 
-from label_importer.checks.data_units import DataUnit, DataUnitIndex
-from label_importer.checks.ontology_resolver import OntologyResolver
+from label_importer.model.data_units import DataUnit, DataUnitIndex
+from label_importer.model.matching import Lookup, Unmatched, exactly_one
 from label_importer.model.problems import ErrorCode, Problem, did_you_mean
+from label_importer.model.project import ProjectView, skeleton_template_of
 from label_importer.sources.coco.format import CocoCategory, CocoId, CocoImage, CocoOptions
 from label_importer.sources.coco.geometry import ImageSize
 
@@ -26,16 +27,6 @@ IMPORTABLE_SHAPES = frozenset(
     {Shape.BOUNDING_BOX, Shape.ROTATABLE_BOUNDING_BOX, Shape.POLYGON, Shape.BITMASK, Shape.SKELETON}
 )
 """Ontology shapes a COCO annotation has a geometry for (bbox, segmentation or keypoints)."""
-
-
-@dataclass(frozen=True)
-class Unmatched:
-    """Why an image or category cannot be used; each annotation on it repeats this, located on itself."""
-
-    code: ErrorCode
-    reason: str
-    field: str = ""
-    """The field of the image or category at fault, when it is not the name that failed to match."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +60,13 @@ def map_document(
     images: list[CocoImage],
     categories: list[CocoCategory],
     options: CocoOptions,
-    units: DataUnitIndex,
-    resolver: OntologyResolver,
+    project: ProjectView,
 ) -> tuple[CocoMapping, list[Problem]]:
     problems: list[Problem] = []
     mapping = CocoMapping({}, {})
-    for position, image in _map_images(images, options, units):
+    for position, image in _map_images(images, options, project.units):
         _keep(mapping.images, images[position].id, image, f"images[{position}]", problems)
-    for position, category in _map_categories(categories, options, resolver):
+    for position, category in _map_categories(categories, options, project.ontology):
         _keep(mapping.categories, categories[position].id, category, f"categories[{position}]", problems)
     return mapping, problems
 
@@ -103,7 +93,7 @@ def _map_images(
         if named is not None:
             by_hash = units.with_hash(named)
             candidates = units.titled(named) or ([by_hash] if by_hash else [])
-            how = f"the 'images' mapping names {named!r}"
+            how = f"{named!r} (named in the 'images' mapping)"
         else:
             base_name = posixpath.basename(image.file_name)
             candidates = units.titled(image.file_name) or by_base_name.get(base_name, [])
@@ -111,56 +101,30 @@ def _map_images(
         yield position, _one_unit(image, candidates, how, units)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What images or categories are matched to, for the messages of a failed match."""
-
-    noun: str
-    unknown: ErrorCode
-    ambiguous: ErrorCode
-    section: str
-    identifier: str
-    left_out: str = ""
-
-
-_DATA_UNIT = _Target("data unit", ErrorCode.UNKNOWN_DATA_UNIT, ErrorCode.AMBIGUOUS_DATA_TITLE, "images", "data hash")
-_OBJECT = _Target(
-    "ontology object",
+_DATA_UNITS = Lookup(
+    "the project",
+    "data unit",
+    ErrorCode.UNKNOWN_DATA_UNIT,
+    ErrorCode.AMBIGUOUS_DATA_TITLE,
+    "map it to one data hash in 'images'",
+)
+_OBJECTS = Lookup(
+    "the ontology",
+    "object",
     ErrorCode.UNKNOWN_OBJECT,
     ErrorCode.AMBIGUOUS_TITLE,
-    "categories",
-    "feature hash",
-    left_out=" (null leaves it out)",
+    "map it to one feature hash in 'categories'",
 )
-_Match = TypeVar("_Match", DataUnit, Object)
-
-
-def _single(
-    candidates: list[_Match], how: str, target: _Target, hint: Callable[[], str], describe: Callable[[_Match], str]
-) -> _Match | Unmatched:
-    """The one candidate, or why there is not exactly one; `hint` (a did-you-mean over every title, costly
-    for thousands of data units) is only worked out for a failed match."""
-    if not candidates:
-        return Unmatched(
-            target.unknown,
-            f"{how} matches no {target.noun}{hint()}; map it in the 'encord' section's '{target.section}'"
-            + target.left_out,
-        )
-    if len(candidates) > 1:
-        found = ", ".join(map(describe, candidates))
-        return Unmatched(
-            target.ambiguous,
-            f"{how} matches {len(candidates)} {target.noun}s: {found}; map it to one {target.identifier} in "
-            f"'{target.section}'",
-        )
-    return candidates[0]
 
 
 def _one_unit(image: CocoImage, candidates: list[DataUnit], how: str, units: DataUnitIndex) -> MappedImage | Unmatched:
-    def hint() -> str:
-        return did_you_mean(posixpath.basename(image.file_name), [unit.title for unit in units])
+    def suggest() -> str:
+        hint = did_you_mean(posixpath.basename(image.file_name), (unit.title for unit in units))
+        return f"{hint}; map it in the 'encord' section's 'images'"
 
-    unit = _single(candidates, how, _DATA_UNIT, hint, lambda unit: f"{unit.title!r} ({unit.data_hash})")
+    unit = exactly_one(
+        candidates, _DATA_UNITS, f"for {how}", lambda unit: f"{unit.title!r} ({unit.data_hash})", suggest
+    )
     if isinstance(unit, Unmatched):
         return unit
     if unit.number_of_frames != 1 or unit.width is None:
@@ -180,9 +144,9 @@ def _one_unit(image: CocoImage, candidates: list[DataUnit], how: str, units: Dat
 
 
 def _map_categories(
-    categories: list[CocoCategory], options: CocoOptions, resolver: OntologyResolver
+    categories: list[CocoCategory], options: CocoOptions, ontology: OntologyStructure
 ) -> Iterator[tuple[int, MappedCategory | Unmatched | None]]:
-    objects = resolver.structure.objects
+    objects = ontology.objects
     by_folded: dict[str, list[Object]] = defaultdict(list)
     for obj in objects:
         by_folded[folded(obj.title)].append(obj)
@@ -193,22 +157,24 @@ def _map_categories(
                 yield position, LEFT_OUT
                 continue
             candidates = [obj for obj in objects if obj.feature_node_hash == named] or by_folded.get(folded(named), [])
-            how = f"the 'categories' mapping names {named!r}"
+            how = f"{named!r} (named in the 'categories' mapping)"
         else:
             candidates = by_folded.get(folded(category.name), [])
             how = f"category {category.name!r}"
-        yield position, _one_object(category, candidates, how, objects, resolver)
+        yield position, _one_object(category, candidates, how, ontology)
 
 
 def _one_object(
-    category: CocoCategory, candidates: list[Object], how: str, objects: list[Object], resolver: OntologyResolver
+    category: CocoCategory, candidates: list[Object], how: str, structure: OntologyStructure
 ) -> MappedCategory | Unmatched:
-    def hint() -> str:
-        return did_you_mean(category.name, [obj.title for obj in objects])
+    def suggest() -> str:
+        hint = did_you_mean(category.name, (obj.title for obj in structure.objects))
+        return f"{hint}; map it in the 'encord' section's 'categories' (null leaves it out)"
 
-    ontology = _single(
-        candidates, how, _OBJECT, hint, lambda obj: f"{obj.title!r} ({obj.shape.value}, {obj.feature_node_hash})"
-    )
+    def describe(obj: Object) -> str:
+        return f"{obj.title!r} ({obj.shape.value}, {obj.feature_node_hash})"
+
+    ontology = exactly_one(candidates, _OBJECTS, f"for {how}", describe, suggest)
     if isinstance(ontology, Unmatched):
         return ontology
     if ontology.shape not in IMPORTABLE_SHAPES:
@@ -219,7 +185,7 @@ def _one_object(
         )
     if ontology.shape is not Shape.SKELETON:
         return MappedCategory(ontology)
-    template = resolver.find_skeleton_template(ontology)
+    template = skeleton_template_of(structure, ontology)
     if template is None:
         return Unmatched(
             ErrorCode.NO_SKELETON_TEMPLATE,

@@ -10,7 +10,7 @@ have to guess. An annotation that cannot be converted is reported where it is, w
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,9 @@ import orjson
 import pydantic
 from encord.objects import Shape
 
-from label_importer.checks.validation import FileIndex, Line
+from label_importer.model.matching import Unmatched
 from label_importer.model.problems import ErrorCode, Problem, problems_from_pydantic
+from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
 from label_importer.sources.bounded_reading import ByteStream
 from label_importer.sources.coco.document import read_annotations
 from label_importer.sources.coco.format import CocoAnnotation, CocoOptions, CocoRle
@@ -36,14 +37,7 @@ from label_importer.sources.coco.geometry import (
     skeleton_points,
     traced_polygons,
 )
-from label_importer.sources.coco.mapping import LEFT_OUT, CocoMapping, MappedCategory, MappedImage, Unmatched
-
-
-@dataclass(frozen=True)
-class _Rejected:
-    data_hash: str | None
-    problems: list[Problem]
-
+from label_importer.sources.coco.mapping import LEFT_OUT, CocoMapping, MappedCategory, MappedImage
 
 _LABEL_TO_COCO_FIELD = {
     "bounding_box": "bbox",
@@ -72,35 +66,25 @@ class CocoRecords:
         self._mapping = mapping
         self._skip_crowds = options.iscrowd == "skip"
 
-    def lines(self, stream: ByteStream, index: FileIndex | None = None) -> Iterator[Line]:
-        """Converted annotations, numbered. Pass 1 gives `index`, which hears of every annotation not yielded
-        (rejected, or left out on purpose); pass 2 already knows them."""
+    def items(self, stream: ByteStream) -> Iterator[SourceItem]:
+        """Each annotation as a label record, or why it is not one."""
         for position, raw in enumerate(read_annotations(stream)):
-            number = position + 1
-            converted = self._convert(position, raw)
-            if isinstance(converted, bytes):
-                yield number, converted
-            elif index is None:
-                continue
-            elif converted is LEFT_OUT:
-                index.leave_out()
-            else:
-                index.reject_record(number, converted.data_hash, converted.problems)
+            yield self._convert(position + 1, raw)
 
-    def _convert(self, position: int, raw: Any) -> bytes | _Rejected | None:
-        number, where = position + 1, f"annotations[{position}]"
+    def _convert(self, number: int, raw: Any) -> SourceItem:
+        where = f"annotations[{number - 1}]"
         try:
             annotation = CocoAnnotation.model_validate(raw)
         except pydantic.ValidationError as error:
             problems = problems_from_pydantic(number, error.errors(), prefix=where, known=CocoAnnotation.model_fields)
-            return _Rejected(None, problems)
+            return Rejected(number, None, problems)
 
         def problem(field: str, code: ErrorCode, message: str) -> Problem:
             return Problem(number, f"{where}.{field}", code, f"annotation {annotation.id!r}: {message}")
 
         category = self._mapping.categories.get(annotation.category_id, _NOT_LISTED)
         if category is LEFT_OUT or (annotation.iscrowd and self._skip_crowds):
-            return LEFT_OUT
+            return LeftOut(number)
         image = self._mapping.images.get(annotation.image_id, _NOT_LISTED)
         problems = [
             problem(field, *_unusable(reference, kind, section, coco_id))
@@ -112,16 +96,16 @@ class CocoRecords:
         ]
         data_hash = image.data_hash if isinstance(image, MappedImage) else None
         if problems:
-            return _Rejected(data_hash, problems)
+            return Rejected(number, data_hash, problems)
         assert isinstance(image, MappedImage) and isinstance(category, MappedCategory)
         try:
             field, geometry = _geometry(annotation, category, image.size)
         except GeometryMisfit as misfit:
-            return _Rejected(data_hash, [problem(misfit.field, misfit.code, misfit.message)])
+            return Rejected(number, data_hash, [problem(misfit.field, misfit.code, misfit.message)])
         label: dict[str, Any] = {"feature_hash": category.ontology.feature_node_hash, field: geometry}
         if annotation.score is not None:
             label["confidence"] = annotation.score
-        return orjson.dumps({"data_hash": data_hash, "objects": [label]})
+        return Record(number, orjson.dumps({"data_hash": data_hash, "objects": [label]}))
 
 
 _NOT_LISTED = Unmatched(ErrorCode.UNKNOWN_REFERENCE, "")
