@@ -5,14 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: setup demo demo-coco test test-stress lint format schema bench check
+.PHONY: setup lock artifact-check demo demo-coco test test-stress lint format schema bench check
 
-$(STAMP): pyproject.toml
+LOCK := requirements/lock.txt
+UV_COMPILE = $(BIN)/uv pip compile --quiet --fork-strategy fewest
+
+## The venv takes every version from the lock, so what the tests run is what the layer is built from.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## Pin pyproject.toml's ranges (every extra, Python 3.11 to 3.13) into the lock, and the layer's own requirements
+## (shared/requirements.in) at those versions into shared/requirements.txt for Lambda's Linux and Python 3.13.
+## Run after changing a dependency; tests/unit/test_lock.py fails until you do.
+lock: setup
+	$(BIN)/pip install --quiet --disable-pip-version-check 'uv>=0.13,<0.14'
+	$(UV_COMPILE) pyproject.toml --all-extras --universal --python-version 3.11 -o $(LOCK)
+	$(UV_COMPILE) shared/requirements.in -c $(LOCK) --python-version 3.13 --python-platform aarch64-manylinux_2_28 \
+		-o shared/requirements.txt
+	$(UV_COMPILE) requirements/artifact-tools.in --python-version 3.13 -o requirements/artifact-tools.txt
 
 ## The whole pipeline on this machine: moto + fake Encord, a few hundred labelled images, a job report.
 demo: setup
@@ -74,5 +88,40 @@ bench: setup
 	$(BIN)/python -m bench.cpu_per_label
 	$(BIN)/python -m bench.cold_start
 	$(BIN)/python -m bench.validator_memory
+
+## The deployable artifact, checked as AWS would run it (a few minutes; builds are cached in .artifact/):
+## `sam validate --lint`; `sam build` as deployed (arm64) with its size, native wheels and package versions
+## checked; then the same template built for this host (x86_64) and every function run behind the Lambda Runtime
+## Interface Emulator on Python 3.13, through the events in events/ and whole imports, read back and rolled back.
+ARTIFACT := .artifact
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+TOOLS := $(ARTIFACT)/venv
+TOOLS_STAMP := $(TOOLS)/.installed-from-lock
+EMULATOR := $(TOOLS)/lib/python3.13/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64
+SAM = PATH="$(dir $(PYTHON313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
+
+$(TOOLS_STAMP): requirements/artifact-tools.txt
+	@test -n "$(PYTHON313)" || { echo "artifact-check needs python3.13 (Lambda's runtime): set PYTHON313"; exit 1; }
+	$(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements/artifact-tools.txt
+	rm -rf $(ARTIFACT)/runtime-client
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --target $(ARTIFACT)/runtime-client \
+		-c requirements/artifact-tools.txt awslambdaric
+	chmod +x $(EMULATOR)
+	touch $@
+
+artifact-check: setup $(TOOLS_STAMP)
+	$(SAM) validate --lint
+	$(SAM) build --build-dir $(ARTIFACT)/arm64 --cached --cache-dir $(ARTIFACT)/cache-arm64
+	$(BIN)/python -m local.artifact_check $(ARTIFACT)/arm64 --architecture arm64
+	@# The same template for this host's architecture, so that its build runs here.
+	sed 's/Architectures: \[arm64\]/Architectures: [x86_64]/; s/BuildArchitecture: arm64/BuildArchitecture: x86_64/' \
+		template.yaml > $(ARTIFACT)/template-x86_64.yaml
+	$(SAM) build --template-file $(ARTIFACT)/template-x86_64.yaml --base-dir . --build-dir $(ARTIFACT)/x86_64 \
+		--cached --cache-dir $(ARTIFACT)/cache-x86_64
+	$(BIN)/python -m local.artifact_check $(ARTIFACT)/x86_64 --architecture x86_64 --import-with $(PYTHON313)
+	ARTIFACT_BUILD_DIR=$(CURDIR)/$(ARTIFACT)/x86_64 ARTIFACT_EMULATOR=$(CURDIR)/$(EMULATOR) \
+		ARTIFACT_PYTHON=$(PYTHON313) ARTIFACT_RUNTIME_CLIENT=$(CURDIR)/$(ARTIFACT)/runtime-client \
+		$(BIN)/pytest -q tests/artifact
 
 check: lint test

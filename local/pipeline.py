@@ -5,7 +5,7 @@ Shared by the demo, the integration tests and the benchmarks, so all three exerc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,6 +30,9 @@ class Pipeline:
     stack: LocalStack
     validate: Handler
     import_labels: Handler
+    rollback: Handler = field(default_factory=lambda: load_handler("rollback"))
+    validation_failures: Handler = field(default_factory=lambda: load_handler("validation_failures"))
+    """The four functions: in this process by default, or the built artifact behind the runtime emulator."""
 
     @classmethod
     def on(cls, stack: LocalStack) -> Pipeline:

@@ -140,13 +140,24 @@ _AGAINST_THE_FAKE = {
 """Settings for runs against the fake; against a real project the functions keep the deployment's defaults."""
 
 
-_OURS = ("AWS_", "ENCORD_", "POWERTOOLS_", "JOBS_", "IMPORT_", "DEFAULT_", "MAX_", "BUNDLE_", "RETRY_", "LEASE_")
+LAMBDA_VARIABLES = (
+    "AWS_",
+    "ENCORD_",
+    "POWERTOOLS_",
+    "JOBS_",
+    "IMPORT_",
+    "DEFAULT_",
+    "MAX_",
+    "BUNDLE_",
+    "RETRY_",
+    "LEASE_",
+)
 
 
 def user_environment() -> dict[str, str]:
     """This process's environment without AWS, Encord, the functions' settings or Powertools: what a user's own
     shell has, for running a command as a user would (tests of the local CLI and the live check)."""
-    return {name: value for name, value in os.environ.items() if not name.startswith(_OURS)}
+    return {name: value for name, value in os.environ.items() if not name.startswith(LAMBDA_VARIABLES)}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """What is installed where, checked against what the code imports, and the docs against the repository.
 
-The Lambda layer (shared/requirements.txt, what `sam build` installs) holds what the functions import and nothing
-else; the command line is a package of its own outside it; pyproject.toml gives the layer's dependencies plus the
-command line's, and the local stack's behind the `local` extra.
+The Lambda layer (shared/requirements.in, which `make lock` pins into the requirements.txt `sam build` installs)
+holds what the functions import and nothing else; the command line is a package of its own outside it;
+pyproject.toml gives the layer's dependencies plus the command line's, and the local stack's behind the `local`
+extra.
 """
 
 import ast
@@ -60,7 +61,7 @@ def requirements(lines: Iterable[str]) -> list[Requirement]:
 
 
 def layer_requirements() -> list[Requirement]:
-    return requirements((ROOT / "shared" / "requirements.txt").read_text().splitlines())
+    return requirements((ROOT / "shared" / "requirements.in").read_text().splitlines())
 
 
 def distributions_of(module: str) -> set[str]:
