@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed-from-pyproject
 .PHONY: setup lock artifact-check demo demo-coco test test-stress lint format schema bench check
 
 LOCK := requirements/lock.txt
-UV_COMPILE = $(BIN)/uv pip compile --quiet --fork-strategy fewest
+ARTIFACT := .artifact
+UV := $(ARTIFACT)/uv/bin/uv
+UV_COMPILE = $(UV) pip compile --quiet --fork-strategy fewest
 
 ## The venv takes every version from the lock, so what the tests run is what the layer is built from.
 $(STAMP): pyproject.toml $(LOCK)
@@ -21,8 +23,12 @@ setup: $(STAMP)
 ## Pin pyproject.toml's ranges (every extra, Python 3.11 to 3.13) into the lock, and the layer's own requirements
 ## (shared/requirements.in) at those versions into shared/requirements.txt for Lambda's Linux and Python 3.13.
 ## Run after changing a dependency; tests/unit/test_lock.py fails until you do.
-lock: setup
-	$(BIN)/pip install --quiet --disable-pip-version-check 'uv>=0.13,<0.14'
+## uv in a venv of its own: the lock must be writable when the dev venv cannot install (a range moved past it).
+$(UV):
+	$(PYTHON) -m venv $(ARTIFACT)/uv
+	$(ARTIFACT)/uv/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+lock: $(UV)
 	$(UV_COMPILE) pyproject.toml --all-extras --universal --python-version 3.11 -o $(LOCK)
 	$(UV_COMPILE) shared/requirements.in -c $(LOCK) --python-version 3.13 --python-platform aarch64-manylinux_2_28 \
 		-o shared/requirements.txt
@@ -93,7 +99,6 @@ bench: setup
 ## `sam validate --lint`; `sam build` as deployed (arm64) with its size, native wheels and package versions
 ## checked; then the same template built for this host (x86_64) and every function run behind the Lambda Runtime
 ## Interface Emulator on Python 3.13, through the events in events/ and whole imports, read back and rolled back.
-ARTIFACT := .artifact
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 TOOLS := $(ARTIFACT)/venv
 TOOLS_STAMP := $(TOOLS)/.installed-from-lock

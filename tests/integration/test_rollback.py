@@ -15,6 +15,7 @@ from encord.objects.coordinates import PointCoordinate
 
 from label_importer.model.jobs import JobStatus
 from label_importer.services.rollback import rollback_job_id
+from label_importer.store.jobs import JobStore
 from label_importer_cli.commands import main
 from local.pipeline import Pipeline
 from local.sample_labels import jsonl
@@ -236,3 +237,26 @@ def test_only_a_finished_import_can_be_rolled_back(
     assert main(["rollback", queued]) == 0
     assert main(["rollback", rollback_job_id(queued)]) == 2
     assert "is itself a rollback" in capsys.readouterr().err
+
+
+def test_a_rollback_recorded_before_it_had_counters_of_its_own_reads_as_rolled_back(pipeline: Pipeline) -> None:
+    """Rollback jobs once counted their rows as imported and the labels they took off as added: read back, such a
+    record says what it did in today's terms."""
+    pipeline.stack.client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "JOB#old-rollback"},
+            "sk": {"S": "JOB"},
+            **{name: {"S": value} for name, value in (("job_id", "old-rollback"), ("status", "COMPLETED"))},
+            **{name: {"S": value} for name, value in (("bucket", "b"), ("key", "k"), ("project_hash", "p"))},
+            "mode": {"S": "rollback"},
+            "version_id": {"NULL": True},
+            **{name: {"N": value} for name, value in (("created_at", "1"), ("rows_imported", "3"))},
+            "labels_added": {"N": "7"},
+        },
+    )
+
+    job = JobStore(TABLE).get("old-rollback")
+
+    assert job is not None
+    assert (job.rows_rolled_back, job.labels_removed, job.rows_imported, job.labels_added) == (3, 7, 0, 0)

@@ -5,11 +5,13 @@ import io
 
 import pytest
 
+from label_importer.model.label_format import ErrorPolicy
+from label_importer.model.limits import Limits
 from label_importer.model.problems import ErrorCode
 from label_importer.model.source_items import Record, Rejected
 from label_importer.runtime.deadline import Deadline
 from label_importer.sources.bounded_reading import BoundedReader, FileRefused, ReadBudget, is_compressed
-from label_importer.sources.json_lines import numbered_lines
+from label_importer.sources.json_lines import JsonLinesSource, numbered_lines
 
 _BUDGET = ReadBudget(1 << 30, 100, Deadline.in_seconds(3600))
 
@@ -56,10 +58,23 @@ def test_a_line_over_the_limit_is_reported_and_never_buffered_whole() -> None:
     items = list(numbered_lines(io.BytesIO(data), max_line_bytes=200_000))
     assert [item for item in items if isinstance(item, Record)] == [(1, b'{"a": 1}'), (3, b'{"b": 2}')]
     too_long = [item for item in items if isinstance(item, Rejected)]
-    assert [(item.number, item.problems[0].code) for item in too_long] == [(2, ErrorCode.LINE_TOO_LONG)] * 1 + [
-        (4, ErrorCode.LINE_TOO_LONG)
+    assert [(item.number, item.problems[0].code) for item in too_long] == [
+        (2, ErrorCode.LINE_TOO_LONG),
+        (4, ErrorCode.LINE_TOO_LONG),
     ]
     assert [item.problems[0].message.split(" bytes")[0] for item in too_long] == [
         "the line is 300000",
         "the line is 200001",
     ]
+
+
+def test_a_header_after_a_line_too_long_to_read_still_applies() -> None:
+    """The header is the first line that can be read: one unreadable line before it is reported, and the file's
+    options (here `skip-invalid`, which lets that line be skipped) still hold."""
+    data = b"x" * 300 + b'\n{"format_version": "1", "on_error": "skip-invalid"}\n{"data_title": "a.jpg"}\n'
+    source = JsonLinesSource(lambda max_item_bytes=None: io.BytesIO(data), Limits(max_line_bytes=200))
+
+    assert source.settings().on_error is ErrorPolicy.SKIP_INVALID
+    items = list(source.items())
+    assert [(type(item).__name__, item.number) for item in items] == [("Rejected", 1), ("Record", 3)]
+    assert [(type(item).__name__, item.number) for item in source.items()] == [("Rejected", 1), ("Record", 3)]

@@ -8,8 +8,10 @@ extra.
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
+import zipfile
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +23,9 @@ import label_importer_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-FIRST_PARTY = frozenset(PYPROJECT["tool"]["setuptools"]["packages"])
+FIRST_PARTY = frozenset(
+    name for name in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"] if "." not in name
+)
 """label_importer, label_importer_cli and local: installed from this repository, never a requirement."""
 LAYER = ROOT / "shared" / "label_importer"
 STORE = LAYER / "store"
@@ -202,3 +206,32 @@ def test_every_relative_link_in_the_docs_points_at_something_that_exists() -> No
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert checked >= 20
     assert broken == []
+
+
+def test_the_wheel_holds_every_module_of_the_layer_the_cli_and_the_local_stack(tmp_path: Path) -> None:
+    """`pip install .` (how docs/operations.md installs the CLI) installs what the repository has, subpackages
+    included: an editable install would hide a package list that names only the top-level ones."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    packaged = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    expected = {
+        f"{package}/{path.relative_to(folder).as_posix()}"
+        for package, folder in (("label_importer", LAYER), ("label_importer_cli", CLI), ("local", ROOT / "local"))
+        for path in folder.rglob("*.py")
+    }
+    assert expected - packaged == set()

@@ -566,3 +566,11 @@ def test_a_line_over_a_data_unit_limit_places_no_object_for_other_lines() -> Non
         (1, ErrorCode.UNKNOWN_OBJECT_ID),
     }
     assert index.lines_by_unit == {}
+
+
+def test_a_source_that_numbers_records_out_of_order_is_refused_before_anything_is_indexed() -> None:
+    """The index and chunking find records by number in file order; a source that breaks that is a bug, not a
+    file problem, so it fails loudly (the job ends FAILED) instead of queueing records in the wrong chunk."""
+    lines = [Record(2, b'{"data_hash": "img-1"}'), Record(1, b'{"data_hash": "img-1"}')]
+    with pytest.raises(ValueError, match="numbered record 1 after record 2"):
+        index_records(lines, UNITS, RESOLVER, FileIndex(max_problems=10), Limits())

@@ -1,8 +1,8 @@
 """Pre-flight validation of a label file: every problem, by line and field, before Encord is touched.
 
-Validation streams the file and keeps only an index (which lines target which data unit), never the
-labels themselves, so memory grows with the number of data units and not with the file size. The
-chunker reads the file a second time with that index.
+Validation streams the file and keeps only an index (which records target which data unit: a few integers
+a record), never the labels themselves, so memory grows with the number of records and data units, not with
+the size of their labels. The chunker reads the file a second time with that index.
 """
 
 from __future__ import annotations
@@ -512,11 +512,11 @@ class FileIndex:
         self.accepted_lines.append(number)
         self.accepted_units.append(position)
 
-    def accepted(self) -> Iterator[tuple[int, str]]:
-        """(line, data hash) of every record still valid, in file order."""
+    def accepted(self) -> Iterator[tuple[int, int]]:
+        """(line, data unit's position in `unit_hashes`) of every record still valid, in file order."""
         for number, position in zip(self.accepted_lines, self.accepted_units, strict=True):
             if number not in self.invalid_lines:
-                yield number, self.unit_hashes[position]
+                yield number, position
 
     def unit_of(self, number: int) -> str | None:
         """The data unit of an accepted record, found by bisection (the lines are in file order)."""
@@ -584,7 +584,11 @@ def index_records(
     returns `index`."""
     tracked = DataUnitTracker()
     objects_per_unit: dict[str, int] = {}
+    previous = 0
     for item in items:
+        if item.number <= previous:  # the index and chunking find records by number, in order
+            raise ValueError(f"the source numbered record {item.number} after record {previous}")
+        previous = item.number
         index.records += 1
         if index.records > limits.max_records:
             index.fatal = True

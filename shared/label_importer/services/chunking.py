@@ -66,8 +66,9 @@ SPILL_AFTER_BYTES = 64 << 20
 """Lines of open chunks kept in memory before they move to a temporary file (Lambda's /tmp)."""
 
 
-_Held = tuple[int, str, bytes]
-"""A record waiting for its chunk to complete: line number, data hash, label JSON."""
+_Held = tuple[int, int, bytes]
+"""A record waiting for its chunk to complete: line number, its data unit's position in
+`FileIndex.unit_hashes`, label JSON."""
 
 
 class _OpenChunks:
@@ -78,10 +79,8 @@ class _OpenChunks:
     integers per record (offset, length, line number, data unit) stay in memory.
     """
 
-    def __init__(self, budget: int, unit_hashes: list[str]) -> None:
+    def __init__(self, budget: int) -> None:
         self._budget = budget
-        self._unit_hashes = unit_hashes
-        self._unit_positions = {data_hash: position for position, data_hash in enumerate(unit_hashes)}
         self._in_memory: dict[int, list[_Held]] = {}
         self._bytes = 0
         self._spill: BinaryIO | None = None
@@ -109,7 +108,7 @@ class _OpenChunks:
             for at in range(0, len(quads), 4):
                 offset, length, number, position = quads[at : at + 4]
                 self._spill.seek(offset)
-                records.append((number, self._unit_hashes[position], self._spill.read(length)))
+                records.append((number, position, self._spill.read(length)))
             self._spill.seek(0, io.SEEK_END)
         return records
 
@@ -119,10 +118,10 @@ class _OpenChunks:
 
     def _write(self, chunk_index: int, held: _Held) -> None:
         assert self._spill is not None
-        number, data_hash, raw = held
+        number, position, raw = held
         offset = self._spill.tell()
         self._spill.write(raw)
-        quad = (offset, len(raw), number, self._unit_positions[data_hash])
+        quad = (offset, len(raw), number, position)
         self._on_disk.setdefault(chunk_index, array("q")).extend(quad)
 
 
@@ -140,13 +139,13 @@ def assemble_chunks(
     every record here already passed validation in pass 1, and the import function validates the message
     with `messages.Chunk` when it reads it, so building models again here only doubled the cost of pass 2.
     """
-    open_chunks = _OpenChunks(spill_after_bytes, index.unit_hashes)
+    open_chunks = _OpenChunks(spill_after_bytes)
     try:
-        for number, data_hash, raw in _valid_records(items, index):
-            chunk_index = plan.chunk_of_unit[data_hash]
-            open_chunks.add(chunk_index, (number, data_hash, raw))
+        for number, position, raw in _valid_records(items, index):
+            chunk_index = plan.chunk_of_unit[index.unit_hashes[position]]
+            open_chunks.add(chunk_index, (number, position, raw))
             if number == plan.closing_line[chunk_index]:
-                emit(chunk_index, _rows(open_chunks.pop(chunk_index)))
+                emit(chunk_index, _rows(open_chunks.pop(chunk_index), index.unit_hashes))
     finally:
         open_chunks.close()
 
@@ -174,12 +173,12 @@ class FileChanged(Exception):
     read gets here, and queueing what it read would import what was never checked."""
 
 
-def _rows(records: list[_Held]) -> list[dict[str, Any]]:
+def _rows(records: list[_Held], unit_hashes: list[str]) -> list[dict[str, Any]]:
     """One row per data unit, in order of first appearance, its records in line order."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    for number, data_hash, raw in sorted(records):
+    for number, position, raw in sorted(records):
         record = orjson.loads(raw)
-        rows.setdefault(data_hash, []).append(
+        rows.setdefault(unit_hashes[position], []).append(
             {"line": number, "objects": record.get("objects", []), "classifications": record.get("classifications", [])}
         )
     return [{"data_hash": data_hash, "records": records} for data_hash, records in rows.items()]

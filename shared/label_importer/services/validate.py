@@ -234,6 +234,7 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, source:
     """The file's options (a JSON Lines header, a COCO file's `encord` section), then key prefix, then the
     deployment's default; options and prefix must agree."""
     section = source.settings_section
+    where = f"{section} line" if source.settings_line else f"'{section}' section"
     from_key = ref.key_project_hash
     if from_key is not None and not re.fullmatch(PROJECT_HASH_PATTERN, from_key):
         raise _FileRejected(
@@ -269,7 +270,7 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, source:
                     0,
                     "project_hash",
                     ErrorCode.MISSING_PROJECT,
-                    "no project: give 'project_hash' in a header line, put the file under "
+                    f"no project: give 'project_hash' in the {where}, put the file under "
                     "incoming/<project_hash>/, or set the DefaultProjectHash parameter",
                 )
             ]

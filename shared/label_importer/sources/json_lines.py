@@ -43,16 +43,22 @@ class JsonLinesSource:
         """The first read, as `settings` left it after the header: validation goes on from there."""
 
     def settings(self) -> Header:
+        """The header is the first line that is not blank and not too long to read (such a line is reported
+        as such, and a header after it still applies)."""
         items = self._numbered()
+        unreadable: list[Rejected] = []
         first = next(items, None)
-        header, problems = parse_header(first) if isinstance(first, Record) else (None, [])
+        while isinstance(first, Rejected):
+            unreadable.append(first)
+            first = next(items, None)
+        header, problems = parse_header(first) if first is not None else (None, [])
         if problems:
             raise SourceRejected(problems)
         if header is not None and first is not None:
             self._header_line = first.number
-            self._unread = items
+            self._unread = itertools.chain(unreadable, items)
         else:
-            self._unread = itertools.chain([first], items) if first is not None else items
+            self._unread = itertools.chain(unreadable, [first] if first is not None else [], items)
         return header or Header()
 
     def match(self, project: ProjectView) -> list[Problem]:
@@ -67,7 +73,7 @@ class JsonLinesSource:
     def locate(self, problem: Problem) -> Problem:
         return problem
 
-    def _numbered(self) -> Iterator[SourceItem]:
+    def _numbered(self) -> Iterator[Record | Rejected]:
         return numbered_lines(self._open(), max_line_bytes=self._max_line_bytes)
 
 

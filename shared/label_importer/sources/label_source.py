@@ -56,8 +56,9 @@ class LabelSource(Protocol):
         ...
 
     def items(self) -> Iterator[SourceItem]:
-        """Every record, rejection and leave-out, in file order, numbered the same on every call; each call reads
-        the file from the start (validation reads it once, chunking again). Raises SourceRejected."""
+        """Every record, rejection and leave-out, in file order with strictly increasing numbers, numbered the
+        same on every call; each call reads the file from the start (validation reads it once, chunking again).
+        Raises SourceRejected."""
         ...
 
     def locate(self, problem: Problem) -> Problem:

@@ -181,7 +181,7 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
     if chunk.project_hash != job.project_hash:
         raise refused(f"the chunk names project {chunk.project_hash!r}, the job {job.project_hash!r}")
     if chunk.mode != job.mode:
-        raise refused(f"the chunk names mode {str(chunk.mode)!r}, the job {job.mode!r}")
+        raise refused(f"the chunk names mode {str(chunk.mode)!r}, the job {str(job.mode)!r}")
     if chunk_digest(document) != recorded.digest:
         raise refused("the chunk is not the one the validator queued: its content differs")
     return chunk, job

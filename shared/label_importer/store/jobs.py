@@ -44,6 +44,10 @@ def _job_from_item(item: dict[str, Any]) -> Job:
     }
     values["status"] = JobStatus(values["status"])
     values["mode"] = Mode(values["mode"]) if values.get("mode") else None
+    if values["mode"] is Mode.ROLLBACK and "rows_rolled_back" not in item:
+        # Recorded before rollbacks had counters of their own: they counted into the import's.
+        values["rows_rolled_back"] = values.pop("rows_imported", 0)
+        values["labels_removed"] = values.pop("labels_added", 0)
     return Job(**values)
 
 
@@ -185,7 +189,7 @@ class JobStore:
         }
 
     def row_statuses(self, job_id: str, data_hashes: list[str]) -> dict[str, RowStatus]:
-        """The status of each of these rows that has a record (IMPORTED, FAILED, or RETRYING after a fault)."""
+        """The status of each of these rows that has a record (finished, or RETRYING after a fault)."""
         statuses: dict[str, RowStatus] = {}
         for batch in _chunks(data_hashes, 100):
             request: dict[str, Any] = {
