@@ -29,8 +29,8 @@ _COLUMNS = {"data_title": "title", "name": "object", "point": "x,y"}
 
 class PointsCsv:
     records_noun = "points"
-    settings_section = "header"
-    settings_line = 0
+    options_section = "header"
+    options_line = 0
 
     @staticmethod
     def claims(key: str) -> bool:
@@ -39,7 +39,7 @@ class PointsCsv:
     def __init__(self, open_file: FileOpener, limits: Limits) -> None:
         self._open = open_file
 
-    def settings(self) -> Header:
+    def options(self) -> Header:
         return Header()  # the project comes from the key or the deployment
 
     def match(self, project: ProjectView) -> list[Problem]:

@@ -74,7 +74,7 @@ def test_a_header_after_a_line_too_long_to_read_still_applies() -> None:
     data = b"x" * 300 + b'\n{"format_version": "1", "on_error": "skip-invalid"}\n{"data_title": "a.jpg"}\n'
     source = JsonLinesSource(lambda max_item_bytes=None: io.BytesIO(data), Limits(max_line_bytes=200))
 
-    assert source.settings().on_error is ErrorPolicy.SKIP_INVALID
+    assert source.options().on_error is ErrorPolicy.SKIP_INVALID
     items = list(source.items())
     assert [(type(item).__name__, item.number) for item in items] == [("Rejected", 1), ("Record", 3)]
     assert [(type(item).__name__, item.number) for item in source.items()] == [("Rejected", 1), ("Record", 3)]

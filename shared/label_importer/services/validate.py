@@ -197,7 +197,7 @@ def _validate(ref: LabelFileRef, settings: Settings, world: World, deadline: Dea
     source = source_for(ref.key, partial(_open, ref, world.s3, budget), limits)
     index = FileIndex(max_problems=settings.max_reported_errors, locate=source.locate)
     try:
-        header = source.settings()
+        header = source.options()
         project_hash = _project_hash(header, ref, settings, source)
         project, units = _read_project(world, project_hash, deadline)
         index.report(source.match(ProjectView(units, project.ontology_structure)))
@@ -233,8 +233,8 @@ def _open(ref: LabelFileRef, s3: Any, budget: ReadBudget, *, max_item_bytes: int
 def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, source: LabelSource) -> str:
     """The file's options (a JSON Lines header, a COCO file's `encord` section), then key prefix, then the
     deployment's default; options and prefix must agree."""
-    section = source.settings_section
-    where = f"{section} line" if source.settings_line else f"'{section}' section"
+    section = source.options_section
+    where = f"{section} line" if source.options_line else f"'{section}' section"
     from_key = ref.key_project_hash
     if from_key is not None and not re.fullmatch(PROJECT_HASH_PATTERN, from_key):
         raise _FileRejected(
@@ -254,7 +254,7 @@ def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, source:
         raise _FileRejected(
             [
                 Problem(
-                    source.settings_line,
+                    source.options_line,
                     f"{section}.project_hash",
                     ErrorCode.PROJECT_MISMATCH,
                     f"the {section} names project {header.project_hash!r} but the file is under "

@@ -27,8 +27,8 @@ _READ_SIZE = 1 << 16
 
 class JsonLinesSource:
     records_noun = "label records"
-    settings_section = "header"
-    settings_line = 1
+    options_section = "header"
+    options_line = 1
 
     @staticmethod
     def claims(key: str) -> bool:
@@ -40,9 +40,9 @@ class JsonLinesSource:
         self._max_line_bytes = limits.max_line_bytes
         self._header_line: int | None = None
         self._unread: Iterator[SourceItem] | None = None
-        """The first read, as `settings` left it after the header: validation goes on from there."""
+        """The first read, as `options` left it after the header: validation goes on from there."""
 
-    def settings(self) -> Header:
+    def options(self) -> Header:
         """The header is the first line that is not blank and not too long to read (such a line is reported
         as such, and a header after it still applies)."""
         items = self._numbered()

@@ -40,12 +40,12 @@ class SourceRejected(Exception):
 class LabelSource(Protocol):
     records_noun: str
     """What the file's records are called, for a person: `label records`, `annotations`."""
-    settings_section: str
+    options_section: str
     """Where the file keeps its options, for a person: `header`, `encord`."""
-    settings_line: int
+    options_line: int
     """The number problems with the options carry: 1 for a header line, 0 where the options are not a line."""
 
-    def settings(self) -> Header:
+    def options(self) -> Header:
         """The file's options (project, mode, error policy, dry run), reading no more than it must; raises
         SourceRejected."""
         ...

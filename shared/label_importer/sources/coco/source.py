@@ -18,8 +18,8 @@ from label_importer.sources.label_source import FileOpener, SourceRejected
 
 class CocoSource:
     records_noun = "annotations"
-    settings_section = OPTIONS_SECTION
-    settings_line = 0
+    options_section = OPTIONS_SECTION
+    options_line = 0
 
     @staticmethod
     def claims(key: str) -> bool:
@@ -31,7 +31,7 @@ class CocoSource:
         self._document: CocoDocument | None = None
         self._records: CocoRecords | None = None
 
-    def settings(self) -> CocoOptions:
+    def options(self) -> CocoOptions:
         limits = self._limits
         try:
             sections = read_sections(
@@ -63,8 +63,8 @@ class CocoSource:
 
     def _read_document(self) -> CocoDocument:
         if self._document is None:
-            self.settings()
-        assert self._document is not None  # settings() read it or raised
+            self.options()
+        assert self._document is not None  # options() read it or raised
         return self._document
 
     def _body(self) -> ByteStream:
