@@ -48,9 +48,8 @@ def size_of(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
-def size_problems(built: Built) -> tuple[list[str], int]:
-    """Problems, and the largest function-with-layer in bytes."""
-    layer = size_of(built.layer.parent)
+def size_problems(built: Built, layer: int) -> tuple[list[str], int]:
+    """Problems, and the largest function-with-layer in bytes, given the layer's size."""
     sizes = {function.name: size_of(function) + layer for function in built.functions}
     problems = [
         f"{name} with the layer is {size / 1e6:.1f} MB unzipped; Lambda allows {UNZIPPED_LIMIT_BYTES / 1e6:.1f} MB"
@@ -99,8 +98,9 @@ def installed(layer: Path) -> dict[str, str]:
     return versions
 
 
-def version_problems(built: Built, requirements: Path) -> list[str]:
-    wanted, found = pinned(requirements), installed(built.layer)
+def version_problems(found: dict[str, str], requirements: Path) -> list[str]:
+    """`found`: the layer's distributions and versions."""
+    wanted = pinned(requirements)
     return [
         f"{name}: the layer has {found.get(name, 'nothing')}, {requirements.name} pins {wanted.get(name, 'nothing')}"
         for name in sorted(wanted.keys() | found.keys())
@@ -151,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     if not built.functions or not built.layer.is_dir():
         print(f"{args.build_dir} holds no `sam build` output (functions and {LAYER})", file=sys.stderr)
         return 1
-    problems, largest = size_problems(built)
+    layer, distributions = size_of(built.layer.parent), installed(built.layer)
+    problems, largest = size_problems(built, layer)
     problems += native_problems(built, args.architecture)
-    problems += version_problems(built, args.requirements)
+    problems += version_problems(distributions, args.requirements)
     print(
-        f"{args.architecture}: {len(built.functions)} functions, layer {size_of(built.layer.parent) / 1e6:.1f} MB, "
+        f"{args.architecture}: {len(built.functions)} functions, layer {layer / 1e6:.1f} MB, "
         f"largest function with layer {largest / 1e6:.1f} MB unzipped (limit {UNZIPPED_LIMIT_BYTES / 1e6:.1f} MB), "
-        f"{len(installed(built.layer))} distributions"
+        f"{len(distributions)} distributions"
     )
     if args.import_with:
         failed, seconds = import_times(built, args.import_with)

@@ -209,12 +209,11 @@ def _validate(ref: LabelFileRef, settings: Settings, world: World, deadline: Dea
         raise _FileRejected(index.problems, index) from None
     except OutOfTime:
         raise _out_of_time(index.records) from None
-    validated = _Validated(header, project_hash, index, source)
     if index.records == 0:
         raise _whole_file(ErrorCode.EMPTY_FILE, f"the file has no {source.records_noun}")
     if index.problem_count and (index.fatal or header.on_error is ErrorPolicy.STRICT):
         raise _FileRejected(index.problems, index)
-    return validated
+    return _Validated(header, project_hash, index, source)
 
 
 def _open(ref: LabelFileRef, s3: Any, budget: ReadBudget, *, max_item_bytes: int | None = None) -> ByteStream:
