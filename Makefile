@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: setup lock artifact-check demo demo-coco test test-stress lint format schema bench check
+.PHONY: setup lock artifact-check artifact-x86_64 sam-local demo demo-coco test test-stress lint format schema bench check
 
 LOCK := requirements/lock.txt
 ARTIFACT := .artifact
@@ -119,14 +119,26 @@ artifact-check: setup $(TOOLS_STAMP)
 	$(SAM) validate --lint
 	$(SAM) build --build-dir $(ARTIFACT)/arm64 --cached --cache-dir $(ARTIFACT)/cache-arm64
 	$(BIN)/python -m local.artifact_check $(ARTIFACT)/arm64 --architecture arm64
-	@# The same template for this host's architecture, so that its build runs here.
-	sed 's/Architectures: \[arm64\]/Architectures: [x86_64]/; s/BuildArchitecture: arm64/BuildArchitecture: x86_64/' \
-		template.yaml > $(ARTIFACT)/template-x86_64.yaml
-	$(SAM) build --template-file $(ARTIFACT)/template-x86_64.yaml --base-dir . --build-dir $(ARTIFACT)/x86_64 \
-		--cached --cache-dir $(ARTIFACT)/cache-x86_64
+	$(MAKE) --no-print-directory artifact-x86_64
 	$(BIN)/python -m local.artifact_check $(ARTIFACT)/x86_64 --architecture x86_64 --import-with $(PYTHON313)
 	ARTIFACT_BUILD_DIR=$(CURDIR)/$(ARTIFACT)/x86_64 ARTIFACT_EMULATOR=$(CURDIR)/$(EMULATOR) \
 		ARTIFACT_PYTHON=$(PYTHON313) ARTIFACT_RUNTIME_CLIENT=$(CURDIR)/$(ARTIFACT)/runtime-client \
 		$(BIN)/pytest -q tests/artifact
+
+## The same template for this host's architecture, so that its build runs here.
+artifact-x86_64: $(TOOLS_STAMP)
+	sed 's/Architectures: \[arm64\]/Architectures: [x86_64]/; s/BuildArchitecture: arm64/BuildArchitecture: x86_64/' \
+		template.yaml > $(ARTIFACT)/template-x86_64.yaml
+	$(SAM) build --template-file $(ARTIFACT)/template-x86_64.yaml --base-dir . --build-dir $(ARTIFACT)/x86_64 \
+		--cached --cache-dir $(ARTIFACT)/cache-x86_64
+
+## Opt-in, needs root: every function in a container as `sam local invoke` runs it, on a Lambda base image built
+## here from Debian's packages, with events/ and ENV_FILE (events/env.json filled in from a deployed stack).
+## Without root or apt-get it says why and does nothing.
+ENV_FILE ?= events/env.json
+sam-local: $(TOOLS_STAMP)
+	@if [ "$$(id -u)" != 0 ]; then echo "sam-local skipped: it needs root (docker.io, debootstrap, dockerd)"; else \
+		$(MAKE) --no-print-directory artifact-x86_64 && \
+		bash local/sam_local.sh $(ARTIFACT)/x86_64 $(TOOLS)/bin/sam $(PYTHON313) $(ENV_FILE); fi
 
 check: lint test
