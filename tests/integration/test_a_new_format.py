@@ -21,7 +21,7 @@ from label_importer.model.problems import ErrorCode, Problem
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import Record, Rejected, SourceItem
 from label_importer.sources import formats
-from label_importer.sources.label_source import FileOpener
+from label_importer.sources.label_file import LabelFile
 from local.pipeline import Pipeline
 
 _COLUMNS = {"data_title": "title", "name": "object", "point": "x,y"}
@@ -33,11 +33,11 @@ class PointsCsv:
     options_line = 0
 
     @staticmethod
-    def claims(key: str) -> bool:
-        return key.endswith(".csv")
+    def claims(file: LabelFile) -> bool:
+        return file.key.endswith(".csv")
 
-    def __init__(self, open_file: FileOpener, limits: Limits) -> None:
-        self._open = open_file
+    def __init__(self, file: LabelFile, limits: Limits) -> None:
+        self._file = file
 
     def options(self) -> Header:
         return Header()  # the project comes from the key or the deployment
@@ -46,7 +46,7 @@ class PointsCsv:
         return []
 
     def items(self) -> Iterator[SourceItem]:
-        for number, line in enumerate(self._open().read().decode().splitlines(), 1):
+        for number, line in enumerate(self._file.stream().read().decode().splitlines(), 1):
             title, name, *point = line.split(",")
             try:
                 x, y = map(float, point)

@@ -1,6 +1,8 @@
 """The bad-file corpus: every file in tests/data/bad/ goes through the real validator handler.
 
-For each, `expected.json` lists the (line, code) pairs the report must contain, no more and no less.
+For each, `expected*.json` (one per format family) lists the (line, code) pairs the report must contain, no more
+and no less, and where the format has its own way to say where (`labels/0001.txt:4`, a VOC XPath, `row 17`),
+the (line, code, field) triples under `located`.
 Whatever the file, no exception escapes, Encord gets no write, and nothing is queued.
 """
 
@@ -34,7 +36,9 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "data" / "bad"
-EXPECTED: dict[str, dict[str, Any]] = json.loads((BAD / "expected.json").read_text())
+EXPECTED: dict[str, dict[str, Any]] = {
+    name: case for path in sorted(BAD.glob("expected*.json")) for name, case in json.loads(path.read_text()).items()
+}
 OK_LINE = b'{"data_title": "cherry.jpg", "objects": [{"name": "Pedicel", "point": [0.5, 0.5]}]}\n'
 
 
@@ -52,7 +56,7 @@ def project(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
-def reported(pipeline: Pipeline, job_id: str) -> set[tuple[int, str]]:
+def reported_problems(pipeline: Pipeline, job_id: str) -> list[dict[str, Any]]:
     """What the rejected job's report says, after checking that nothing was imported or queued."""
     job = pipeline.ended_with_reports(job_id)
     assert job.status is JobStatus.REJECTED
@@ -60,11 +64,15 @@ def reported(pipeline: Pipeline, job_id: str) -> set[tuple[int, str]]:
     assert pipeline.queued_messages() == 0
     errors = [orjson.loads(line) for line in pipeline.report(job_id, "errors.jsonl").splitlines()]
     assert all(error["message"] for error in errors)
-    return {(error["line"], error["code"]) for error in errors}
+    return errors
+
+
+def reported(pipeline: Pipeline, job_id: str) -> set[tuple[int, str]]:
+    return {(error["line"], error["code"]) for error in reported_problems(pipeline, job_id)}
 
 
 def test_the_corpus_is_large_and_every_file_has_an_expectation() -> None:
-    files = {path.name for path in BAD.iterdir() if path.name != "expected.json"}
+    files = {path.name for path in BAD.iterdir() if not path.name.startswith("expected")}
     assert files == set(EXPECTED) and len(files) >= 60
 
 
@@ -74,7 +82,12 @@ def test_a_bad_file_is_rejected_with_its_problems_by_line(project: Pipeline, nam
 
     job_id = project.drop(key, (BAD / name).read_bytes())
 
-    assert reported(project, job_id) == {(line, code) for line, code in EXPECTED[name]["expected"]}
+    problems = reported_problems(project, job_id)
+    assert {(error["line"], error["code"]) for error in problems} == {
+        (line, code) for line, code in EXPECTED[name]["expected"]
+    }
+    located = {(error["line"], error["code"], error["field"]) for error in problems}
+    assert {tuple(where) for where in EXPECTED[name].get("located", [])} <= located
 
 
 def test_a_line_over_the_limit_is_reported_without_reading_it_whole(project: Pipeline) -> None:

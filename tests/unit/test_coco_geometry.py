@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
 from label_importer.model.problems import ErrorCode
-from label_importer.sources.coco.document import NotCoco, is_coco, read_sections
+from label_importer.sources.coco.document import NotCoco, read_sections
 from label_importer.sources.coco.geometry import (
     GeometryMisfit,
     ImageSize,
@@ -30,6 +30,7 @@ from label_importer.sources.coco.geometry import (
     skeleton_points,
     traced_polygons,
 )
+from label_importer.sources.json_document import is_json_document
 
 EPSILON = 1e-9
 VGA = ImageSize(640, 480)
@@ -214,5 +215,5 @@ def test_a_file_that_is_not_a_coco_document_says_so(document: bytes, code: Error
 
 
 def test_json_files_are_coco_and_everything_else_is_json_lines() -> None:
-    assert is_coco("incoming/instances_val.json") and is_coco("incoming/p/instances.JSON.gz")
-    assert not is_coco("incoming/labels.jsonl") and not is_coco("incoming/labels.jsonl.gz")
+    assert is_json_document("incoming/instances_val.json") and is_json_document("incoming/p/instances.JSON.gz")
+    assert not is_json_document("incoming/labels.jsonl") and not is_json_document("incoming/labels.jsonl.gz")

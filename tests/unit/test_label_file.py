@@ -12,6 +12,7 @@ from label_importer.model.source_items import Record, Rejected
 from label_importer.runtime.deadline import Deadline
 from label_importer.sources.bounded_reading import BoundedReader, FileRefused, ReadBudget, is_compressed
 from label_importer.sources.json_lines import JsonLinesSource, numbered_lines
+from label_importer.sources.label_file import LabelFile
 
 _BUDGET = ReadBudget(1 << 30, 100, Deadline.in_seconds(3600))
 
@@ -72,7 +73,8 @@ def test_a_header_after_a_line_too_long_to_read_still_applies() -> None:
     """The header is the first line that can be read: one unreadable line before it is reported, and the file's
     options (here `skip-invalid`, which lets that line be skipped) still hold."""
     data = b"x" * 300 + b'\n{"format_version": "1", "on_error": "skip-invalid"}\n{"data_title": "a.jpg"}\n'
-    source = JsonLinesSource(lambda max_item_bytes=None: io.BytesIO(data), Limits(max_line_bytes=200))
+    limits = Limits(max_line_bytes=200)
+    source = JsonLinesSource(LabelFile.of_bytes("labels.jsonl", data, limits, Deadline.in_seconds(3600)), limits)
 
     assert source.options().on_error is ErrorPolicy.SKIP_INVALID
     items = list(source.items())

@@ -29,7 +29,7 @@ ALLOWED = {
 retries) that every layer may use, and `world`, which builds the storage and Encord collaborators from them."""
 
 RUNTIME_LEAVES = {"settings", "observability", "backoff", "retries"}
-SOURCES_SEEN_FROM_OUTSIDE = {"formats", "label_source", "bounded_reading"}
+SOURCES_SEEN_FROM_OUTSIDE = {"formats", "label_source", "label_file", "bounded_reading"}
 """What the rest of the package may know of sources: which one reads a file, what a source is, and the bounded
 reading every source reads through. A format's own modules are its business."""
 

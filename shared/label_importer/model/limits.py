@@ -25,6 +25,8 @@ class Limits:
     memory, as the SDK holds a few hundred bytes per coordinate (bench/consumer_memory.py)."""
     max_coco_images: int = 200_000
     max_coco_categories: int = 10_000
+    max_archive_entries: int = 100_000
+    """Files in one zip (a YOLO or Pascal VOC export has one per image); checked before its directory is read."""
 
 
 DEFAULT_LIMITS = Limits()

@@ -33,6 +33,13 @@ class ErrorCode(StrEnum):
     TOO_MANY_RECORDS = "TOO_MANY_RECORDS"
     TOO_MANY_IMAGES = "TOO_MANY_IMAGES"
     TOO_MANY_CATEGORIES = "TOO_MANY_CATEGORIES"
+    # Archives and XML documents
+    INVALID_ARCHIVE = "INVALID_ARCHIVE"
+    UNSAFE_ARCHIVE_ENTRY = "UNSAFE_ARCHIVE_ENTRY"
+    TOO_MANY_ENTRIES = "TOO_MANY_ENTRIES"
+    INVALID_XML = "INVALID_XML"
+    UNSAFE_XML = "UNSAFE_XML"
+    UNKNOWN_FORMAT = "UNKNOWN_FORMAT"
     # Shape of one record
     LINE_TOO_LONG = "LINE_TOO_LONG"
     NESTING_TOO_DEEP = "NESTING_TOO_DEEP"
@@ -94,6 +101,10 @@ FILE_LEVEL_CODES = frozenset(
         ErrorCode.TOO_MANY_RECORDS,
         ErrorCode.TOO_MANY_IMAGES,
         ErrorCode.TOO_MANY_CATEGORIES,
+        ErrorCode.INVALID_ARCHIVE,
+        ErrorCode.UNSAFE_ARCHIVE_ENTRY,
+        ErrorCode.TOO_MANY_ENTRIES,
+        ErrorCode.UNSAFE_XML,
     }
 )
 """Problems of the file as a whole: always listed first in a report, never crowded out by record problems."""

@@ -57,6 +57,7 @@ class Settings(BaseModel):
     max_chunk_bytes: int = Field(default=Limits.max_chunk_bytes, ge=1024)
     max_coco_images: int = Field(default=Limits.max_coco_images, ge=1)
     max_coco_categories: int = Field(default=Limits.max_coco_categories, ge=1)
+    max_archive_entries: int = Field(default=Limits.max_archive_entries, ge=1)
 
     @property
     def attempt_seconds(self) -> float:

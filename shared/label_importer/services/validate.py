@@ -42,19 +42,12 @@ from label_importer.runtime.settings import Settings
 from label_importer.runtime.world import World
 from label_importer.services.chunking import assemble_chunks, plan_chunks
 from label_importer.services.job_lifecycle import fail_job, finish_if_done, write_final_report
-from label_importer.sources.bounded_reading import (
-    WRAP_UP_SECONDS,
-    BoundedReader,
-    ByteStream,
-    FileRefused,
-    OutOfTime,
-    ReadBudget,
-    is_compressed,
-)
+from label_importer.sources.bounded_reading import WRAP_UP_SECONDS, FileRefused, OutOfTime, ReadBudget
 from label_importer.sources.formats import source_for
+from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import LabelSource, SourceRejected
 from label_importer.store.chunk_queue import ChunkQueue
-from label_importer.store.s3_objects import LabelFileRef, ObjectUnavailable, read_version
+from label_importer.store.s3_objects import LabelFileRef, ObjectUnavailable, RangedObject, read_version
 
 
 class _FileRejected(Exception):
@@ -194,7 +187,13 @@ def _validate(ref: LabelFileRef, settings: Settings, world: World, deadline: Dea
             f"the file is {ref.size} bytes; at most {limits.max_file_bytes} are allowed (MAX_FILE_BYTES): split it",
         )
     budget = ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline)
-    source = source_for(ref.key, partial(_open, ref, world.s3, budget), limits)
+    file = LabelFile(ref.key, budget, limits, partial(_stored, ref, world.s3), partial(_ranged, ref, world.s3))
+    try:
+        source = source_for(file, limits)
+    except FileRefused as refused:
+        raise _FileRejected([refused.problem]) from None
+    except OutOfTime:
+        raise _out_of_time(0) from None
     index = FileIndex(max_problems=settings.max_reported_errors, locate=source.locate)
     try:
         header = source.options()
@@ -216,17 +215,26 @@ def _validate(ref: LabelFileRef, settings: Settings, world: World, deadline: Dea
     return _Validated(header, project_hash, index, source)
 
 
-def _open(ref: LabelFileRef, s3: Any, budget: ReadBudget, *, max_item_bytes: int | None = None) -> ByteStream:
-    """The exact object version the event names, every time through a BoundedReader."""
+def _stored(ref: LabelFileRef, s3: Any) -> tuple[Any, int]:
+    """The exact object version the event names, every time."""
     try:
-        body, stored_bytes = read_version(s3, ref)
+        return read_version(s3, ref)
     except ObjectUnavailable as gone:
         raise _Failed(ErrorCode.OBJECT_UNAVAILABLE, str(gone)) from None
-    return BoundedReader(
-        body,
-        replace(budget, max_item_bytes=max_item_bytes),
-        compressed_bytes=stored_bytes if is_compressed(ref.key) else None,
-    )
+
+
+def _ranged(ref: LabelFileRef, s3: Any) -> RangedObject:
+    return _Ranged(s3, ref, ref.size)
+
+
+class _Ranged(RangedObject):
+    """The exact object version, read at random (an archive), failing the job as `_stored` does if it is gone."""
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return super().readinto(buffer)
+        except ObjectUnavailable as gone:
+            raise _Failed(ErrorCode.OBJECT_UNAVAILABLE, str(gone)) from None
 
 
 def _project_hash(header: Header, ref: LabelFileRef, settings: Settings, source: LabelSource) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from label_importer.model.problems import ErrorCode, Problem
 from label_importer.runtime.deadline import Deadline
@@ -57,7 +57,7 @@ def is_compressed(key: str) -> bool:
 class BoundedReader:
     """A binary stream that raises FileRefused or OutOfTime instead of reading past its budget."""
 
-    def __init__(self, stream: BinaryIO, budget: ReadBudget, *, compressed_bytes: int | None = None) -> None:
+    def __init__(self, stream: IO[bytes], budget: ReadBudget, *, compressed_bytes: int | None = None) -> None:
         """`compressed_bytes` is the stored size of a .gz file, whose `stream` this reader then decompresses."""
         self._stream: ByteStream = gzip.GzipFile(fileobj=stream) if compressed_bytes is not None else stream
         self._budget = budget

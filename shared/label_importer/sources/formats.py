@@ -1,4 +1,4 @@
-"""Which source reads a file, by its key: the first format that claims it.
+"""Which source reads a file: the first format that claims it, by suffix and, where formats share one, content.
 
 Adding an input format is a module under sources/ with a class like `JsonLinesSource`, and one entry here.
 """
@@ -8,11 +8,13 @@ from __future__ import annotations
 from label_importer.model.limits import Limits
 from label_importer.sources.coco.source import CocoSource
 from label_importer.sources.json_lines import JsonLinesSource
-from label_importer.sources.label_source import FileOpener, LabelSource, SourceFormat
+from label_importer.sources.label_file import LabelFile
+from label_importer.sources.label_source import LabelSource, SourceFormat
 
 FORMATS: tuple[SourceFormat, ...] = (CocoSource, JsonLinesSource)
 """In the order they are asked; JSON Lines, the importer's own format, claims whatever is left."""
 
 
-def source_for(key: str, open_file: FileOpener, limits: Limits) -> LabelSource:
-    return next(source for source in FORMATS if source.claims(key))(open_file, limits)
+def source_for(file: LabelFile, limits: Limits) -> LabelSource:
+    """Raises FileRefused when telling the format needs a look the file does not allow (an unsafe archive)."""
+    return next(source for source in FORMATS if source.claims(file))(file, limits)

@@ -19,7 +19,8 @@ from label_importer.model.problems import ErrorCode, Problem, problems_from_pyda
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import Record, Rejected, SourceItem
 from label_importer.sources.bounded_reading import ByteStream
-from label_importer.sources.label_source import FileOpener, SourceRejected
+from label_importer.sources.label_file import LabelFile
+from label_importer.sources.label_source import SourceRejected
 
 _BOM = b"\xef\xbb\xbf"
 _READ_SIZE = 1 << 16
@@ -31,12 +32,12 @@ class JsonLinesSource:
     options_line = 1
 
     @staticmethod
-    def claims(key: str) -> bool:
+    def claims(file: LabelFile) -> bool:
         """Every file no other format claims: JSON Lines is the importer's own format."""
         return True
 
-    def __init__(self, open_file: FileOpener, limits: Limits) -> None:
-        self._open = open_file
+    def __init__(self, file: LabelFile, limits: Limits) -> None:
+        self._file = file
         self._max_line_bytes = limits.max_line_bytes
         self._header_line: int | None = None
         self._unread: Iterator[SourceItem] | None = None
@@ -74,7 +75,7 @@ class JsonLinesSource:
         return problem
 
     def _numbered(self) -> Iterator[Record | Rejected]:
-        return numbered_lines(self._open(), max_line_bytes=self._max_line_bytes)
+        return numbered_lines(self._file.stream(), max_line_bytes=self._max_line_bytes)
 
 
 def parse_header(line: Record) -> tuple[Header | None, list[Problem]]:

@@ -1,7 +1,7 @@
 """What an input source is: one label file format, read as the stream of items the checks take.
 
 A source knows its format and nothing else: where the file keeps its options, how its records become label
-records, and how to say where in the file a problem is. It reads through a `FileOpener`, so it never knows
+records, and how to say where in the file a problem is. It reads through a `LabelFile`, so it never knows
 where the bytes come from (S3, a local file) or how they are bounded. Validation, chunking, import and
 reports see only `LabelSource`; a new format is a new module with a class like `JsonLinesSource`, listed in
 `formats.py`.
@@ -17,15 +17,7 @@ from label_importer.model.limits import Limits
 from label_importer.model.problems import Problem
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import SourceItem
-from label_importer.sources.bounded_reading import ByteStream
-
-
-class FileOpener(Protocol):
-    """Opens the file again from its start, decompressed and within the read budget."""
-
-    def __call__(self, *, max_item_bytes: int | None = None) -> ByteStream:
-        """`max_item_bytes` bounds one item of a document that the parser builds whole (a COCO annotation)."""
-        ...
+from label_importer.sources.label_file import LabelFile
 
 
 class SourceRejected(Exception):
@@ -69,6 +61,9 @@ class LabelSource(Protocol):
 class SourceFormat(Protocol):
     """A source class: which files it reads, and how to make a source for one."""
 
-    def claims(self, key: str) -> bool: ...
+    def claims(self, file: LabelFile) -> bool:
+        """By the key's suffix, and where formats share one, by `file.head()` or the archive's entry names; may
+        raise FileRefused (an archive too unsafe to list)."""
+        ...
 
-    def __call__(self, open_file: FileOpener, limits: Limits) -> LabelSource: ...
+    def __call__(self, file: LabelFile, limits: Limits) -> LabelSource: ...

@@ -8,6 +8,7 @@ while a re-upload (a new version) is a new job.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -93,3 +94,52 @@ def label_files(event: dict[str, Any]) -> list[LabelFileRef]:
         )
         for record in S3Event(event).records
     ]
+
+
+class RangedObject(io.RawIOBase):
+    """One object version as a seekable, read-only file whose every read is a ranged GET.
+
+    Zip readers seek to the central directory at the end and then to each entry: wrapped in an
+    `io.BufferedReader`, an archive is read a buffer at a time, so memory stays flat however large it is.
+    """
+
+    def __init__(self, s3: Any, ref: LabelFileRef, size: int) -> None:
+        self._s3 = s3
+        self._ref = ref
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        origin = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, origin + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self._position + len(buffer), self._size)
+        if end <= self._position:
+            return 0
+        try:
+            response = self._s3.get_object(
+                Bucket=self._ref.bucket,
+                Key=self._ref.key,
+                Range=f"bytes={self._position}-{end - 1}",
+                **self._ref.version_args,
+            )
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in _GONE:
+                raise ObjectUnavailable(self._ref, code) from None
+            raise
+        data = response["Body"].read()
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)

@@ -16,17 +16,12 @@ import ijson
 
 from label_importer.model.problems import ErrorCode, Problem
 from label_importer.sources.bounded_reading import BoundedReader, ByteStream, FileRefused
+from label_importer.sources.json_document import invalid_json, without_bom
 
 SECTIONS = ("images", "annotations", "categories")
 OPTIONS_SECTION = "encord"
 """The importer's own section: options and mappings (COCO readers ignore keys they do not know)."""
 _KEPT = ("images", "categories", OPTIONS_SECTION)
-_BOM = b"\xef\xbb\xbf"
-
-
-def is_coco(key: str) -> bool:
-    """`.json` (or `.json.gz`) files are COCO documents; everything else is JSON Lines."""
-    return key.lower().removesuffix(".gz").endswith(".json")
 
 
 class NotCoco(Exception):
@@ -69,7 +64,7 @@ def read_sections(stream: ByteStream, *, max_images: int, max_categories: int) -
     counts = {"images.item": 0, "categories.item": 0}
     limits = {"images.item": max_images, "categories.item": max_categories}
     try:
-        for prefix, event, value in ijson.parse(_without_bom(stream), use_float=True):
+        for prefix, event, value in ijson.parse(without_bom(stream), use_float=True):
             if (prefix in _ITEMS and event in ("start_map", "start_array")) or (prefix == "" and event == "map_key"):
                 _mark_item(stream)
                 if prefix in counts:
@@ -103,7 +98,7 @@ def read_sections(stream: ByteStream, *, max_images: int, max_categories: int) -
                 if prefix == key and event not in ("start_map", "start_array"):  # the section's value is complete
                     setattr(sections, "options" if key == OPTIONS_SECTION else key, builder.value)
     except ijson.JSONError as error:
-        raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+        raise NotCoco(ErrorCode.INVALID_JSON, invalid_json(error)) from None
     missing = [name for name in SECTIONS if name not in sections.present]
     if missing:
         raise NotCoco(
@@ -115,39 +110,13 @@ def read_sections(stream: ByteStream, *, max_images: int, max_categories: int) -
 def read_annotations(stream: ByteStream) -> Iterator[Any]:
     """Each element of `annotations`, in file order; the first pass already showed the document is JSON."""
     try:
-        for item in ijson.items(_without_bom(stream), "annotations.item", use_float=True):
+        for item in ijson.items(without_bom(stream), "annotations.item", use_float=True):
             _mark_item(stream)
             yield item
     except ijson.JSONError as error:
-        raise NotCoco(ErrorCode.INVALID_JSON, _invalid_json(error)) from None
+        raise NotCoco(ErrorCode.INVALID_JSON, invalid_json(error)) from None
 
 
 def _mark_item(stream: ByteStream) -> None:
     if isinstance(stream, BoundedReader):
         stream.mark_item()
-
-
-def _invalid_json(error: ijson.JSONError) -> str:
-    """The parser's message is three lines drawing an arrow; one line with the text it stopped at reads better."""
-    first, *rest = str(error).splitlines() or [""]
-    near = rest[0].strip() if rest else ""
-    message = f"the file is not valid JSON: {first}" + (f" near {near!r}" if near else "")
-    if "trailing garbage" in first:  # one JSON value, then more: JSON Lines saved under a .json name
-        message += "; a JSON Lines file (one record per line) must be named .jsonl"
-    return message
-
-
-class _without_bom:
-    """Editors on Windows start JSON files with a UTF-8 byte-order mark; the JSON parser refuses it."""
-
-    def __init__(self, stream: ByteStream) -> None:
-        self._stream = stream
-        self._first = True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        if self._first and data:  # the parser first reads 0 bytes to tell bytes from text
-            self._first = False
-            if data.startswith(_BOM):
-                data = data[len(_BOM) :] or self._stream.read(size)
-        return data

@@ -9,11 +9,13 @@ from label_importer.model.problems import Problem
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import SourceItem
 from label_importer.sources.bounded_reading import ByteStream
-from label_importer.sources.coco.document import OPTIONS_SECTION, NotCoco, is_coco, read_sections
+from label_importer.sources.coco.document import OPTIONS_SECTION, NotCoco, read_sections
 from label_importer.sources.coco.format import CocoDocument, CocoOptions, checked
 from label_importer.sources.coco.mapping import map_document
 from label_importer.sources.coco.records import CocoRecords, locate
-from label_importer.sources.label_source import FileOpener, SourceRejected
+from label_importer.sources.json_document import is_json_document
+from label_importer.sources.label_file import LabelFile
+from label_importer.sources.label_source import SourceRejected
 
 
 class CocoSource:
@@ -22,11 +24,12 @@ class CocoSource:
     options_line = 0
 
     @staticmethod
-    def claims(key: str) -> bool:
-        return is_coco(key)
+    def claims(file: LabelFile) -> bool:
+        """A `.json` file that is not a list (an Encord export): a COCO document, or an error saying why not."""
+        return is_json_document(file.key) and file.first_character() != b"["
 
-    def __init__(self, open_file: FileOpener, limits: Limits) -> None:
-        self._open = open_file
+    def __init__(self, file: LabelFile, limits: Limits) -> None:
+        self._file = file
         self._limits = limits
         self._document: CocoDocument | None = None
         self._records: CocoRecords | None = None
@@ -68,4 +71,4 @@ class CocoSource:
         return self._document
 
     def _body(self) -> ByteStream:
-        return self._open(max_item_bytes=self._limits.max_line_bytes)
+        return self._file.stream(max_item_bytes=self._limits.max_line_bytes)

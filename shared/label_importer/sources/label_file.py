@@ -1,0 +1,96 @@
+"""One version of a label file, as every source reads it: streamed within the read budget, or as an archive.
+
+The caller says where the stored bytes come from (an S3 object version, bytes in a test); this class is the
+one place that decides how they are bounded, so a format cannot read around the budget. The first bytes and
+an archive's directory are read once and kept, because telling formats apart and reading one both need them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import replace
+from typing import IO, Any
+
+from label_importer.model.limits import Limits
+from label_importer.runtime.deadline import Deadline
+from label_importer.sources.archive import Archive
+from label_importer.sources.bounded_reading import BoundedReader, ByteStream, ReadBudget, is_compressed
+
+HEAD_BYTES = 4096
+"""Enough to see past a byte-order mark and whitespace to the first JSON token, or a zip's signature."""
+
+_BOM = b"\xef\xbb\xbf"
+
+StoredBytes = Callable[[], tuple[IO[bytes], int]]
+"""Opens the stored bytes from their start; with their count (a .gz file's compressed size)."""
+RandomAccess = Callable[[], io.RawIOBase]
+"""Opens the stored bytes as a seekable file; each read may be a ranged request."""
+
+
+class LabelFile:
+    def __init__(
+        self, key: str, budget: ReadBudget, limits: Limits, stored: StoredBytes, random_access: RandomAccess
+    ) -> None:
+        self.key = key
+        self.budget = budget
+        self._limits = limits
+        self._stored = stored
+        self._random_access = random_access
+        self._head: bytes | None = None
+        self._archive: Archive | None = None
+
+    @classmethod
+    def of_bytes(cls, key: str, data: bytes, limits: Limits, deadline: Deadline) -> LabelFile:
+        """A file held in memory: a local file, or one a test builds."""
+        budget = ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline)
+        return cls(key, budget, limits, lambda: (io.BytesIO(data), len(data)), lambda: _InMemory(data))
+
+    def stream(self, *, max_item_bytes: int | None = None) -> ByteStream:
+        """The file from its start, decompressed and within the read budget; `max_item_bytes` bounds one item
+        of a document that the parser builds whole (a COCO annotation)."""
+        body, stored_bytes = self._stored()
+        return BoundedReader(
+            body,
+            replace(self.budget, max_item_bytes=max_item_bytes),
+            compressed_bytes=stored_bytes if is_compressed(self.key) else None,
+        )
+
+    def head(self) -> bytes:
+        """The first bytes of `stream()`, for formats that share a suffix (a `.json` list or object)."""
+        if self._head is None:
+            self._head = self.stream().read(HEAD_BYTES)
+        return self._head
+
+    def first_character(self) -> bytes:
+        """The first byte that is not a byte-order mark or whitespace (b"" for an empty file): `[` or `{` tells a
+        JSON list from a JSON object."""
+        return self.head().removeprefix(_BOM).lstrip()[:1]
+
+    def archive(self) -> Archive:
+        """The file as a zip archive, its directory checked; raises FileRefused."""
+        if self._archive is None:
+            self._archive = Archive(self._random_access(), self.budget, self._limits)
+        return self._archive
+
+
+class _InMemory(io.RawIOBase):
+    """Bytes as the raw, seekable file an archive is read from (BytesIO is buffered, not raw)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._data.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._data.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)

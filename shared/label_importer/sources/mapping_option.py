@@ -1,0 +1,33 @@
+"""The `mapping` option every format shares: the header's options, and how the file's names map onto the project.
+
+Formats other than JSON Lines name things their own way (a COCO category, a YOLO class, a VOC `<name>`, an
+export's feature hashes from another ontology). By default the importer matches those names to the project
+itself (ontology titles ignoring case, data unit titles with or without folders); this one JSON shape says
+otherwise where that guess is wrong, whatever the format. It lives where the format has room for it: COCO's
+`encord` section, an export's leading `{"encord": …}` element, a CSV's leading `# {…}` line, or `encord.json`
+at the root of a zip.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from label_importer.model.label_format import Header
+
+MAPPING_FILE = "encord.json"
+"""The mapping's name inside a zip archive (YOLO, Pascal VOC), at the archive's root."""
+
+
+class MappingOption(Header):
+    objects: dict[str, str | None] = Field(default_factory=dict)
+    """Class, category or label name in the file -> ontology object title or feature hash; null leaves that
+    class's labels out (counted as left out, not as errors)."""
+    classifications: dict[str, str | None] = Field(default_factory=dict)
+    """Classification (question, tag) title in the file -> ontology classification title or feature hash; null
+    leaves it out."""
+    data_units: dict[str, str] = Field(default_factory=dict)
+    """Image or file name in the file -> data unit title or data hash."""
+    attributes: dict[str, str] = Field(default_factory=dict)
+    """Attribute name in the file -> ontology attribute title (for the object or classification it is on)."""
+    options: dict[str, str] = Field(default_factory=dict)
+    """Option (answer) title in the file -> ontology option title."""
