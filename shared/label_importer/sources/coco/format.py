@@ -15,9 +15,9 @@ import orjson
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from label_importer.model.label_format import Header
 from label_importer.model.problems import ErrorCode, Problem, problems_from_pydantic
 from label_importer.sources.coco.document import OPTIONS_SECTION, CocoSections
+from label_importer.sources.mapping_option import MappingOption
 
 CocoId = int | str
 """COCO ids are integers; some tools write strings. They are only ever compared, never computed with."""
@@ -65,13 +65,10 @@ class CocoAnnotation(_Read):
     iscrowd: Literal[0, 1] = 0
 
 
-class CocoOptions(Header):
-    """The file's `encord` section: the header options, and how categories and images map to the project."""
+class CocoOptions(MappingOption):
+    """The file's `encord` section: the mapping option (`objects` by category name, `data_units` by image
+    `file_name`), and what to do with crowds."""
 
-    categories: dict[str, str | None] = Field(default_factory=dict)
-    """Category name -> ontology object title or feature hash; null leaves the category's annotations out."""
-    images: dict[str, str] = Field(default_factory=dict)
-    """Image `file_name` -> data unit title or data hash."""
     iscrowd: Literal["import", "skip"] = "import"
     """Crowd annotations (`iscrowd: 1`, one region covering many instances) are imported as one object each,
     or left out and counted."""

@@ -37,7 +37,8 @@ from label_importer.sources.coco.geometry import (
     skeleton_points,
     traced_polygons,
 )
-from label_importer.sources.coco.mapping import LEFT_OUT, CocoMapping, MappedCategory, MappedImage
+from label_importer.sources.coco.mapping import CocoMapping, MappedCategory, MappedImage
+from label_importer.sources.name_matching import LEFT_OUT
 
 _LABEL_TO_COCO_FIELD = {
     "bounding_box": "bbox",
