@@ -94,6 +94,7 @@ bench: setup
 	$(BIN)/python -m bench.cpu_per_label
 	$(BIN)/python -m bench.cold_start
 	$(BIN)/python -m bench.validator_memory
+	$(BIN)/python -m bench.reader_speed
 
 ## The deployable artifact, checked as AWS would run it (a few minutes; builds are cached in .artifact/):
 ## `sam validate --lint`; `sam build` as deployed (arm64) with its size, native wheels and package versions

@@ -19,6 +19,7 @@ SMALL = {
     "cpu_per_label": ["--units", "20", "--repeat", "1"],
     "cold_start": ["--repeat", "1"],
     "validator_memory": ["--sizes", "1", "--layouts", "interleaved"],
+    "reader_speed": ["--images", "20", "--repeat", "1"],
 }
 
 

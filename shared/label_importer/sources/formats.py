@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from label_importer.model.limits import Limits
 from label_importer.sources.coco.source import CocoSource
+from label_importer.sources.csv_classifications import CsvClassificationsSource
 from label_importer.sources.json_lines import JsonLinesSource
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import LabelSource, SourceFormat
+from label_importer.sources.pascal_voc.source import VocSource
 
-FORMATS: tuple[SourceFormat, ...] = (CocoSource, JsonLinesSource)
+FORMATS: tuple[SourceFormat, ...] = (CocoSource, VocSource, CsvClassificationsSource, JsonLinesSource)
 """In the order they are asked; JSON Lines, the importer's own format, claims whatever is left."""
 
 

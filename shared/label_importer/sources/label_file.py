@@ -1,8 +1,8 @@
 """One version of a label file, as every source reads it: streamed within the read budget, or as an archive.
 
 The caller says where the stored bytes come from (an S3 object version, bytes in a test); this class is the
-one place that decides how they are bounded, so a format cannot read around the budget. The first bytes and
-an archive's directory are read once and kept, because telling formats apart and reading one both need them.
+one place that decides how they are bounded, so a format cannot read around the budget. An archive's
+directory is read once and kept, because telling formats apart and reading one both need it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,6 @@ from label_importer.model.limits import Limits
 from label_importer.runtime.deadline import Deadline
 from label_importer.sources.archive import Archive
 from label_importer.sources.bounded_reading import BoundedReader, ByteStream, ReadBudget, is_compressed
-
-HEAD_BYTES = 4096
-"""Enough to see past a byte-order mark and whitespace to the first JSON token, or a zip's signature."""
-
-_BOM = b"\xef\xbb\xbf"
 
 StoredBytes = Callable[[], tuple[IO[bytes], int]]
 """Opens the stored bytes from their start; with their count (a .gz file's compressed size)."""
@@ -37,7 +32,6 @@ class LabelFile:
         self._limits = limits
         self._stored = stored
         self._random_access = random_access
-        self._head: bytes | None = None
         self._archive: Archive | None = None
 
     @classmethod
@@ -55,17 +49,6 @@ class LabelFile:
             replace(self.budget, max_item_bytes=max_item_bytes),
             compressed_bytes=stored_bytes if is_compressed(self.key) else None,
         )
-
-    def head(self) -> bytes:
-        """The first bytes of `stream()`, for formats that share a suffix (a `.json` list or object)."""
-        if self._head is None:
-            self._head = self.stream().read(HEAD_BYTES)
-        return self._head
-
-    def first_character(self) -> bytes:
-        """The first byte that is not a byte-order mark or whitespace (b"" for an empty file): `[` or `{` tells a
-        JSON list from a JSON object."""
-        return self.head().removeprefix(_BOM).lstrip()[:1]
 
     def archive(self) -> Archive:
         """The file as a zip archive, its directory checked; raises FileRefused."""

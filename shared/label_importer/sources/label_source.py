@@ -62,8 +62,8 @@ class SourceFormat(Protocol):
     """A source class: which files it reads, and how to make a source for one."""
 
     def claims(self, file: LabelFile) -> bool:
-        """By the key's suffix, and where formats share one, by `file.head()` or the archive's entry names; may
-        raise FileRefused (an archive too unsafe to list)."""
+        """By the key's suffix, and where formats share one (a `.zip`), by the archive's entry names; may raise
+        FileRefused (an archive too unsafe to list)."""
         ...
 
     def __call__(self, file: LabelFile, limits: Limits) -> LabelSource: ...

@@ -25,8 +25,8 @@ class CocoSource:
 
     @staticmethod
     def claims(file: LabelFile) -> bool:
-        """A `.json` file that is not a list (an Encord export): a COCO document, or an error saying why not."""
-        return is_json_document(file.key) and file.first_character() != b"["
+        """Every `.json` file: a COCO document, or an error saying why not."""
+        return is_json_document(file.key)
 
     def __init__(self, file: LabelFile, limits: Limits) -> None:
         self._file = file
