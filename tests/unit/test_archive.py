@@ -12,15 +12,21 @@ import stat
 import struct
 import tracemalloc
 import zipfile
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from label_importer.model.limits import Limits
 from label_importer.model.problems import ErrorCode
 from label_importer.runtime.deadline import Deadline
-from label_importer.sources.archive import READ_BUFFER_BYTES
-from label_importer.sources.bounded_reading import FileRefused
+from label_importer.sources.archive import READ_BUFFER_BYTES, Archive
+from label_importer.sources.bounded_reading import FileRefused, ReadBudget
 from label_importer.sources.label_file import LabelFile
+from label_importer.store.s3_objects import LabelFileRef, RangedObject
+
+_DEADLINE = Deadline.in_seconds(3600)
 
 
 def archive_of(entries: dict[str, bytes], *, symlinks: tuple[str, ...] = ()) -> bytes:
@@ -112,11 +118,11 @@ def test_folders_and_macos_extras_are_not_entries() -> None:
 
 
 def test_reading_an_entry_holds_a_buffer_not_the_archive() -> None:
-    """A 16 MiB entry of label lines, read through: peak memory stays near the read buffer."""
+    """An 8 MiB entry of label lines, read through: peak memory stays near the read buffer, under half of it."""
     numbers = random.Random(7)
     body = b"".join(
         f"0 {numbers.random():.6f} {numbers.random():.6f} {numbers.random():.6f} {numbers.random():.6f}\n".encode()
-        for _ in range(400_000)
+        for _ in range(200_000)
     )
     data = archive_of({"labels/a.txt": body})
     archive = LabelFile.of_bytes("incoming/x.zip", data, Limits(), Deadline.in_seconds(3600)).archive()
@@ -129,3 +135,28 @@ def test_reading_an_entry_holds_a_buffer_not_the_archive() -> None:
     tracemalloc.stop()
     assert read == len(body)
     assert peak < 4 * READ_BUFFER_BYTES
+
+
+def test_an_archive_in_s3_is_read_through_ranged_requests_not_whole() -> None:
+    """Listing a 30 MB archive and reading one small entry of it fetches a few buffers, not the archive."""
+    numbers = random.Random(3)
+    big = numbers.randbytes(30 << 20)  # incompressible
+    data = archive_of({"labels/big.bin": big, "classes.txt": b"cherry\n"})
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="labels")
+        s3.put_object(Bucket="labels", Key="incoming/x.zip", Body=data)
+        fetched: list[int] = []
+
+        class Counting:
+            def get_object(self, **request: Any) -> Any:
+                response = s3.get_object(**request)
+                fetched.append(response["ContentLength"])
+                assert "Range" in request
+                return response
+
+        ref = LabelFileRef("labels", "incoming/x.zip", None, "etag", len(data))
+        archive = Archive(RangedObject(Counting(), ref, len(data)), ReadBudget(1 << 31, 1000, _DEADLINE), Limits())
+        assert archive.names == ["labels/big.bin", "classes.txt"]
+        assert archive.read("classes.txt", max_bytes=1024) == b"cherry\n"
+    assert sum(fetched) <= 3 * READ_BUFFER_BYTES < len(data) // 8
