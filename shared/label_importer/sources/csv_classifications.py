@@ -70,12 +70,18 @@ class CsvClassificationsSource:
         without `classification` or `answer` has no record that could be right."""
         lines = self._lines()
         first = next(lines, None)
+        if first is not None and first[0] < 0:
+            message = f"the first line is over {self._max_line_bytes} bytes long (MAX_LINE_BYTES)"
+            raise SourceRejected([Problem(1, "row 1", ErrorCode.LINE_TOO_LONG, message)])
         mapping = MappingOption()
         if first is not None and first[1].lstrip("\ufeff").startswith("#"):
             mapping = _parse_options(first[1].lstrip("\ufeff")[1:])
             self._header_row = 2
             first = next(lines, None)
         self._mapping = mapping
+        if first is not None and first[0] < 0:
+            message = f"the column row is over {self._max_line_bytes} bytes long (MAX_LINE_BYTES)"
+            raise SourceRejected([Problem(2, "row 2", ErrorCode.LINE_TOO_LONG, message)])
         if first is not None:
             self._columns = self._checked_columns(first)
         return mapping
@@ -100,7 +106,7 @@ class CsvClassificationsSource:
                 else:
                     yield line
 
-        reader = csv.reader(bounded())
+        reader = csv.reader(bounded(), strict=True)
         row = self._header_row
         while True:
             try:

@@ -15,11 +15,11 @@ import re
 from typing import Any
 
 import orjson
-from encord.objects import Object, Shape
+from encord.objects import Object, OntologyStructure, Shape
 from encord.objects.attributes import Attribute, ChecklistAttribute, RadioAttribute, TextAttribute
 
 from label_importer.model.matching import Unmatched
-from label_importer.model.problems import ErrorCode, Problem
+from label_importer.model.problems import ErrorCode, Problem, did_you_mean
 from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
 from label_importer.sources.coco.geometry import (
     GeometryMisfit,
@@ -28,7 +28,7 @@ from label_importer.sources.coco.geometry import (
     normalised_rings,
     polygon_geometry,
 )
-from label_importer.sources.mapping_option import MappingOption
+from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption
 from label_importer.sources.name_matching import LEFT_OUT, folded
 from label_importer.sources.pascal_voc.document import CORNERS, FLAGS, VOC_FIELDS, VocObject
 
@@ -171,9 +171,8 @@ def _attributes(obj: VocObject, ontology: Object, options: MappingOption) -> tup
         title = mapped.get(voc_field)
         attribute = _titled(ontology.attributes, title or voc_field)
         if attribute is None:
-            if title is not None:  # named by the mapping: the checks say the ontology has no such attribute
-                answers[title], sources[title] = value, voc_field
-            continue  # the ontology has nothing for it: left out (docs/format-voc.md)
+            continue  # this object has nothing for it: left out (docs/format-voc.md); a mapping naming an
+            # attribute no object has is reported once, by unknown_attributes()
         answer = _answer(attribute, voc_field, value, options.options)
         if answer is None:
             continue
@@ -183,6 +182,25 @@ def _attributes(obj: VocObject, ontology: Object, options: MappingOption) -> tup
             answers[attribute.title] = answer
         sources[attribute.title] = voc_field
     return answers, sources
+
+
+def unknown_attributes(ontology: OntologyStructure, options: MappingOption) -> list[Problem]:
+    """Mapped attribute titles that no ontology object has: a misspelling would otherwise leave every answer
+    out without a word."""
+    titles = {folded(attribute.title) for obj in ontology.objects for attribute in obj.attributes}
+    return [
+        Problem(
+            0,
+            f"{MAPPING_FILE}.attributes.{voc_field}",
+            ErrorCode.UNKNOWN_ATTRIBUTE,
+            f"{voc_field!r} is mapped to {title!r}, but no ontology object has an attribute of that title"
+            + did_you_mean(
+                title, sorted({attribute.title for obj in ontology.objects for attribute in obj.attributes})
+            ),
+        )
+        for voc_field, title in options.attributes.items()
+        if folded(title) not in titles
+    ]
 
 
 def _titled(items: Any, title: str) -> Any:

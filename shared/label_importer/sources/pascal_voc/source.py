@@ -26,7 +26,7 @@ from label_importer.sources.label_source import SourceRejected
 from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption
 from label_importer.sources.name_matching import ObjectNames, UnitNames
 from label_importer.sources.pascal_voc.document import DocumentRefused, VocDocument, read_document
-from label_importer.sources.pascal_voc.records import IMPORTABLE_SHAPES, convert
+from label_importer.sources.pascal_voc.records import IMPORTABLE_SHAPES, convert, unknown_attributes
 from label_importer.sources.safe_xml import XmlRefused, parse_xml
 
 _WHERE = f"{MAPPING_FILE} (at the root of a zip)"
@@ -72,7 +72,7 @@ class VocSource:
 
     def match(self, project: ProjectView) -> list[Problem]:
         options = self.options()
-        units = UnitNames(project.units, options.data_units, where=f"{_WHERE}'s 'data_units'")
+        units = UnitNames(project.units, options.data_units, where=f"'data_units' of {_WHERE}")
         problems = []
         for document in self._documents:
             unit = units.image(document.filename, width=document.width, height=document.height)
@@ -89,15 +89,11 @@ class VocSource:
             options.objects,
             shapes=IMPORTABLE_SHAPES,
             format_name="Pascal VOC",
-            where=f"{_WHERE}'s 'objects'",
+            where=f"'objects' of {_WHERE}",
         )
-        self._objects = {
-            obj.name: names.object(obj.name)
-            for document in self._documents
-            for obj in document.objects
-            if obj.name is not None
-        }
-        return problems
+        classes = {obj.name for document in self._documents for obj in document.objects if obj.name is not None}
+        self._objects = {name: names.object(name) for name in classes}  # once per class, not per object
+        return problems + unknown_attributes(project.ontology, options)
 
     def items(self) -> Iterator[SourceItem]:
         if not self._units and self._documents:
