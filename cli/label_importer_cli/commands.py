@@ -227,7 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="import a label file from this machine, without AWS (the same checks, import and reports)",
     )
-    local.add_argument("file", help="a label file: JSON Lines (.jsonl, .jsonl.gz), COCO (.json, .json.gz), YOLO or Pascal VOC (.zip, .xml), CSV")
+    local.add_argument(
+        "file",
+        help="a label file: JSON Lines (.jsonl, .jsonl.gz), COCO (.json, .json.gz), YOLO or Pascal VOC (.zip, .xml), "
+        "CSV classifications (.csv)",
+    )
     local.add_argument("--project", required=True, help="the Encord project hash")
     local.add_argument(
         "--ssh-key-file",
