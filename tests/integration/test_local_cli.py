@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "samples" / "quickstart.jsonl"
+VOC_OBJECTS = (ROOT / "samples" / "voc" / "Annotations" / "cherry_001.xml").read_text().count("<object>")
 """Two images (image_00000.jpg, image_00001.jpg): one chunk."""
 TIMEOUT_SECONDS = 120
 SCRIPT = shutil.which("label-importer", path=str(Path(sys.executable).parent))
@@ -149,6 +150,30 @@ def test_a_file_imports_from_this_machine_with_its_reports_in_a_local_folder(
     assert "2/2" in done.stderr and "100%" in done.stderr  # the progress bar
     rows = pipeline.stack.read_back(hashes)
     assert sum(len(row.get_object_instances()) for row in rows.values()) == 4
+
+
+@pytest.mark.parametrize(
+    ("sample", "images", "labels_added"),
+    [
+        (ROOT / "samples" / "voc" / "Annotations" / "cherry_001.xml", ["cherry_001.jpg"], VOC_OBJECTS),
+        (ROOT / "samples" / "csv" / "tags.csv", ["a.jpg", "b.jpg"], 5),
+    ],
+    ids=["pascal-voc-xml", "csv-classifications"],
+)
+def test_a_file_in_another_format_imports_from_this_machine(
+    pipeline: Pipeline, tmp_path: Path, sample: Path, images: list[str], labels_added: int
+) -> None:
+    """The command line takes every format the bucket does: the key keeps the file's name, so its suffix."""
+    for title in images:
+        fake(pipeline).add_image(title)
+    fake(pipeline).add_video("orchard.mp4", number_of_frames=10)
+
+    done = run_cli(pipeline, sample, tmp_path)
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    [job_dir] = (tmp_path / "reports").iterdir()
+    report = orjson.loads((job_dir / "report.json").read_bytes())
+    assert (report["status"], report["labels_added"]) == ("COMPLETED", labels_added)
 
 
 def test_a_bad_file_gets_the_pipelines_error_report_and_nothing_is_written(pipeline: Pipeline, tmp_path: Path) -> None:
