@@ -12,8 +12,15 @@ from label_importer.sources.json_lines import JsonLinesSource
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import LabelSource, SourceFormat
 from label_importer.sources.pascal_voc.source import VocSource
+from label_importer.sources.yolo.source import YoloSource
 
-FORMATS: tuple[SourceFormat, ...] = (CocoSource, VocSource, CsvClassificationsSource, JsonLinesSource)
+FORMATS: tuple[SourceFormat, ...] = (
+    CocoSource,
+    VocSource,
+    YoloSource,
+    CsvClassificationsSource,
+    JsonLinesSource,
+)
 """In the order they are asked; JSON Lines, the importer's own format, claims whatever is left."""
 
 
