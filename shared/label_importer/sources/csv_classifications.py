@@ -19,17 +19,16 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-import pydantic
 from encord.objects import ChecklistAttribute, Classification, TextAttribute
 
 from label_importer.model.limits import Limits
-from label_importer.model.problems import ErrorCode, Problem, did_you_mean, problems_from_pydantic, shown_value
+from label_importer.model.problems import ErrorCode, Problem, did_you_mean, shown_value
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
 from label_importer.sources.bounded_reading import ByteStream
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import SourceRejected
-from label_importer.sources.mapping_option import MappingOption
+from label_importer.sources.mapping_option import MappingOption, parsed_mapping
 
 _UNIT_COLUMNS = ("data_title", "data_hash")
 _COLUMNS = (*_UNIT_COLUMNS, "classification", "answer", "frames")
@@ -75,7 +74,7 @@ class CsvClassificationsSource:
             raise SourceRejected([Problem(1, "row 1", ErrorCode.LINE_TOO_LONG, message)])
         mapping = MappingOption()
         if first is not None and first[1].lstrip("\ufeff").startswith("#"):
-            mapping = _parse_options(first[1].lstrip("\ufeff")[1:])
+            mapping = parsed_mapping(first[1].lstrip("\ufeff")[1:].strip() or "{}", line=1, where="header")
             self._header_row = 2
             first = next(lines, None)
         self._mapping = mapping
@@ -271,15 +270,6 @@ class _RawStream(io.RawIOBase):
         data = self._stream.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-
-def _parse_options(text: str) -> MappingOption:
-    try:
-        return MappingOption.model_validate_json(text.strip() or "{}")
-    except pydantic.ValidationError as error:
-        raise SourceRejected(
-            problems_from_pydantic(1, error.errors(), prefix="header", known=MappingOption.model_fields)
-        ) from None
 
 
 def _frames(text: str) -> Any:

@@ -10,9 +10,12 @@ at the root of a zip.
 
 from __future__ import annotations
 
+import pydantic
 from pydantic import Field
 
 from label_importer.model.label_format import Header
+from label_importer.model.problems import problems_from_pydantic
+from label_importer.sources.label_source import SourceRejected
 
 MAPPING_FILE = "encord.json"
 """The mapping's name inside a zip archive (YOLO, Pascal VOC), at the archive's root."""
@@ -31,3 +34,13 @@ class MappingOption(Header):
     """Attribute name in the file -> ontology attribute title (for the object or classification it is on)."""
     options: dict[str, str] = Field(default_factory=dict)
     """Option (answer) title in the file -> ontology option title."""
+
+
+def parsed_mapping(data: bytes | str, *, line: int = 0, where: str = MAPPING_FILE) -> MappingOption:
+    """The mapping option in `data` (JSON), or SourceRejected with each problem at `where` (on `line`)."""
+    try:
+        return MappingOption.model_validate_json(data)
+    except pydantic.ValidationError as error:
+        raise SourceRejected(
+            problems_from_pydantic(line, error.errors(), prefix=where, known=MappingOption.model_fields)
+        ) from None

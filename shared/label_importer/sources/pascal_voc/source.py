@@ -12,18 +12,17 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import replace
 
-import pydantic
 from encord.objects import Object
 
 from label_importer.model.limits import Limits
 from label_importer.model.matching import Unmatched
-from label_importer.model.problems import Problem, problems_from_pydantic
+from label_importer.model.problems import Problem
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import SourceItem
 from label_importer.sources.coco.geometry import ImageSize
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import SourceRejected
-from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption
+from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption, parsed_mapping
 from label_importer.sources.name_matching import ObjectNames, UnitNames
 from label_importer.sources.pascal_voc.document import DocumentRefused, VocDocument, read_document
 from label_importer.sources.pascal_voc.records import IMPORTABLE_SHAPES, convert, unknown_attributes
@@ -137,7 +136,7 @@ class VocSource:
         else:
             archive = self._file.archive()
             if MAPPING_FILE in archive.names:
-                options = self._mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))
+                options = parsed_mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))
             entries = sorted(filter(_is_xml, archive.names))
 
             def read(entry: str) -> bytes:
@@ -153,12 +152,3 @@ class VocSource:
         if problems:
             raise SourceRejected(problems)
         return options, documents
-
-    @staticmethod
-    def _mapping(data: bytes) -> MappingOption:
-        try:
-            return MappingOption.model_validate_json(data)
-        except pydantic.ValidationError as error:
-            raise SourceRejected(
-                problems_from_pydantic(0, error.errors(), prefix=MAPPING_FILE, known=MappingOption.model_fields)
-            ) from None

@@ -14,18 +14,17 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import replace
 
-import pydantic
 from encord.objects import Object, Shape
 
 from label_importer.model.limits import Limits
 from label_importer.model.matching import Unmatched
-from label_importer.model.problems import ErrorCode, Problem, problems_from_pydantic
+from label_importer.model.problems import ErrorCode, Problem
 from label_importer.model.project import ProjectView, skeleton_template_of
 from label_importer.model.source_items import Rejected, SourceItem
 from label_importer.sources.json_lines import numbered_lines
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import SourceRejected
-from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption
+from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption, parsed_mapping
 from label_importer.sources.name_matching import ObjectNames, UnitNames, stem
 from label_importer.sources.yolo.classes import ClassList, ClassListRefused, class_entry, read_class_list
 from label_importer.sources.yolo.lines import IMPORTABLE_SHAPES, ImageUnit, YoloClass, convert
@@ -163,7 +162,7 @@ class YoloSource:
         max_bytes = self._limits.max_line_bytes
         options = MappingOption()
         if MAPPING_FILE in archive.names:
-            options = _mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))
+            options = parsed_mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))
         entry = class_entry(archive.names)
         if entry is None:
             raise SourceRejected(
@@ -183,12 +182,3 @@ class YoloSource:
             return options, read_class_list(entry, archive.read(entry, max_bytes=max_bytes))
         except ClassListRefused as refused:
             raise SourceRejected([refused.problem]) from None
-
-
-def _mapping(data: bytes) -> MappingOption:
-    try:
-        return MappingOption.model_validate_json(data)
-    except pydantic.ValidationError as error:
-        raise SourceRejected(
-            problems_from_pydantic(0, error.errors(), prefix=MAPPING_FILE, known=MappingOption.model_fields)
-        ) from None
