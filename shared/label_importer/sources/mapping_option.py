@@ -15,6 +15,7 @@ from pydantic import Field
 
 from label_importer.model.label_format import Header
 from label_importer.model.problems import problems_from_pydantic
+from label_importer.sources.archive import Archive
 from label_importer.sources.label_source import SourceRejected
 
 MAPPING_FILE = "encord.json"
@@ -44,3 +45,10 @@ def parsed_mapping(data: bytes | str, *, line: int = 0, where: str = MAPPING_FIL
         raise SourceRejected(
             problems_from_pydantic(line, error.errors(), prefix=where, known=MappingOption.model_fields)
         ) from None
+
+
+def archive_mapping(archive: Archive, *, max_bytes: int) -> MappingOption:
+    """The `encord.json` at the archive's root, or the defaults where there is none."""
+    if MAPPING_FILE not in archive.names:
+        return MappingOption()
+    return parsed_mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))

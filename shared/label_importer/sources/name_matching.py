@@ -15,10 +15,12 @@ import posixpath
 from collections import defaultdict
 
 from encord.objects import Object, OntologyStructure, Shape
+from encord.objects.skeleton_template import SkeletonTemplate
 
 from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.matching import Lookup, Unmatched, exactly_one
 from label_importer.model.problems import ErrorCode, did_you_mean
+from label_importer.model.project import skeleton_template_of
 
 LEFT_OUT = None
 """A class the mapping maps to null: its labels are deliberately not imported."""
@@ -154,3 +156,15 @@ class ObjectNames:
             f"{how} is ontology object {found.title!r}, a {found.shape.value}; {self._format_name} has geometry for "
             f"{shapes} only",
         )
+
+
+def template_of(ontology: OntologyStructure, skeleton: Object, how: str) -> SkeletonTemplate | Unmatched:
+    """A skeleton class's points attach to its template; an ontology can hold a skeleton that lost it."""
+    template = skeleton_template_of(ontology, skeleton)
+    if template is None:
+        return Unmatched(
+            ErrorCode.NO_SKELETON_TEMPLATE,
+            f"{how} is ontology object {skeleton.title!r}, a skeleton whose template the ontology does not have; "
+            "link a skeleton template to it in Encord",
+        )
+    return template

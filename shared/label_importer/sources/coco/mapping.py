@@ -14,10 +14,10 @@ from encord.objects import Object, OntologyStructure, Shape
 
 from label_importer.model.matching import Unmatched
 from label_importer.model.problems import ErrorCode, Problem
-from label_importer.model.project import ProjectView, skeleton_template_of
+from label_importer.model.project import ProjectView
 from label_importer.sources.coco.format import CocoCategory, CocoId, CocoImage, CocoOptions
 from label_importer.sources.coco.geometry import ImageSize
-from label_importer.sources.name_matching import LEFT_OUT, ObjectNames, UnitNames, folded
+from label_importer.sources.name_matching import LEFT_OUT, ObjectNames, UnitNames, folded, template_of
 
 IMPORTABLE_SHAPES = frozenset(
     {Shape.BOUNDING_BOX, Shape.ROTATABLE_BOUNDING_BOX, Shape.POLYGON, Shape.BITMASK, Shape.SKELETON}
@@ -98,13 +98,9 @@ def _mapped_category(
     if ontology.shape is not Shape.SKELETON:
         return MappedCategory(ontology)
     how = f"category {category.name!r}"
-    template = skeleton_template_of(structure, ontology)
-    if template is None:
-        return Unmatched(
-            ErrorCode.NO_SKELETON_TEMPLATE,
-            f"{how} is ontology object {ontology.title!r}, a skeleton whose template the ontology does not have; "
-            "link a skeleton template to it in Encord",
-        )
+    template = template_of(structure, ontology, how)
+    if isinstance(template, Unmatched):
+        return template
     points = {folded(vertex.name): vertex.name for vertex in template.skeleton.values()}
     given = category.keypoints or []
     if sorted(map(folded, given)) != sorted(points):

@@ -22,7 +22,7 @@ from label_importer.model.source_items import SourceItem
 from label_importer.sources.coco.geometry import ImageSize
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import SourceRejected
-from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption, parsed_mapping
+from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption, archive_mapping
 from label_importer.sources.name_matching import ObjectNames, UnitNames
 from label_importer.sources.pascal_voc.document import DocumentRefused, VocDocument, read_document
 from label_importer.sources.pascal_voc.records import IMPORTABLE_SHAPES, convert, unknown_attributes
@@ -135,8 +135,7 @@ class VocSource:
                 return self._file.stream(max_item_bytes=max_bytes).read()
         else:
             archive = self._file.archive()
-            if MAPPING_FILE in archive.names:
-                options = parsed_mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))
+            options = archive_mapping(archive, max_bytes=max_bytes)
             entries = sorted(filter(_is_xml, archive.names))
 
             def read(entry: str) -> bytes:

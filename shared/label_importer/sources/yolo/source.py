@@ -19,13 +19,13 @@ from encord.objects import Object, Shape
 from label_importer.model.limits import Limits
 from label_importer.model.matching import Unmatched
 from label_importer.model.problems import ErrorCode, Problem
-from label_importer.model.project import ProjectView, skeleton_template_of
+from label_importer.model.project import ProjectView
 from label_importer.model.source_items import Rejected, SourceItem
 from label_importer.sources.json_lines import numbered_lines
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import SourceRejected
-from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption, parsed_mapping
-from label_importer.sources.name_matching import ObjectNames, UnitNames, stem
+from label_importer.sources.mapping_option import MAPPING_FILE, MappingOption, archive_mapping
+from label_importer.sources.name_matching import ObjectNames, UnitNames, stem, template_of
 from label_importer.sources.yolo.classes import ClassList, ClassListRefused, class_entry, read_class_list
 from label_importer.sources.yolo.lines import IMPORTABLE_SHAPES, ImageUnit, YoloClass, convert
 
@@ -140,13 +140,9 @@ class YoloSource:
         assert self._project is not None and self._classes is not None
         if found.shape is not Shape.SKELETON:
             return YoloClass(name, found)
-        template = skeleton_template_of(self._project.ontology, found)
-        if template is None:
-            return Unmatched(
-                ErrorCode.NO_SKELETON_TEMPLATE,
-                f"class {name!r} is ontology object {found.title!r}, a skeleton whose template the ontology does "
-                "not have; link a skeleton template to it in Encord",
-            )
+        template = template_of(self._project.ontology, found, f"class {name!r}")
+        if isinstance(template, Unmatched):
+            return template
         points = tuple(vertex.name for _, vertex in sorted(template.skeleton.items(), key=lambda item: int(item[0])))
         shape = self._classes.keypoints
         if shape is not None and shape[0] != len(points):
@@ -160,9 +156,7 @@ class YoloSource:
     def _read(self) -> tuple[MappingOption, ClassList]:
         archive = self._file.archive()
         max_bytes = self._limits.max_line_bytes
-        options = MappingOption()
-        if MAPPING_FILE in archive.names:
-            options = parsed_mapping(archive.read(MAPPING_FILE, max_bytes=max_bytes))
+        options = archive_mapping(archive, max_bytes=max_bytes)
         entry = class_entry(archive.names)
         if entry is None:
             raise SourceRejected(
