@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,15 @@ import orjson
 import pytest
 from encord.objects import ChecklistAttribute, LabelRowV2, Object, RadioAttribute, TextAttribute
 
+from label_importer.model.data_units import DataUnit, DataUnitIndex
 from label_importer.model.jobs import JobStatus
+from label_importer.model.limits import Limits
+from label_importer.model.project import ProjectView
+from label_importer.runtime.deadline import Deadline
+from label_importer.sources.formats import source_for
+from label_importer.sources.label_file import LabelFile
 from label_importer_cli.commands import main
+from local.fake_encord import build_ontology
 from local.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -207,3 +215,35 @@ def test_documents_without_objects_are_an_empty_file(orchard: Orchard) -> None:
 
     assert job.status is JobStatus.REJECTED
     assert [(e["line"], e["code"]) for e in orchard.errors(job.job_id)] == [(0, "EMPTY_FILE")]
+
+
+def test_reading_every_object_takes_no_more_memory_for_a_larger_archive() -> None:
+    """Documents are read one at a time and dropped once their objects are records: four times the documents
+    (and objects) take no more memory at the peak, beyond the zip's directory."""
+    ontology = build_ontology()
+
+    def peak_reading(documents: int) -> int:
+        corners = "<xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>"
+        objects = f"<object><name>cherry</name><bndbox>{corners}</bndbox></object>" * 25
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for index in range(documents):
+                archive.writestr(
+                    f"Annotations/{index:04d}.xml",
+                    f"<annotation><filename>{index:04d}.jpg</filename><size><width>640</width><height>480</height>"
+                    f"</size>{objects}</annotation>",
+                )
+        units = DataUnitIndex(DataUnit(f"h{index}", f"{index:04d}.jpg", 1, 640, 480) for index in range(documents))
+        file = LabelFile.of_bytes("incoming/voc.zip", buffer.getvalue(), Limits(), Deadline.in_seconds(600))
+        source = source_for(file, Limits())
+        source.options()
+        source.match(ProjectView(units, ontology))
+        tracemalloc.start()
+        try:
+            records = sum(1 for _ in source.items())
+            assert records == documents * 25
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak_reading(400) < 1.5 * peak_reading(100)
