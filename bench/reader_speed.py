@@ -3,7 +3,7 @@
     python -m bench.reader_speed [--images 5000] [--boxes 4] [--repeat 3]
 
 The same generated labels (boxes on images, and one classification each) are written as JSON Lines, COCO,
-YOLO, Pascal VOC and (the classifications) CSV. Each file is validated in-process exactly as the validator's
+an Encord export, YOLO, Pascal VOC and (the classifications) CSV. Each file is validated in-process exactly as the validator's
 first pass runs (options, match, every record through the shared checks) against the demo ontology and
 generated data units; MB/s is the file's size (uncompressed bytes the reader takes) over the median time, and
 the ratio is that format's time over the JSON Lines file's time for the same labels.
@@ -87,6 +87,41 @@ def coco(data: Labels) -> bytes:
     return orjson.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cherry"}]})
 
 
+def encord_export(data: Labels) -> bytes:
+    """What `LabelRowV2.to_encord_dict()` writes for these boxes, the fields the reader uses and a few it skips."""
+    [cherry] = [obj for obj in build_ontology().objects if obj.title == "Cherry"]
+    rows = []
+    for i, (title, boxes, _) in enumerate(data):
+        objects = [
+            {
+                "name": "Cherry",
+                "value": "cherry",
+                "color": "#D33115",
+                "shape": "bounding_box",
+                "featureHash": cherry.feature_node_hash,
+                "objectHash": f"{i:05d}{j:03d}",
+                "confidence": 1.0,
+                "manualAnnotation": True,
+                "createdAt": "Thu, 03 Dec 2026 11:39:03 UTC",
+                "boundingBox": dict(zip("xywh", box, strict=True)),
+            }
+            for j, box in enumerate(boxes)
+        ]
+        answers = {obj["objectHash"]: {"objectHash": obj["objectHash"], "classifications": []} for obj in objects}
+        rows.append(
+            {
+                "data_hash": f"hash{i:06d}",
+                "data_title": title,
+                "data_type": "image",
+                "data_units": {f"hash{i:06d}": {"data_sequence": 0, "labels": {"objects": objects}}},
+                "object_answers": answers,
+                "classification_answers": {},
+                "object_actions": {},
+            }
+        )
+    return orjson.dumps(rows)
+
+
 def _zip(entries: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -127,6 +162,7 @@ def csv(data: Labels) -> bytes:
 FORMATS: list[tuple[str, str, Callable[[Labels], bytes], str]] = [
     ("JSON Lines", "labels.jsonl", json_lines, "boxes"),
     ("COCO", "instances.json", coco, "boxes"),
+    ("Encord export", "export.json", encord_export, "boxes"),
     ("YOLO", "yolo.zip", yolo, "boxes"),
     ("Pascal VOC", "voc.zip", voc, "boxes"),
     ("JSON Lines", "tags.jsonl", json_lines_classifications, "classifications"),

@@ -190,6 +190,17 @@ def build_ontology() -> OntologyStructure:
     return ontology
 
 
+def rehashed_ontology() -> OntologyStructure:
+    """The demo ontology with the same titles but every feature hash replaced: another project's ontology, as an
+    Encord export from one project meets it in another."""
+    served = orjson.dumps(build_ontology().to_dict()).decode()
+    hash_keys = ("featureNodeHash", "feature_node_hash", "featureHash", "feature_hash")
+    old = sorted(set(re.findall(r'"(?:' + "|".join(hash_keys) + r')":"([^"]+)"', served)))
+    renamed = {name: f"x{index:03d}{name[:4]}" for index, name in enumerate(old)}
+    served = re.sub(r'"(' + "|".join(map(re.escape, old)) + r')"', lambda m: f'"{renamed[m.group(1)]}"', served)
+    return OntologyStructure.from_dict(orjson.loads(served))
+
+
 CLIENT_TIMEOUT_SECONDS = 60
 """How long `encord_client` waits for an answer. The fake answers in milliseconds on an idle machine but can
 take seconds on a busy one (it shares its process, and the interpreter lock, with the code it serves); a
@@ -864,7 +875,7 @@ class FakeEncordServer:
         self.workflow_stage_uuid = str(uuid.uuid4())
         self.created_at = _now()
         structure = build_ontology()
-        self.ontology: dict[str, Any] = structure.to_dict()
+        self.ontology: dict[str, Any] = {}
         self.request_counts: collections.Counter[str] = collections.Counter()
         """Requests received, by kind, whether or not their client was still there for the answer."""
         self.answered_counts: collections.Counter[str] = collections.Counter()
@@ -875,18 +886,7 @@ class FakeEncordServer:
         """Requests refused for being signed with a revoked key, by kind (counted in the two above as well)."""
         self._in_flight = 0
         self._idle = threading.Condition()
-        self._index = _OntologyIndex(structure)
-        # The SDK's own parser, offline (no project client), as the last word on whether a row is readable.
-        self._sdk_ontology = Ontology(
-            OrmOntology(
-                title=PROJECT_TITLE,
-                structure=structure,
-                ontology_hash=self.ontology_hash,
-                created_at=self.created_at,
-                last_edited_at=self.created_at,
-            ),
-            api_client=None,  # type: ignore[arg-type]
-        )
+        self.use_ontology(structure)
         self._lock = threading.Lock()
         self._units: dict[str, _DataUnit] = {}
         self._by_label_hash: dict[str, _DataUnit] = {}
@@ -950,6 +950,24 @@ class FakeEncordServer:
             self.answered_counts.clear()
             self.refused_counts.clear()
             self.latency = self._initial_latency
+        self.use_ontology(build_ontology())
+
+    def use_ontology(self, structure: OntologyStructure) -> None:
+        """Serve `structure` as the project's ontology from now on (reset() puts the demo one back): a project
+        with another ontology. Importers that cached the project must be cold-started to see it."""
+        self.ontology = structure.to_dict()
+        self._index = _OntologyIndex(structure)
+        # The SDK's own parser, offline (no project client), as the last word on whether a row is readable.
+        self._sdk_ontology = Ontology(
+            OrmOntology(
+                title=PROJECT_TITLE,
+                structure=structure,
+                ontology_hash=self.ontology_hash,
+                created_at=self.created_at,
+                last_edited_at=self.created_at,
+            ),
+            api_client=None,  # type: ignore[arg-type]
+        )
 
     # --- data ----------------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Apply one data unit's labels from a chunk to an initialised Encord label row.
 
 Every object and classification gets a hash derived from what it is, not from when it was imported:
-(data unit, user id) for tracked objects, otherwise (data unit, canonical content, occurrence). So a retry
+(data unit, user id) for tracked objects, otherwise (data unit, canonical content, occurrence); an id that is
+already the hash of an object on the data unit (an Encord export's `objectHash`) means that object. So a retry
 after a save that succeeded but was not recorded, an SQS redelivery, or a re-upload of the same file in
 `append` mode finds its labels already present and adds nothing twice.
 """
@@ -143,6 +144,12 @@ class _Row:
         self.data_hash = data_hash
         self.frames = max(label_row.number_of_frames or 1, 1)  # images report 0 or 1: both mean frame 0 only
         self.ids = {label.id for label in labels if label.id is not None}
+        self._hashes_on_unit = {instance.object_hash for instance in label_row.get_object_instances()}
+
+    def tracked_hash(self, object_id: str) -> str:
+        """The hash of the object the row calls `object_id`. Taken before `replace` clears the row, so an export
+        of the project itself replaces each object under its own hash instead of adding a copy."""
+        return object_id if object_id in self._hashes_on_unit else tracked_object_hash(self.data_hash, object_id)
 
     def check_frames(self, field: str, ranges: list[tuple[int, int]]) -> list[Range]:
         """The ranges as the SDK takes them, once they are known to be frames the data unit has."""
@@ -159,7 +166,7 @@ class _Row:
             raise _refused(
                 field, ErrorCode.UNKNOWN_OBJECT_ID, f"no object with id {value.object_id!r} in this data unit"
             )
-        return tracked_object_hash(self.data_hash, value.object_id)
+        return self.tracked_hash(value.object_id)
 
 
 class LabelBuilder:
@@ -174,6 +181,9 @@ class LabelBuilder:
         upload history records them). Raises RowConflict or UnresolvedLabel.
 
         How many a job added is counted from its journal (import_chunk), not here: a retry finds its own labels."""
+        objects = [label for record in row.records for label in record.objects]
+        classifications = [label for record in row.records for label in record.classifications]
+        context = _Row(label_row, row.data_hash, objects)
         if mode is Mode.REPLACE:
             for existing_object in label_row.get_object_instances():
                 if existing_object.object_hash not in keep:
@@ -181,9 +191,6 @@ class LabelBuilder:
             for existing_classification in label_row.get_classification_instances():
                 if existing_classification.classification_hash not in keep:
                     label_row.remove_classification(existing_classification)
-        objects = [label for record in row.records for label in record.objects]
-        classifications = [label for record in row.records for label in record.classifications]
-        context = _Row(label_row, row.data_hash, objects)
         return self._add_objects(label_row, context, objects) | self._add_classifications(
             label_row, context, classifications
         )
@@ -196,7 +203,7 @@ class LabelBuilder:
             instances[label_hash(data_hash, "object", identity)] = [label]  # type: ignore[list-item]
         for label in labels:
             if label.id is not None:
-                instances.setdefault(tracked_object_hash(data_hash, label.id), []).append(label)
+                instances.setdefault(context.tracked_hash(label.id), []).append(label)
         for object_hash, placements in instances.items():
             if object_hash in present:
                 continue

@@ -8,6 +8,7 @@ directory is read once and kept, because telling formats apart and reading one b
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import IO, Any
@@ -15,7 +16,13 @@ from typing import IO, Any
 from label_importer.model.limits import Limits
 from label_importer.runtime.deadline import Deadline
 from label_importer.sources.archive import Archive
-from label_importer.sources.bounded_reading import BoundedReader, ByteStream, ReadBudget, is_compressed
+from label_importer.sources.bounded_reading import (
+    BoundedReader,
+    ByteStream,
+    FileRefused,
+    ReadBudget,
+    is_compressed,
+)
 
 StoredBytes = Callable[[], tuple[IO[bytes], int]]
 """Opens the stored bytes from their start; with their count (a .gz file's compressed size)."""
@@ -33,6 +40,7 @@ class LabelFile:
         self._stored = stored
         self._random_access = random_access
         self._archive: Archive | None = None
+        self._first_character: bytes | None = None
 
     @classmethod
     def of_bytes(cls, key: str, data: bytes, limits: Limits, deadline: Deadline) -> LabelFile:
@@ -49,6 +57,18 @@ class LabelFile:
             replace(self.budget, max_item_bytes=max_item_bytes),
             compressed_bytes=stored_bytes if is_compressed(self.key) else None,
         )
+
+    def first_character(self) -> bytes:
+        """The first byte that is not a UTF-8 byte-order mark or whitespace, within the first 4096 bytes (b"" if
+        none): what tells a JSON object (COCO) from a JSON list (an Encord export). Read once and kept; a file
+        the budget refuses to read has none here, and the format reading it says why."""
+        if self._first_character is None:
+            try:
+                start = self.stream().read(4096)
+            except (FileRefused, OSError, EOFError, zlib.error):  # reported by the source that reads the file
+                start = b""
+            self._first_character = start.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
+        return self._first_character
 
     def archive(self) -> Archive:
         """The file as a zip archive, its directory checked; raises FileRefused."""

@@ -25,7 +25,8 @@ class CocoSource:
 
     @staticmethod
     def claims(file: LabelFile) -> bool:
-        """Every `.json` file: a COCO document, or an error saying why not."""
+        """Every `.json` file an Encord export (a list, asked first) does not claim: a COCO document, or an error
+        saying why not."""
         return is_json_document(file.key)
 
     def __init__(self, file: LabelFile, limits: Limits) -> None:
