@@ -21,6 +21,7 @@ from label_importer.sources.coco.source import CocoSource
 from label_importer.sources.encord_export.source import ExportSource
 from label_importer.sources.formats import source_for
 from label_importer.sources.label_file import LabelFile
+from label_importer_cli.commands import main
 from local.fake_encord import build_ontology, rehashed_ontology
 from local.lambda_runtime import cold_start
 from local.pipeline import Pipeline
@@ -320,3 +321,23 @@ def test_what_only_the_end_of_the_export_shows_is_located_on_the_element_it_is_i
         (1, f"[0].object_answers.{calf}", "UNKNOWN_OBJECT_ID"),
         (3, f"[2].object_actions.{picker}", "FRAME_WITHOUT_OBJECT"),
     ]
+
+
+def test_rolling_back_a_restore_puts_back_what_it_replaced(pipeline: Pipeline) -> None:
+    """A `replace` of a project's own export, edited, then rolled back: the labels are as they were before it."""
+    hashes = add_units(pipeline)
+    completed(pipeline, "incoming/every-kind.jsonl", jsonl(LABELS))
+    before = exported(pipeline, hashes)
+    edited = orjson.loads(orjson.dumps(before))
+    for unit in edited[1]["data_units"].values():
+        unit["labels"]["objects"] = []  # the mask taken out
+    edited[1]["object_answers"] = {}
+    restore = completed(pipeline, "incoming/restore.json", orjson.dumps([{"encord": {"mode": "replace"}}, *edited]))
+    assert not pipeline.stack.read_back([hashes["mask.png"]])[hashes["mask.png"]].get_object_instances()
+
+    assert main(["rollback", restore.job_id]) == 0
+
+    assert pipeline.job(restore.job_id).status is JobStatus.ROLLED_BACK
+    after = exported(pipeline, hashes)
+    assert [object_hashes(row) for row in after] == [object_hashes(row) for row in before]
+    assert [without_hashes(row) for row in after] == [without_hashes(row) for row in before]
