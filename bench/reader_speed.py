@@ -3,8 +3,8 @@
     python -m bench.reader_speed [--images 5000] [--boxes 4] [--repeat 3]
 
 The same generated labels (boxes on images, and one classification each) are written as JSON Lines, COCO,
-an Encord export, YOLO, Pascal VOC and (the classifications) CSV. Each file is validated in-process exactly as the validator's
-first pass runs (options, match, every record through the shared checks) against the demo ontology and
+an Encord export, YOLO, Pascal VOC and (the classifications) CSV. Each file is validated in-process exactly as
+the validator's first pass runs (options, match, every record through the shared checks) against the demo ontology and
 generated data units; MB/s is the file's size (uncompressed bytes the reader takes) over the median time, and
 the ratio is that format's time over the JSON Lines file's time for the same labels.
 """
