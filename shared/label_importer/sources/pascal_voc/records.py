@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 from encord.objects import Object, OntologyStructure, Shape
-from encord.objects.attributes import Attribute, ChecklistAttribute, RadioAttribute, TextAttribute
 
 from label_importer.model.matching import Unmatched
 from label_importer.model.problems import ErrorCode, Problem, did_you_mean
 from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
+from label_importer.sources.attribute_answers import NamedValue, answers_for
 from label_importer.sources.coco.geometry import (
     GeometryMisfit,
     ImageSize,
@@ -35,8 +35,6 @@ from label_importer.sources.pascal_voc.document import CORNERS, FLAGS, VOC_FIELD
 IMPORTABLE_SHAPES = frozenset({Shape.BOUNDING_BOX, Shape.ROTATABLE_BOUNDING_BOX, Shape.POLYGON})
 """Ontology shapes a VOC object has a geometry for: `<bndbox>`, or `<polygon>` where the file has one."""
 
-YES = ("yes", "true")
-NO = ("no", "false")
 UNSPECIFIED_POSE = "unspecified"
 """VOC's pose when none was given: no answer, not an answer."""
 
@@ -160,28 +158,17 @@ def _polygon(obj: VocObject, ontology: Object, size: ImageSize) -> Any:
 
 
 def _attributes(obj: VocObject, ontology: Object, options: MappingOption) -> tuple[dict[str, Any], dict[str, str]]:
-    """Answers by attribute title, and the VOC field each came from (to locate what the checks find)."""
-    mapped = {folded(name): title for name, title in options.attributes.items()}
-    answers: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for voc_field in VOC_FIELDS:
-        value = obj.fields.get(voc_field)
-        if value is None or (voc_field == "pose" and folded(value) == UNSPECIFIED_POSE):
-            continue
-        title = mapped.get(voc_field)
-        attribute = _titled(ontology.attributes, title or voc_field)
-        if attribute is None:
-            continue  # this object has nothing for it: left out (docs/format-voc.md); a mapping naming an
-            # attribute no object has is reported once, by unknown_attributes()
-        answer = _answer(attribute, voc_field, value, options.options)
-        if answer is None:
-            continue
-        if isinstance(attribute, ChecklistAttribute) and attribute.title in answers:
-            answers[attribute.title] = [*answers[attribute.title], *answer]
-        else:
-            answers[attribute.title] = answer
-        sources[attribute.title] = voc_field
-    return answers, sources
+    """Answers by attribute title, and the VOC field each came from (to locate what the checks find). A field the
+    object has no attribute for is left out (docs/format-voc.md); a mapping naming an attribute no object has is
+    reported once, by unknown_attributes()."""
+    values = [
+        NamedValue(voc_field, value, voc_field in FLAGS)
+        for voc_field in VOC_FIELDS
+        if (value := obj.fields.get(voc_field)) is not None
+        and not (voc_field == "pose" and folded(value) == UNSPECIFIED_POSE)
+    ]
+    answers = answers_for(ontology, values, options)
+    return answers.by_title, answers.sources
 
 
 def unknown_attributes(ontology: OntologyStructure, options: MappingOption) -> list[Problem]:
@@ -201,36 +188,3 @@ def unknown_attributes(ontology: OntologyStructure, options: MappingOption) -> l
         for voc_field, title in options.attributes.items()
         if folded(title) not in titles
     ]
-
-
-def _titled(items: Any, title: str) -> Any:
-    """The item titled `title` ignoring case and runs of whitespace, or None."""
-    return next((item for item in items if folded(item.title) == folded(title)), None)
-
-
-def _answer(attribute: Attribute[Any], voc_field: str, value: str, options: dict[str, str]) -> Any:
-    """The rules of docs/format-voc.md, "Attributes": text as written; a radio option named by the value (a flag's
-    1/0 also as Yes/True, No/False); a checklist flag ticks the option named like the field."""
-    if isinstance(attribute, TextAttribute):
-        return value
-    flag = voc_field in FLAGS
-    if isinstance(attribute, ChecklistAttribute):
-        if flag and folded(value) in ("0", *NO):
-            return None
-        named = voc_field if flag else value
-        return [_option(attribute, [options.get(named, named)])]
-    if isinstance(attribute, RadioAttribute):
-        if value in options:
-            return _option(attribute, [options[value]])
-        alternatives = (YES if folded(value) == "1" else NO if folded(value) == "0" else ()) if flag else ()
-        return _option(attribute, [value, *alternatives])
-    return value  # another kind (numeric): the checks say whether the text fits
-
-
-def _option(attribute: RadioAttribute | ChecklistAttribute, candidates: list[str]) -> str:
-    """The option's exact title; the first candidate when none matches, for the checks to report."""
-    for candidate in candidates:
-        option = _titled(attribute.options, candidate)
-        if option is not None:
-            return str(option.title)
-    return candidates[0]
