@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -481,7 +482,10 @@ class FileIndex:
     """A limit of the whole file was hit: it is rejected whatever the error policy."""
     records: int = 0
     left_out: int = 0
-    """Records the file itself asks to leave out (COCO: categories mapped to null, crowds under "skip")."""
+    """Records the file itself asks to leave out (COCO: categories mapped to null, crowds under "skip"), and those
+    of kinds Encord has no place for."""
+    left_out_reasons: Counter[str] = field(default_factory=Counter)
+    """How many of those were left out for each reason a source gave (the rest the file asked for)."""
     file_problems: list[Problem] = field(default_factory=list)
     """Problems of the whole file (FILE_LEVEL_CODES): few, always kept, listed before any record's."""
     record_problems: list[Problem] = field(default_factory=list)
@@ -597,6 +601,8 @@ def index_records(
             break
         if isinstance(item, LeftOut):
             index.left_out += 1
+            if item.reason is not None:
+                index.left_out_reasons[item.reason] += 1
             continue
         if isinstance(item, Rejected):
             index.reject_line(item.number, item.data_hash, item.problems)

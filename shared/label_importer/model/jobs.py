@@ -6,7 +6,7 @@ How they are stored is store/jobs.py's business; what they mean is here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -88,7 +88,10 @@ class Job:
     total_records: int = 0
     invalid_records: int = 0
     records_left_out: int = 0
-    """Records the file asks to leave out (COCO: a category mapped to null, crowd regions under "skip")."""
+    """Records the file asks to leave out (COCO: a category mapped to null, crowd regions under "skip"), and those
+    of kinds Encord has no place for."""
+    left_out_reasons: dict[str, int] = field(default_factory=dict)
+    """How many records were left out for each reason the file's format gave (not those the file asked for)."""
     problem_count: int = 0
     total_rows: int = 0
     total_chunks: int = 0

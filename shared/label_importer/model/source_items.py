@@ -33,9 +33,13 @@ class Rejected:
 
 @dataclass(frozen=True)
 class LeftOut:
-    """A record the file itself asks to leave out (COCO: a category mapped to null, crowds under `skip`)."""
+    """A record left out: the file itself asks (COCO: a category mapped to null, crowds under `skip`), or it is of a
+    kind Encord has no place for (a CVAT cuboid), which `reason` then names so the report says what was not
+    imported and why."""
 
     number: int
+    reason: str | None = None
+    """One of the source's fixed sentences (reports count records by it), never text taken from the file."""
 
 
 SourceItem = Record | Rejected | LeftOut

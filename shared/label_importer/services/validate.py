@@ -60,6 +60,7 @@ class _FileRejected(Exception):
         self.records = index.records if index else 0
         self.invalid_records = len(index.invalid_lines) if index else 0
         self.left_out = index.left_out if index else 0
+        self.left_out_reasons = dict(index.left_out_reasons) if index else {}
 
 
 def _whole_file(code: ErrorCode, message: str) -> _FileRejected:
@@ -126,6 +127,7 @@ def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: 
         total_records=index.records,
         invalid_records=len(index.invalid_lines),
         records_left_out=index.left_out,
+        left_out_reasons=dict(index.left_out_reasons),
         total_rows=len(index.lines_by_unit),
         total_chunks=plan.count,
         rows_skipped=index.skipped_rows,
@@ -339,6 +341,7 @@ def _reject(job: Job, rejection: _FileRejected, world: World) -> Job:
         total_records=rejection.records,
         invalid_records=rejection.invalid_records,
         records_left_out=rejection.left_out,
+        left_out_reasons=rejection.left_out_reasons,
         problem_count=problem_count,
         finished_at=int(time.time()),
     )

@@ -59,7 +59,12 @@ class ReportWriter:
             "version_id": job.version_id,
             "project_hash": job.project_hash,
             "mode": job.mode,
-            "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
+            "records": {
+                "total": job.total_records,
+                "invalid": job.invalid_records,
+                "left_out": job.records_left_out,
+                "left_out_reasons": job.left_out_reasons,
+            },
             "rows": {
                 "total": job.total_rows,
                 "imported": job.rows_imported,
@@ -154,8 +159,7 @@ def summary(
         f"Import job {job.job_id}: {job.status}",
         *([f"Failed: {job.failure}"] if job.failure else []),
         f"File: s3://{job.bucket}/{job.key}",
-        f"Records: {job.total_records} read, {job.invalid_records} invalid"
-        + (f", {job.records_left_out} left out as the file asks" if job.records_left_out else ""),
+        f"Records: {job.total_records} read, {job.invalid_records} invalid" + _left_out(job),
         (
             f"Rows: {job.rows_rolled_back} rolled back, {job.rows_failed} failed (of {job.total_rows}); "
             f"{job.labels_removed} labels taken off"
@@ -188,3 +192,14 @@ def summary(
             for row in superseded_rows[:SUMMARY_FAILURES_SHOWN]
         )
     return "\n".join(lines) + "\n"
+
+
+def _left_out(job: Job) -> str:
+    """The records not imported on purpose: those the file asked to leave out, and why each other was."""
+    if not job.records_left_out:
+        return ""
+    asked = job.records_left_out - sum(job.left_out_reasons.values())
+    parts = ([f"{asked} as the file asks"] if asked else []) + [
+        f"{count} {reason}" for reason, count in sorted(job.left_out_reasons.items())
+    ]
+    return f", {job.records_left_out} left out ({'; '.join(parts)})"
