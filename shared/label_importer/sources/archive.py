@@ -24,7 +24,7 @@ from typing import IO
 
 from label_importer.model.limits import Limits
 from label_importer.model.problems import ErrorCode
-from label_importer.sources.bounded_reading import BoundedReader, ByteStream, FileRefused, ReadBudget
+from label_importer.sources.bounded_reading import BoundedReader, FileRefused, ItemStream, ReadBudget
 
 READ_BUFFER_BYTES = 1 << 20
 """Bytes per ranged read: few requests for a large entry, one buffer of memory."""
@@ -56,7 +56,7 @@ class Archive:
         self.names: list[str] = _checked_names(self._zip.infolist(), budget)
         """Every file in the archive, in directory order: folders and archivers' extras left out."""
 
-    def open(self, name: str, *, max_bytes: int | None = None) -> ByteStream:
+    def open(self, name: str, *, max_bytes: int | None = None) -> ItemStream:
         """One entry's bytes, decompressed as they are read; `max_bytes` bounds an entry built whole (an XML
         document, the class list), reported as the entry being too large."""
         try:
@@ -81,20 +81,31 @@ class _Entry:
         self._name = name
         self._reader = reader
         self._max_bytes = max_bytes
+        self._itemised = False
 
     def read(self, size: int = -1) -> bytes:
         try:
             return self._reader.read(size)
         except FileRefused as refused:
             if refused.problem.code is ErrorCode.ITEM_TOO_LARGE:
+                what = (
+                    f"one item of entry {self._name!r} (an image, a track) spans"
+                    if self._itemised
+                    else f"entry {self._name!r} holds"
+                )
                 raise FileRefused(
                     ErrorCode.ITEM_TOO_LARGE,
-                    f"entry {self._name!r} holds more than {self._max_bytes} bytes, which is "
-                    "more than such a file needs (MAX_LINE_BYTES)",
+                    f"{what} more than {self._max_bytes} bytes, which is more than such a file needs (MAX_LINE_BYTES)",
                 ) from None
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
             raise _invalid(f"entry {self._name!r} is corrupt ({error})") from None
+
+    def mark_item(self) -> None:
+        """An entry streamed item by item (a CVAT document's images) bounds each item by `max_bytes`, not the
+        whole entry: an item starts here."""
+        self._itemised = True
+        self._reader.mark_item()
 
 
 def _invalid(why: str) -> FileRefused:

@@ -26,6 +26,12 @@ class ByteStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class ItemStream(ByteStream, Protocol):
+    """A stream whose parser hands over one item at a time (a COCO annotation, a CVAT image), each bounded."""
+
+    def mark_item(self) -> None: ...
+
+
 class FileRefused(Exception):
     """The file as a whole cannot be read (over a limit, or a .gz that does not decompress): rejected whatever
     the error policy."""

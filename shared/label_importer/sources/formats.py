@@ -8,6 +8,7 @@ from __future__ import annotations
 from label_importer.model.limits import Limits
 from label_importer.sources.coco.source import CocoSource
 from label_importer.sources.csv_classifications import CsvClassificationsSource
+from label_importer.sources.cvat.source import CvatSource
 from label_importer.sources.encord_export.source import ExportSource
 from label_importer.sources.json_lines import JsonLinesSource
 from label_importer.sources.label_file import LabelFile
@@ -18,6 +19,7 @@ from label_importer.sources.yolo.source import YoloSource
 FORMATS: tuple[SourceFormat, ...] = (
     ExportSource,
     CocoSource,
+    CvatSource,  # before VOC, which claims every .xml and every zip with .xml entries
     VocSource,
     YoloSource,
     CsvClassificationsSource,

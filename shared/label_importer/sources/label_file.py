@@ -18,8 +18,8 @@ from label_importer.runtime.deadline import Deadline
 from label_importer.sources.archive import Archive
 from label_importer.sources.bounded_reading import (
     BoundedReader,
-    ByteStream,
     FileRefused,
+    ItemStream,
     ReadBudget,
     is_compressed,
 )
@@ -40,7 +40,7 @@ class LabelFile:
         self._stored = stored
         self._random_access = random_access
         self._archive: Archive | None = None
-        self._first_character: bytes | None = None
+        self._head: bytes | None = None
 
     @classmethod
     def of_bytes(cls, key: str, data: bytes, limits: Limits, deadline: Deadline) -> LabelFile:
@@ -48,7 +48,7 @@ class LabelFile:
         budget = ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline)
         return cls(key, budget, limits, lambda: (io.BytesIO(data), len(data)), lambda: _InMemory(data))
 
-    def stream(self, *, max_item_bytes: int | None = None) -> ByteStream:
+    def stream(self, *, max_item_bytes: int | None = None) -> ItemStream:
         """The file from its start, decompressed and within the read budget; `max_item_bytes` bounds one item
         of a document that the parser builds whole (a COCO annotation)."""
         body, stored_bytes = self._stored()
@@ -58,17 +58,17 @@ class LabelFile:
             compressed_bytes=stored_bytes if is_compressed(self.key) else None,
         )
 
-    def first_character(self) -> bytes:
-        """The first byte that is not a UTF-8 byte-order mark or whitespace, within the first 4096 bytes (b"" if
-        none): what tells a JSON object (COCO) from a JSON list (an Encord export). Read once and kept; a file
-        the budget refuses to read has none here, and the format reading it says why."""
-        if self._first_character is None:
+    def head(self) -> bytes:
+        """The first 4096 bytes after a UTF-8 byte-order mark and whitespace (b"" if none): what tells formats that
+        share a suffix apart (a JSON object from a JSON list, one XML root from another). Read once and kept; a
+        file the budget refuses to read has none here, and the format reading it says why."""
+        if self._head is None:
             try:
                 start = self.stream().read(4096)
             except (FileRefused, OSError, EOFError, zlib.error):  # reported by the source that reads the file
                 start = b""
-            self._first_character = start.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
-        return self._first_character
+            self._head = start.removeprefix(b"\xef\xbb\xbf").lstrip()
+        return self._head
 
     def archive(self) -> Archive:
         """The file as a zip archive, its directory checked; raises FileRefused."""

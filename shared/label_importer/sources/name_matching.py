@@ -58,6 +58,24 @@ class UnitNames:
     ) -> DataUnit | Unmatched:
         """The single image `name` is; when the file says its size, the data unit must have that size, or every
         coordinate would land in the wrong place."""
+        unit, how = self._named(name, by_stem=by_stem)
+        if isinstance(unit, Unmatched):
+            return unit
+        if unit.number_of_frames != 1 or unit.width is None:
+            return Unmatched(
+                ErrorCode.NOT_AN_IMAGE,
+                f"{how} is data unit {unit.title!r}, which has {unit.number_of_frames} frames (a video, image "
+                "group, image sequence or DICOM series); these labels are for a single image",
+            )
+        return _same_size(unit, how, "image", width, height)
+
+    def video(self, name: str, *, width: int | None = None, height: int | None = None) -> DataUnit | Unmatched:
+        """The data unit a video's labels are for, whatever its type (each label's frames are checked against
+        it); when the file says the frame size, the data unit must have it."""
+        unit, how = self._named(name, by_stem=False)
+        return unit if isinstance(unit, Unmatched) else _same_size(unit, how, "video", width, height)
+
+    def _named(self, name: str, *, by_stem: bool) -> tuple[DataUnit | Unmatched, str]:
         units = self._units
         named = self._mapped.get(name, self._mapped.get(stem(name)) if by_stem else None)
         if named is not None:
@@ -77,22 +95,27 @@ class UnitNames:
         unit = exactly_one(
             candidates, self._lookup, f"for {how}", lambda unit: f"{unit.title!r} ({unit.data_hash})", suggest
         )
-        if isinstance(unit, Unmatched):
-            return unit
-        if unit.number_of_frames != 1 or unit.width is None:
-            return Unmatched(
-                ErrorCode.NOT_AN_IMAGE,
-                f"{how} is data unit {unit.title!r}, which has {unit.number_of_frames} frames (a video, image "
-                "group, image sequence or DICOM series); these labels are for a single image",
-            )
-        if width is not None and height is not None and (unit.width, unit.height) != (width, height):
-            return Unmatched(
-                ErrorCode.IMAGE_SIZE_MISMATCH,
-                f"the image is {width}x{height} here but data unit {unit.title!r} is {unit.width}x{unit.height}: "
-                "the coordinates would land in the wrong place",
-                field="width",
-            )
-        return unit
+        return unit, how
+
+
+def _same_size(unit: DataUnit, how: str, what: str, width: int | None, height: int | None) -> DataUnit | Unmatched:
+    if (
+        width is not None
+        and height is not None
+        and unit.width is not None
+        and (unit.width, unit.height)
+        != (
+            width,
+            height,
+        )
+    ):
+        return Unmatched(
+            ErrorCode.IMAGE_SIZE_MISMATCH,
+            f"the {what} is {width}x{height} here but data unit {unit.title!r} is {unit.width}x{unit.height}: "
+            "the coordinates would land in the wrong place",
+            field="width",
+        )
+    return unit
 
 
 class ObjectNames:

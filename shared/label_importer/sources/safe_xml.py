@@ -7,12 +7,15 @@ can be declared, and the document is parsed only once its bytes are within the i
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import fromstring, iterparse
 
 from label_importer.model.problems import ErrorCode, Problem
+from label_importer.sources.bounded_reading import ByteStream
 
 
 class XmlRefused(Exception):
@@ -26,15 +29,39 @@ def parse_xml(data: bytes, where: str) -> ElementTree.Element:
     try:
         root: ElementTree.Element = fromstring(data, forbid_dtd=True)
         return root
-    except DefusedXmlException as refused:
-        raise XmlRefused(
+    except (DefusedXmlException, ElementTree.ParseError) as error:
+        raise _refused(error, where) from None
+
+
+def iter_xml(stream: ByteStream, where: str) -> Iterator[tuple[str, ElementTree.Element]]:
+    """("start" | "end", element) as the document is read, for documents too large to build whole (a CVAT task's
+    annotations.xml); the caller drops what it has used. Raises XmlRefused as `parse_xml` does."""
+    try:
+        yield from iterparse(stream, events=("start", "end"), forbid_dtd=True)
+    except (DefusedXmlException, ElementTree.ParseError) as error:
+        raise _refused(error, where) from None
+
+
+def root_tag(head: bytes) -> str | None:
+    """The name of the first element in the start of a document, past its declaration, comments and processing
+    instructions: which XML format a `.xml` file is, without parsing it."""
+    found = _FIRST_ELEMENT.search(_COMMENT.sub(b"", head))
+    return found.group(1).decode("ascii", "replace") if found else None
+
+
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_FIRST_ELEMENT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def _refused(error: Exception, where: str) -> XmlRefused:
+    if isinstance(error, DefusedXmlException):
+        return XmlRefused(
             Problem(
                 0,
                 where,
                 ErrorCode.UNSAFE_XML,
-                f"{where} declares a document type or entities ({type(refused).__name__}); label XML needs "
+                f"{where} declares a document type or entities ({type(error).__name__}); label XML needs "
                 "neither, and they can expand without bound or read other files, so the file is refused",
             )
-        ) from None
-    except ElementTree.ParseError as error:
-        raise XmlRefused(Problem(0, where, ErrorCode.INVALID_XML, f"{where} is not well-formed XML: {error}")) from None
+        )
+    return XmlRefused(Problem(0, where, ErrorCode.INVALID_XML, f"{where} is not well-formed XML: {error}"))

@@ -14,7 +14,7 @@ from label_importer.model.limits import Limits
 from label_importer.model.problems import ErrorCode, Problem, problems_from_pydantic
 from label_importer.model.project import ProjectView
 from label_importer.model.source_items import SourceItem
-from label_importer.sources.bounded_reading import BoundedReader, ByteStream
+from label_importer.sources.bounded_reading import ItemStream
 from label_importer.sources.encord_export.ontology_map import OntologyMap
 from label_importer.sources.encord_export.rows import ExportRows
 from label_importer.sources.json_document import invalid_json, is_json_document, without_bom
@@ -33,7 +33,7 @@ class ExportSource:
     @staticmethod
     def claims(file: LabelFile) -> bool:
         """A `.json` (or `.json.gz`) file whose document is a list: what Encord's label export writes."""
-        return is_json_document(file.key) and file.first_character() == b"["
+        return is_json_document(file.key) and file.head()[:1] == b"["
 
     def __init__(self, file: LabelFile, limits: Limits) -> None:
         self._file = file
@@ -77,12 +77,12 @@ class ExportSource:
         stream = self._body()
         try:
             for position, element in enumerate(ijson.items(without_bom(stream), "item", use_float=True)):
-                _mark_item(stream)
+                stream.mark_item()
                 yield position, element
         except ijson.JSONError as error:
             raise SourceRejected([Problem(0, "", ErrorCode.INVALID_JSON, invalid_json(error))]) from None
 
-    def _body(self) -> ByteStream:
+    def _body(self) -> ItemStream:
         return self._file.stream(max_item_bytes=self._limits.max_line_bytes)
 
 
@@ -102,8 +102,3 @@ def _is_coco_result(element: Any) -> bool:
 
 def _is_options(element: Any) -> bool:
     return isinstance(element, dict) and OPTIONS_SECTION in element and "data_hash" not in element
-
-
-def _mark_item(stream: ByteStream) -> None:
-    if isinstance(stream, BoundedReader):
-        stream.mark_item()
