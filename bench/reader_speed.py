@@ -3,7 +3,7 @@
     python -m bench.reader_speed [--images 5000] [--boxes 4] [--repeat 3]
 
 The same generated labels (boxes on images, and one classification each) are written as JSON Lines, COCO,
-an Encord export, YOLO, Pascal VOC and (the classifications) CSV. Each file is validated in-process exactly as
+an Encord export, YOLO, Pascal VOC, CVAT and (the classifications) CSV. Each file is validated in-process exactly as
 the validator's first pass runs (options, match, every record through the shared checks) against the demo ontology and
 generated data units; MB/s is the file's size (uncompressed bytes the reader takes) over the median time, and
 the ratio is that format's time over the JSON Lines file's time for the same labels.
@@ -154,6 +154,20 @@ def voc(data: Labels) -> bytes:
     return _zip(entries)
 
 
+def cvat(data: Labels) -> bytes:
+    images = []
+    for index, (title, boxes, _) in enumerate(data):
+        shapes = "".join(
+            f'<box label="cherry" source="manual" occluded="0" xtl="{x * WIDTH:.2f}" ytl="{y * HEIGHT:.2f}" '
+            f'xbr="{(x + w) * WIDTH:.2f}" ybr="{(y + h) * HEIGHT:.2f}" z_order="0"></box>'
+            for x, y, w, h in boxes
+        )
+        images.append(f'<image id="{index}" name="{title}" width="{WIDTH}" height="{HEIGHT}">{shapes}</image>')
+    meta = "<meta><task><name>bench</name><mode>annotation</mode></task></meta>"
+    document = f"<annotations><version>1.1</version>{meta}{''.join(images)}</annotations>"
+    return _zip({"annotations.xml": document.encode()})
+
+
 def csv(data: Labels) -> bytes:
     rows = "".join(f"{title},Blueberry or cherry?,{answer}\n" for title, _, answer in data)
     return ("data_title,classification,answer\n" + rows).encode()
@@ -165,6 +179,7 @@ FORMATS: list[tuple[str, str, Callable[[Labels], bytes], str]] = [
     ("Encord export", "export.json", encord_export, "boxes"),
     ("YOLO", "yolo.zip", yolo, "boxes"),
     ("Pascal VOC", "voc.zip", voc, "boxes"),
+    ("CVAT for images", "cvat.zip", cvat, "boxes"),
     ("JSON Lines", "tags.jsonl", json_lines_classifications, "classifications"),
     ("CSV", "tags.csv", csv, "classifications"),
 ]
