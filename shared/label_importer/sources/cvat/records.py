@@ -21,6 +21,7 @@ from encord.objects import Classification, Object, OntologyStructure
 from encord.objects.attributes import ChecklistAttribute, RadioAttribute
 
 from label_importer.model.data_units import DataUnit
+from label_importer.model.limits import Limits
 from label_importer.model.matching import Lookup, Unmatched, exactly_one
 from label_importer.model.problems import ErrorCode, Problem, did_you_mean
 from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
@@ -64,9 +65,16 @@ class _Track:
 
 class CvatRecords:
     def __init__(
-        self, units: UnitNames, ontology: OntologyStructure, option: MappingOption, meta: Meta, video: Unit | None
+        self,
+        units: UnitNames,
+        ontology: OntologyStructure,
+        option: MappingOption,
+        meta: Meta,
+        video: Unit | None,
+        limits: Limits,
     ) -> None:
         self._units = units
+        self._limits = limits
         self._ontology = ontology
         self._option = option
         self._meta = meta
@@ -105,7 +113,8 @@ class CvatRecords:
 
     def track(self, item: Item) -> Iterator[SourceItem]:
         element = item.element
-        track = _Track(f"track-{element.get('id', '')}", element.get("label", ""), element.get("group_id"))
+        # A track without its id is still one object, told apart from the others by its place in the document.
+        track = _Track(f"track-{element.get('id') or item.where}", element.get("label", ""), element.get("group_id"))
         unit, unit_field = self.video_unit(item.where)
         counts: Counter[str] = Counter()
         for child in element:
@@ -224,7 +233,7 @@ class CvatRecords:
         if track and frame is None:
             return rejected("/@frame", ErrorCode.INVALID_VALUE, "a track's shape needs frame=, a whole number")
         try:
-            placed = geometries(element, found.shape, size)
+            placed = geometries(element, found.shape, size, max_pixels=self._limits.max_bitmask_pixels)
         except GeometryMisfit as misfit:
             return rejected(f"/{misfit.field}" if misfit.field else "", misfit.code, misfit.message)
         located = _Located(number, where, unit_field)

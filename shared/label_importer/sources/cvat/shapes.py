@@ -33,13 +33,22 @@ LEFT_OUT_KINDS = {
 """Shapes CVAT has and Encord has no place for: left out, counted under these reasons."""
 
 
-def geometries(element: ElementTree.Element, shape: Shape, size: ImageSize) -> list[tuple[str, Any]]:
+def geometries(
+    element: ElementTree.Element, shape: Shape, size: ImageSize, *, max_pixels: int
+) -> list[tuple[str, Any]]:
     """(label-format field, geometry) of each object the element is: one, except `<points>`, whose points are
-    one Encord point each. Raises GeometryMisfit, its `field` the element's attribute at fault (`@points`)."""
+    one Encord point each. Raises GeometryMisfit, its `field` the element's attribute at fault (`@points`);
+    a mask is built over the whole image, so an image of more than `max_pixels` takes none."""
     kind = element.tag
     if kind == "box":
         return [_box(element, shape, size)]
     if kind == "mask":
+        if size.width * size.height > max_pixels:
+            raise GeometryMisfit(
+                "",
+                ErrorCode.BITMASK_TOO_LARGE,
+                f"a {size.width}x{size.height} mask is more than {max_pixels} pixels (MAX_BITMASK_PIXELS)",
+            )
         return [("bitmask", _mask(element, size))]
     if kind == "skeleton":
         return [("skeleton", _skeleton(element, size))]

@@ -64,7 +64,7 @@ class CvatSource:
         assert self._meta is not None  # options() read it
         units = UnitNames(project.units, option.data_units, where=f"'data_units' of {MAPPING_FILE}")
         video = self._video(units, self._meta) if self._meta.video else None
-        self._records = CvatRecords(units, project.ontology, option, self._meta, video)
+        self._records = CvatRecords(units, project.ontology, option, self._meta, video, self._limits)
         return []
 
     def items(self) -> Iterator[SourceItem]:
