@@ -158,8 +158,9 @@ def test_a_file_imports_from_this_machine_with_its_reports_in_a_local_folder(
         (ROOT / "samples" / "voc" / "Annotations" / "cherry_001.xml", ["cherry_001.jpg"], VOC_OBJECTS),
         (ROOT / "samples" / "csv" / "tags.csv", ["a.jpg", "b.jpg"], 5),
         (ROOT / "samples" / "encord-export" / "export.json", ["cherry_001.jpg"], 6),
+        (ROOT / "samples" / "cvat" / "video" / "annotations.xml", [], 4),
     ],
-    ids=["pascal-voc-xml", "csv-classifications", "encord-export"],
+    ids=["pascal-voc-xml", "csv-classifications", "encord-export", "cvat-video"],
 )
 def test_a_file_in_another_format_imports_from_this_machine(
     pipeline: Pipeline, tmp_path: Path, sample: Path, images: list[str], labels_added: int
