@@ -94,9 +94,11 @@ def test_every_shape_of_the_image_task_lands_where_its_pixels_say(orchard: Orcha
     job = orchard.pipeline.run("incoming/cvat-images.zip", cvat_zip(IMAGES, MAPPING))
 
     assert (job.status, job.rows_imported, job.rows_failed) == (JobStatus.COMPLETED, 2, 0)
-    assert (job.records_left_out, job.left_out_reasons) == (1, {"CVAT cuboids (Encord has no cuboid shape)": 1})
+    assert (job.records_left_out, job.labels_not_imported) == (1, {"CVAT cuboids (Encord has no cuboid shape)": 1})
     summary = orchard.pipeline.report(job.job_id, "summary.txt").decode()
-    assert "1 left out (1 CVAT cuboids (Encord has no cuboid shape))" in summary
+    assert "Not imported, as Encord has no place for them: 1 CVAT cuboids (Encord has no cuboid shape)" in summary
+    report = orjson.loads(orchard.pipeline.report(job.job_id, "report.json"))
+    assert report["labels_not_imported"] == {"CVAT cuboids (Encord has no cuboid shape)": 1}
     rows = orchard.rows()
     objects = by_title(rows[orchard.cherry])
     [cherry] = objects["Cherry"]

@@ -36,7 +36,7 @@ from label_importer.model.label_format import (
 )
 from label_importer.model.limits import DEFAULT_LIMITS, Limits
 from label_importer.model.problems import FILE_LEVEL_CODES, ErrorCode, Problem, problems_from_pydantic, shown_value
-from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
+from label_importer.model.source_items import LeftOut, NotImported, Record, Rejected, SourceItem
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -484,8 +484,8 @@ class FileIndex:
     left_out: int = 0
     """Records the file itself asks to leave out (COCO: categories mapped to null, crowds under "skip"), and those
     of kinds Encord has no place for."""
-    left_out_reasons: Counter[str] = field(default_factory=Counter)
-    """How many of those were left out for each reason a source gave (the rest the file asked for)."""
+    not_imported: Counter[str] = field(default_factory=Counter)
+    """Labels not imported because Encord has no place for them, by the reason their source gave."""
     file_problems: list[Problem] = field(default_factory=list)
     """Problems of the whole file (FILE_LEVEL_CODES): few, always kept, listed before any record's."""
     record_problems: list[Problem] = field(default_factory=list)
@@ -590,6 +590,9 @@ def index_records(
     objects_per_unit: dict[str, int] = {}
     previous = 0
     for item in items:
+        if isinstance(item, NotImported):
+            index.not_imported.update(item.reasons)
+            continue
         if item.number <= previous:  # the index and chunking find records by number, in order
             raise ValueError(f"the source numbered record {item.number} after record {previous}")
         previous = item.number
@@ -601,8 +604,6 @@ def index_records(
             break
         if isinstance(item, LeftOut):
             index.left_out += 1
-            if item.reason is not None:
-                index.left_out_reasons[item.reason] += 1
             continue
         if isinstance(item, Rejected):
             index.reject_line(item.number, item.data_hash, item.problems)

@@ -89,9 +89,9 @@ class Job:
     invalid_records: int = 0
     records_left_out: int = 0
     """Records the file asks to leave out (COCO: a category mapped to null, crowd regions under "skip"), and those
-    of kinds Encord has no place for."""
-    left_out_reasons: dict[str, int] = field(default_factory=dict)
-    """How many records were left out for each reason the file's format gave (not those the file asked for)."""
+    whose labels are all of kinds Encord has no place for."""
+    labels_not_imported: dict[str, int] = field(default_factory=dict)
+    """Labels of kinds Encord has no place for (a CVAT cuboid), by the reason the file's format gave."""
     problem_count: int = 0
     total_rows: int = 0
     total_chunks: int = 0

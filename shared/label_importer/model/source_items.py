@@ -33,13 +33,21 @@ class Rejected:
 
 @dataclass(frozen=True)
 class LeftOut:
-    """A record left out: the file itself asks (COCO: a category mapped to null, crowds under `skip`), or it is of a
-    kind Encord has no place for (a CVAT cuboid), which `reason` then names so the report says what was not
-    imported and why."""
+    """A record left out: the file itself asks (COCO: a category mapped to null, crowds under `skip`), or all its
+    labels are of kinds Encord has no place for (then a NotImported says which)."""
 
     number: int
-    reason: str | None = None
-    """One of the source's fixed sentences (reports count records by it), never text taken from the file."""
 
 
-SourceItem = Record | Rejected | LeftOut
+@dataclass(frozen=True)
+class NotImported:
+    """Labels of record `number` of kinds Encord has no place for (a CVAT cuboid, a Labelbox mask given as a URL),
+    given before the record's own item (Record or LeftOut) so the report says what was not imported and why. Not a
+    record: it does not count as one, and may share the number of the item after it."""
+
+    number: int
+    reasons: tuple[str, ...]
+    """One of the source's fixed sentences per label (reports count labels by it), never text from the file."""
+
+
+SourceItem = Record | Rejected | LeftOut | NotImported

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from label_importer.checks.validation import FileIndex
-from label_importer.model.source_items import Record, SourceItem
+from label_importer.model.source_items import NotImported, Record, SourceItem
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,8 @@ def _valid_records(items: Iterable[SourceItem], index: FileIndex) -> Iterator[_H
     for item in items:
         if wanted is None:
             return
+        if isinstance(item, NotImported):
+            continue
         number = item.number
         if number < wanted[0]:
             continue

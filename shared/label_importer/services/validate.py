@@ -60,7 +60,7 @@ class _FileRejected(Exception):
         self.records = index.records if index else 0
         self.invalid_records = len(index.invalid_lines) if index else 0
         self.left_out = index.left_out if index else 0
-        self.left_out_reasons = dict(index.left_out_reasons) if index else {}
+        self.not_imported = dict(index.not_imported) if index else {}
 
 
 def _whole_file(code: ErrorCode, message: str) -> _FileRejected:
@@ -127,7 +127,7 @@ def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: 
         total_records=index.records,
         invalid_records=len(index.invalid_lines),
         records_left_out=index.left_out,
-        left_out_reasons=dict(index.left_out_reasons),
+        labels_not_imported=dict(index.not_imported),
         total_rows=len(index.lines_by_unit),
         total_chunks=plan.count,
         rows_skipped=index.skipped_rows,
@@ -341,7 +341,7 @@ def _reject(job: Job, rejection: _FileRejected, world: World) -> Job:
         total_records=rejection.records,
         invalid_records=rejection.invalid_records,
         records_left_out=rejection.left_out,
-        left_out_reasons=rejection.left_out_reasons,
+        labels_not_imported=rejection.not_imported,
         problem_count=problem_count,
         finished_at=int(time.time()),
     )

@@ -70,10 +70,19 @@ class UnitNames:
         return _same_size(unit, how, "image", width, height)
 
     def video(self, name: str, *, width: int | None = None, height: int | None = None) -> DataUnit | Unmatched:
-        """The data unit a video's labels are for, whatever its type (each label's frames are checked against
-        it); when the file says the frame size, the data unit must have it."""
+        """The data unit with frames of one size (a video, image sequence or DICOM series) a video's labels are
+        for; each label's frames are checked against it. When the file says the frame size, it must be that."""
         unit, how = self._named(name, by_stem=False)
-        return unit if isinstance(unit, Unmatched) else _same_size(unit, how, "video", width, height)
+        if isinstance(unit, Unmatched):
+            return unit
+        if unit.number_of_frames == 1 or unit.width is None or unit.height is None:
+            what = "a single image" if unit.number_of_frames == 1 else "an image group, whose images differ in size"
+            return Unmatched(
+                ErrorCode.INVALID_VALUE,
+                f"{how} is data unit {unit.title!r}, {what}; these labels are a video's, frame by frame, on frames "
+                "of one size",
+            )
+        return _same_size(unit, how, "video", width, height)
 
     def _named(self, name: str, *, by_stem: bool) -> tuple[DataUnit | Unmatched, str]:
         units = self._units

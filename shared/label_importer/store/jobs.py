@@ -42,7 +42,7 @@ def _job_from_item(item: dict[str, Any]) -> Job:
         for name in Job.__dataclass_fields__
         if name in item
     }
-    values["left_out_reasons"] = {reason: int(count) for reason, count in item.get("left_out_reasons", {}).items()}
+    values["labels_not_imported"] = {why: int(count) for why, count in item.get("labels_not_imported", {}).items()}
     values["status"] = JobStatus(values["status"])
     values["mode"] = Mode(values["mode"]) if values.get("mode") else None
     if values["mode"] is Mode.ROLLBACK and "rows_rolled_back" not in item:
@@ -124,7 +124,7 @@ class JobStore:
         self._table.update_item(
             Key=_job_key(job.job_id),
             UpdateExpression="SET project_hash = :p, #mode = :m, total_records = :r, invalid_records = :i, "
-            "records_left_out = :l, left_out_reasons = :w, problem_count = :e, total_rows = :t, total_chunks = :c, "
+            "records_left_out = :l, labels_not_imported = :w, problem_count = :e, total_rows = :t, total_chunks = :c, "
             "rows_skipped = :s",
             ExpressionAttributeNames={"#mode": "mode"},
             ExpressionAttributeValues={
@@ -133,7 +133,7 @@ class JobStore:
                 ":r": job.total_records,
                 ":i": job.invalid_records,
                 ":l": job.records_left_out,
-                ":w": job.left_out_reasons,
+                ":w": job.labels_not_imported,
                 ":e": job.problem_count,
                 ":t": job.total_rows,
                 ":c": job.total_chunks,

@@ -59,12 +59,8 @@ class ReportWriter:
             "version_id": job.version_id,
             "project_hash": job.project_hash,
             "mode": job.mode,
-            "records": {
-                "total": job.total_records,
-                "invalid": job.invalid_records,
-                "left_out": job.records_left_out,
-                "left_out_reasons": job.left_out_reasons,
-            },
+            "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
+            "labels_not_imported": job.labels_not_imported,
             "rows": {
                 "total": job.total_rows,
                 "imported": job.rows_imported,
@@ -159,7 +155,9 @@ def summary(
         f"Import job {job.job_id}: {job.status}",
         *([f"Failed: {job.failure}"] if job.failure else []),
         f"File: s3://{job.bucket}/{job.key}",
-        f"Records: {job.total_records} read, {job.invalid_records} invalid" + _left_out(job),
+        f"Records: {job.total_records} read, {job.invalid_records} invalid"
+        + (f", {job.records_left_out} left out" if job.records_left_out else ""),
+        *_not_imported(job),
         (
             f"Rows: {job.rows_rolled_back} rolled back, {job.rows_failed} failed (of {job.total_rows}); "
             f"{job.labels_removed} labels taken off"
@@ -194,12 +192,9 @@ def summary(
     return "\n".join(lines) + "\n"
 
 
-def _left_out(job: Job) -> str:
-    """The records not imported on purpose: those the file asked to leave out, and why each other was."""
-    if not job.records_left_out:
-        return ""
-    asked = job.records_left_out - sum(job.left_out_reasons.values())
-    parts = ([f"{asked} as the file asks"] if asked else []) + [
-        f"{count} {reason}" for reason, count in sorted(job.left_out_reasons.items())
-    ]
-    return f", {job.records_left_out} left out ({'; '.join(parts)})"
+def _not_imported(job: Job) -> list[str]:
+    """The labels Encord has no place for, by why: never dropped without a word."""
+    if not job.labels_not_imported:
+        return []
+    reasons = "; ".join(f"{count} {why}" for why, count in sorted(job.labels_not_imported.items()))
+    return [f"Not imported, as Encord has no place for them: {reasons}"]

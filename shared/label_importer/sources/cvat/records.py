@@ -24,7 +24,7 @@ from label_importer.model.data_units import DataUnit
 from label_importer.model.limits import Limits
 from label_importer.model.matching import Lookup, Unmatched, exactly_one
 from label_importer.model.problems import ErrorCode, Problem, did_you_mean
-from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
+from label_importer.model.source_items import LeftOut, NotImported, Record, Rejected, SourceItem
 from label_importer.sources.attribute_answers import NamedValue, answers_for, is_flag, titled
 from label_importer.sources.coco.geometry import GeometryMisfit, ImageSize
 from label_importer.sources.cvat.document import Item, Meta
@@ -106,6 +106,8 @@ class CvatRecords:
             where = f"{item.where}/{child.tag}[{counts[child.tag]}]"
             if child.tag == "tag":
                 tags.append((child, where))
+            elif child.tag not in SHAPES:
+                yield from self._not_imported(child.tag)
             else:
                 yield self._shape(child, where, unit, unit_field, None)
         if tags:
@@ -121,6 +123,9 @@ class CvatRecords:
             counts[child.tag] += 1
             if child.get("outside") == "1":
                 continue  # where CVAT ends (or pauses) a track: no shape there
+            if child.tag not in SHAPES:
+                yield from self._not_imported(child.tag)
+                continue
             yield self._shape(child, f"{item.where}/{child.tag}[{counts[child.tag]}]", unit, unit_field, track)
 
     def video_unit(self, where: str) -> tuple[Unit, str]:
@@ -208,8 +213,6 @@ class CvatRecords:
     ) -> SourceItem:
         number = self._next()
         kind = element.tag
-        if kind in LEFT_OUT_KINDS or kind not in SHAPES:
-            return LeftOut(number, LEFT_OUT_KINDS.get(kind, OTHER_ELEMENTS))
         if isinstance(unit, Unmatched):
             return Rejected(number, None, [Problem(number, unit_field, unit.code, unit.reason)])
         data_hash, size = unit
@@ -298,6 +301,12 @@ class CvatRecords:
                     "it is not dynamic in the ontology: make it dynamic in Encord, or keep one value along the track",
                 )
         return built
+
+    def _not_imported(self, kind: str) -> Iterator[SourceItem]:
+        """A shape Encord has no place for: left out, and counted under why."""
+        number = self._next()
+        yield NotImported(number, (LEFT_OUT_KINDS.get(kind, OTHER_ELEMENTS),))
+        yield LeftOut(number)
 
     def _object(self, label: str) -> Object | Unmatched | None:
         if label not in self._objects:
