@@ -14,6 +14,7 @@ from label_importer.sources.json_lines import JsonLinesSource
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import LabelSource, SourceFormat
 from label_importer.sources.pascal_voc.source import VocSource
+from label_importer.sources.png_masks.source import PngMasksSource
 from label_importer.sources.yolo.source import YoloSource
 
 FORMATS: tuple[SourceFormat, ...] = (
@@ -21,6 +22,7 @@ FORMATS: tuple[SourceFormat, ...] = (
     CocoSource,
     CvatSource,  # before VOC, which claims every .xml and every zip with .xml entries
     VocSource,
+    PngMasksSource,  # before YOLO, which claims every zip without .xml entries
     YoloSource,
     CsvClassificationsSource,
     JsonLinesSource,

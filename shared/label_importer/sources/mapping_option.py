@@ -10,6 +10,8 @@ at the root of a zip.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pydantic
 from pydantic import Field
 
@@ -19,7 +21,9 @@ from label_importer.sources.archive import Archive
 from label_importer.sources.label_source import SourceRejected
 
 MAPPING_FILE = "encord.json"
-"""The mapping's name inside a zip archive (YOLO, Pascal VOC), at the archive's root."""
+"""The mapping's name inside a zip archive (YOLO, Pascal VOC, PNG masks), at the archive's root."""
+
+MaskKind = Literal["semantic", "instance"]
 
 
 class MappingOption(Header):
@@ -35,6 +39,9 @@ class MappingOption(Header):
     """Attribute name in the file -> ontology attribute title (for the object or classification it is on)."""
     options: dict[str, str] = Field(default_factory=dict)
     """Option (answer) title in the file -> ontology option title."""
+    masks: MaskKind = "semantic"
+    """How a PNG mask's pixel values are read (PNG masks only): `semantic`, each value a class and one object per
+    class in an image; `instance`, each value one object."""
 
 
 def parsed_mapping(data: bytes | str, *, line: int = 0, where: str = MAPPING_FILE) -> MappingOption:

@@ -165,7 +165,8 @@ class YoloSource:
                         0,
                         "",
                         ErrorCode.UNKNOWN_FORMAT,
-                        "the zip is neither Pascal VOC (Annotations/*.xml) nor YOLO: a YOLO zip holds data.yaml "
+                        "the zip is neither CVAT (annotations.xml), Pascal VOC (Annotations/*.xml), PNG masks "
+                        "(masks/*.png) nor YOLO: a YOLO zip holds data.yaml "
                         "(with 'names') or classes.txt (one class name per line), and label files "
                         "labels/**/*.txt (one object per line: class id, then normalised numbers); see "
                         "docs/format-yolo.md",
