@@ -43,7 +43,7 @@ from label_importer.runtime.settings import Settings
 
 SERVICE = "encord-label-importer"
 NAMESPACE = "EncordLabelImporter"
-LABEL_SUFFIXES = [".csv", ".json", ".json.gz", ".jsonl", ".jsonl.gz", ".xml", ".zip"]
+LABEL_SUFFIXES = [".csv", ".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".xml", ".zip"]
 DATA_SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 """Services whose actions must name their resources; only X-Ray has no resource-level permissions."""
 DUMMY_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:encord/ssh-key-AbCdEf"

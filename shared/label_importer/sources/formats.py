@@ -13,6 +13,7 @@ from label_importer.sources.encord_export.source import ExportSource
 from label_importer.sources.json_lines import JsonLinesSource
 from label_importer.sources.label_file import LabelFile
 from label_importer.sources.label_source import LabelSource, SourceFormat
+from label_importer.sources.labelbox.source import LabelboxSource
 from label_importer.sources.pascal_voc.source import VocSource
 from label_importer.sources.png_masks.source import PngMasksSource
 from label_importer.sources.yolo.source import YoloSource
@@ -25,6 +26,7 @@ FORMATS: tuple[SourceFormat, ...] = (
     PngMasksSource,  # before YOLO, which claims every zip without .xml entries
     YoloSource,
     CsvClassificationsSource,
+    LabelboxSource,
     JsonLinesSource,
 )
 """In the order they are asked; JSON Lines, the importer's own format, claims whatever is left."""
