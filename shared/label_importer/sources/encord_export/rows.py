@@ -24,6 +24,7 @@ from label_importer.model.matching import Unmatched
 from label_importer.model.problems import ErrorCode, Problem
 from label_importer.model.source_items import LeftOut, Record, Rejected, SourceItem
 from label_importer.sources.encord_export.ontology_map import AttributeTree, OntologyMap
+from label_importer.sources.json_values import Misfit, kind, mapping, sequence
 from label_importer.sources.mapping_option import MappingOption
 from label_importer.sources.name_matching import LEFT_OUT
 
@@ -32,14 +33,6 @@ READ_DATA_TYPES = ("image", "video", "img_group", "dicom")
 slices, an image group's images."""
 _DYNAMIC_ANSWER = re.compile(r"attributes\.[^.\[]+\[")
 _VISIBILITY = {"visible": "visible", "invisible": "invisible", "occluded": "occluded", "selfOccluded": "self_occluded"}
-
-
-class Misfit(Exception):
-    def __init__(self, where: str, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.where = where
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -77,7 +70,7 @@ class ExportRows:
 
     def _convert(self, number: int, where: str, row: Any) -> SourceItem:
         if not isinstance(row, dict):
-            raise Misfit(where, ErrorCode.WRONG_TYPE, f"a label row is a JSON object, not {_kind(row)}")
+            raise Misfit(where, ErrorCode.WRONG_TYPE, f"a label row is a JSON object, not {kind(row)}")
         if "encord" in row:
             raise Misfit(f"{where}.encord", ErrorCode.INVALID_VALUE, "the options element must be the list's first")
         data_type = row.get("data_type")
@@ -97,13 +90,13 @@ class ExportRows:
         self._checked_at_end = False
         objects, classifications = [], []
         left_out = False
-        units = _mapping(row.get("data_units", {}), f"{where}.data_units")
-        answers = _mapping(row.get("object_answers") or {}, f"{where}.object_answers")
-        actions = _mapping(row.get("object_actions") or {}, f"{where}.object_actions")
+        units = mapping(row.get("data_units", {}), f"{where}.data_units")
+        answers = mapping(row.get("object_answers") or {}, f"{where}.object_answers")
+        actions = mapping(row.get("object_actions") or {}, f"{where}.object_actions")
         answered: set[str] = set()
         for unit_hash, unit in units.items():
             unit_where = f"{where}.data_units.{unit_hash}"
-            for frame, frame_where, frame_objects in _frames(_mapping(unit, unit_where), unit_where):
+            for frame, frame_where, frame_objects in _frames(mapping(unit, unit_where), unit_where):
                 for index, frame_object in enumerate(frame_objects):
                     object_where = f"{frame_where}.objects[{index}]"
                     label = self._object(frame_object, frame, object_where, answers, actions, answered, where)
@@ -112,7 +105,7 @@ class ExportRows:
                         continue
                     objects.append(label)
                     places.objects.append((object_where, label["id"]))
-        classification_answers = _mapping(row.get("classification_answers") or {}, f"{where}.classification_answers")
+        classification_answers = mapping(row.get("classification_answers") or {}, f"{where}.classification_answers")
         for hash_, answer in classification_answers.items():
             answer_where = f"{where}.classification_answers.{hash_}"
             label = self._classification(answer, answer_where, str(data_type).lower() != "image")
@@ -149,7 +142,7 @@ class ExportRows:
         answered: set[str],
         row_where: str,
     ) -> Any:
-        frame_object = _mapping(frame_object, where)
+        frame_object = mapping(frame_object, where)
         object_hash = frame_object.get("objectHash")
         if not isinstance(object_hash, str) or not object_hash:
             raise Misfit(f"{where}.objectHash", ErrorCode.MISSING_FIELD, "an object needs its objectHash")
@@ -167,11 +160,11 @@ class ExportRows:
         if object_hash not in answered:  # attributes once per object: on its first placement
             answered.add(object_hash)
             tree = self._ontology.tree(target)
-            static = _mapping(answers.get(object_hash) or {}, f"{row_where}.object_answers.{object_hash}")
+            static = mapping(answers.get(object_hash) or {}, f"{row_where}.object_answers.{object_hash}")
             attributes = self._answers(
                 tree, static.get("classifications") or [], f"{row_where}.object_answers.{object_hash}.classifications"
             )
-            dynamic = _mapping(actions.get(object_hash) or {}, f"{row_where}.object_actions.{object_hash}")
+            dynamic = mapping(actions.get(object_hash) or {}, f"{row_where}.object_actions.{object_hash}")
             attributes.update(
                 self._dynamic(tree, dynamic.get("actions") or [], f"{row_where}.object_actions.{object_hash}.actions")
             )
@@ -180,7 +173,7 @@ class ExportRows:
         return label
 
     def _classification(self, answer: Any, where: str, has_frames: bool) -> Any:
-        answer = _mapping(answer, where)
+        answer = mapping(answer, where)
         given = answer.get("classifications") or []
         if not isinstance(given, list) or not given or not isinstance(given[0], dict):
             raise Misfit(f"{where}.classifications", ErrorCode.MISSING_FIELD, "a classification needs its answer")
@@ -230,7 +223,7 @@ class ExportRows:
         return level(None)
 
     def _answer(self, tree: AttributeTree, answer: Any, where: str) -> tuple[Any, Any]:
-        answer = _mapping(answer, where)
+        answer = mapping(answer, where)
         placed = self._ontology.attribute(tree, str(answer.get("featureHash", "")), str(answer.get("name", "")))
         if isinstance(placed, Unmatched):
             raise Misfit(f"{where}.featureHash", placed.code, placed.reason)
@@ -241,7 +234,7 @@ class ExportRows:
             chosen = given if isinstance(given, list) else []
             options = []
             for index, option in enumerate(chosen):
-                option = _mapping(option, f"{where}.answers[{index}]")
+                option = mapping(option, f"{where}.answers[{index}]")
                 found = self._ontology.option(
                     attribute, str(option.get("featureHash", "")), str(option.get("name", option.get("value", "")))
                 )
@@ -265,7 +258,7 @@ class ExportRows:
         for index, action in enumerate(actions):
             at = f"{where}[{index}]"
             placed, value = self._answer(tree, action, at)
-            ranges = _mapping(action, at).get("range") or []
+            ranges = mapping(action, at).get("range") or []
             if value is None or not ranges:
                 continue
             frames = [_frame_range(item, f"{at}.range") for item in ranges]
@@ -299,20 +292,20 @@ class ExportRows:
 def _frames(unit: dict[str, Any], where: str) -> Iterator[tuple[int, str, list[Any]]]:
     """(frame, path, objects) of one data unit: an image's or an image group image's labels (`{objects}`, on the
     frame its `data_sequence` says) or a video's or DICOM series' (`{"<frame>": {objects}}`)."""
-    sequence = unit.get("data_sequence", 0)
-    if not str(sequence).isdigit():
-        raise Misfit(f"{where}.data_sequence", ErrorCode.INVALID_VALUE, f"an image number, not {sequence!r}")
+    image_number = unit.get("data_sequence", 0)
+    if not str(image_number).isdigit():
+        raise Misfit(f"{where}.data_sequence", ErrorCode.INVALID_VALUE, f"an image number, not {image_number!r}")
     labels_where = f"{where}.labels"
-    labels = _mapping(unit.get("labels") or {}, labels_where)
+    labels = mapping(unit.get("labels") or {}, labels_where)
     if "objects" in labels or "classifications" in labels:
-        yield int(sequence), labels_where, _sequence(labels.get("objects") or [], f"{labels_where}.objects")
+        yield int(image_number), labels_where, sequence(labels.get("objects") or [], f"{labels_where}.objects")
         return
     for key, frame_labels in labels.items():
         frame_where = f"{labels_where}.{key}"
         if not key.isdigit():
             raise Misfit(frame_where, ErrorCode.INVALID_VALUE, f"{key!r} is not a frame number")
-        objects = _mapping(frame_labels, frame_where).get("objects") or []
-        yield int(key), frame_where, _sequence(objects, f"{frame_where}.objects")
+        objects = mapping(frame_labels, frame_where).get("objects") or []
+        yield int(key), frame_where, sequence(objects, f"{frame_where}.objects")
 
 
 def _geometry(frame_object: dict[str, Any], where: str) -> tuple[str, Any]:
@@ -368,19 +361,3 @@ def _frame_range(value: Any, where: str) -> dict[str, int]:
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return {"start": value[0], "end": value[1]}
     raise Misfit(where, ErrorCode.INVALID_VALUE, f"a range is [start, end], not {value!r}")
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Misfit(where, ErrorCode.WRONG_TYPE, f"expected a JSON object, not {_kind(value)}")
-    return value
-
-
-def _sequence(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise Misfit(where, ErrorCode.WRONG_TYPE, f"expected a list, not {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a text", bool: "true or false"}.get(type(value), repr(value))

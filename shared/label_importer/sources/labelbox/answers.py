@@ -17,7 +17,7 @@ from encord.objects import Classification, Object
 from label_importer.model.matching import Unmatched
 from label_importer.model.problems import ErrorCode
 from label_importer.sources.encord_export.ontology_map import AttributeTree, OntologyMap
-from label_importer.sources.labelbox.json_values import Misfit, mapping, sequence, text
+from label_importer.sources.json_values import Misfit, mapping, sequence, text
 from label_importer.sources.name_matching import LEFT_OUT
 
 

@@ -16,7 +16,7 @@ from encord.objects import Object, Shape
 
 from label_importer.model.problems import ErrorCode
 from label_importer.sources.coco.geometry import GeometryMisfit, ImageSize, normalised_box
-from label_importer.sources.labelbox.json_values import Misfit, mapping, number, sequence
+from label_importer.sources.json_values import Misfit, mapping, number, sequence
 
 IMPORTABLE_SHAPES = frozenset(
     {Shape.BOUNDING_BOX, Shape.ROTATABLE_BOUNDING_BOX, Shape.POLYGON, Shape.POLYLINE, Shape.POINT}

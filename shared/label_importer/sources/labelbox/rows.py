@@ -27,9 +27,9 @@ from label_importer.model.project import ProjectView
 from label_importer.model.source_items import LeftOut, NotImported, Record, Rejected, SourceItem
 from label_importer.sources.coco.geometry import ImageSize
 from label_importer.sources.encord_export.ontology_map import OntologyMap
+from label_importer.sources.json_values import Misfit, kind, mapping, sequence, text
 from label_importer.sources.labelbox.answers import Answers
 from label_importer.sources.labelbox.geometry import IMPORTABLE_SHAPES, geometry, unimportable
-from label_importer.sources.labelbox.json_values import Misfit, kind, mapping, sequence, text
 from label_importer.sources.mapping_option import MappingOption
 from label_importer.sources.name_matching import LEFT_OUT, ObjectNames, UnitNames
 

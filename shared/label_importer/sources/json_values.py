@@ -1,5 +1,6 @@
-"""Reading one untrusted Labelbox data row: each value checked for the JSON type it must have, and every misfit
-said at its path inside the row (`projects.<id>.labels[0].annotations.objects[2].bounding_box`)."""
+"""Reading one untrusted JSON element of a label file (an Encord export's label row, a Labelbox data row): each
+value checked for the JSON type it must have, and every misfit said at its path inside the element
+(`[3].object_answers.<hash>`, `projects.<id>.labels[0].annotations.objects[2].bounding_box`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from label_importer.model.problems import ErrorCode
 
 
 class Misfit(Exception):
-    """Part of a data row that cannot become a label record: rejects the row, located at `where`."""
+    """Part of an element that cannot become a label record: rejects the element, located at `where`."""
 
     def __init__(self, where: str, code: ErrorCode, message: str) -> None:
         super().__init__(message)
