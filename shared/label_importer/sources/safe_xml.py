@@ -29,7 +29,7 @@ def parse_xml(data: bytes, where: str) -> ElementTree.Element:
     try:
         root: ElementTree.Element = fromstring(data, forbid_dtd=True)
         return root
-    except (DefusedXmlException, ElementTree.ParseError) as error:
+    except (DefusedXmlException, ElementTree.ParseError, LookupError) as error:
         raise _refused(error, where) from None
 
 
@@ -38,7 +38,7 @@ def iter_xml(stream: ByteStream, where: str) -> Iterator[tuple[str, ElementTree.
     annotations.xml); the caller drops what it has used. Raises XmlRefused as `parse_xml` does."""
     try:
         yield from iterparse(stream, events=("start", "end"), forbid_dtd=True)
-    except (DefusedXmlException, ElementTree.ParseError) as error:
+    except (DefusedXmlException, ElementTree.ParseError, LookupError) as error:
         raise _refused(error, where) from None
 
 
@@ -64,4 +64,6 @@ def _refused(error: Exception, where: str) -> XmlRefused:
                 "neither, and they can expand without bound or read other files, so the file is refused",
             )
         )
+    if isinstance(error, LookupError):  # the declaration names an encoding no codec reads
+        return XmlRefused(Problem(0, where, ErrorCode.INVALID_XML, f"{where} declares an unknown encoding: {error}"))
     return XmlRefused(Problem(0, where, ErrorCode.INVALID_XML, f"{where} is not well-formed XML: {error}"))
