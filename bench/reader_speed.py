@@ -3,10 +3,10 @@
     python -m bench.reader_speed [--images 5000] [--boxes 4] [--repeat 3]
 
 The same generated labels (boxes on images, and one classification each) are written as JSON Lines, COCO,
-an Encord export, YOLO, Pascal VOC, CVAT and (the classifications) CSV. Each file is validated in-process exactly as
-the validator's first pass runs (options, match, every record through the shared checks) against the demo ontology and
-generated data units; MB/s is the file's size (uncompressed bytes the reader takes) over the median time, and
-the ratio is that format's time over the JSON Lines file's time for the same labels.
+an Encord export, YOLO, Pascal VOC, CVAT, Labelbox and (the classifications) CSV. Each file is validated
+in-process exactly as the validator's first pass runs (options, match, every record through the shared checks)
+against the demo ontology and generated data units; MB/s is the file's size (uncompressed bytes the reader
+takes) over the median time, and the ratio is that format's time over the JSON Lines file's time for the same labels.
 """
 
 from __future__ import annotations
@@ -168,6 +168,33 @@ def cvat(data: Labels) -> bytes:
     return _zip({"annotations.xml": document.encode()})
 
 
+def labelbox(data: Labels) -> bytes:
+    """One data row per image, as Labelbox's export writes it (the fields the reader uses and a few it skips)."""
+    rows = []
+    for index, (title, boxes, _) in enumerate(data):
+        objects = [
+            {
+                "feature_id": f"clu{index:08d}{j:03d}",
+                "feature_schema_id": "clu1schema0cherry0000000",
+                "name": "cherry",
+                "value": "cherry",
+                "annotation_kind": "ImageBoundingBox",
+                "classifications": [],
+                "bounding_box": {"top": y * HEIGHT, "left": x * WIDTH, "height": h * HEIGHT, "width": w * WIDTH},
+            }
+            for j, (x, y, w, h) in enumerate(boxes)
+        ]
+        label = {"id": f"label{index}", "annotations": {"objects": objects, "classifications": [], "relationships": []}}
+        rows.append(
+            {
+                "data_row": {"id": f"row{index}", "global_key": title},
+                "media_attributes": {"height": HEIGHT, "width": WIDTH, "mime_type": "image/jpeg"},
+                "projects": {"clu1bench0project00000000": {"name": "bench", "labels": [label]}},
+            }
+        )
+    return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+
+
 def csv(data: Labels) -> bytes:
     rows = "".join(f"{title},Blueberry or cherry?,{answer}\n" for title, _, answer in data)
     return ("data_title,classification,answer\n" + rows).encode()
@@ -180,6 +207,7 @@ FORMATS: list[tuple[str, str, Callable[[Labels], bytes], str]] = [
     ("YOLO", "yolo.zip", yolo, "boxes"),
     ("Pascal VOC", "voc.zip", voc, "boxes"),
     ("CVAT for images", "cvat.zip", cvat, "boxes"),
+    ("Labelbox", "export.ndjson", labelbox, "boxes"),
     ("JSON Lines", "tags.jsonl", json_lines_classifications, "classifications"),
     ("CSV", "tags.csv", csv, "classifications"),
 ]
