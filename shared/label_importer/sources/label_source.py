@@ -49,8 +49,8 @@ class LabelSource(Protocol):
 
     def items(self) -> Iterator[SourceItem]:
         """Every record, rejection and leave-out, in file order with strictly increasing numbers, numbered the
-        same on every call; each call reads the file from the start (validation reads it once, chunking again).
-        Raises SourceRejected."""
+        same on every call (a NotImported comes just before the item of its number, and is no record); each call
+        reads the file from the start (validation reads it once, chunking again). Raises SourceRejected."""
         ...
 
     def locate(self, problem: Problem) -> Problem:
