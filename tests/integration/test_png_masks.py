@@ -235,6 +235,21 @@ def test_problems_point_at_the_mask_and_the_value(orchard: Orchard) -> None:
     assert len(orchard.masks(orchard.second)) == 1 and orchard.masks(orchard.first) == []
 
 
+def test_a_noisy_mask_names_its_first_unmapped_values_and_counts_the_rest(orchard: Orchard) -> None:
+    noise = np.arange(1, 49, dtype=np.uint8).reshape(6, 8)  # 48 values, none of them mapped
+    mapping = {"masks": "instance", "objects": {}}
+
+    job = orchard.pipeline.run(
+        "incoming/masks.zip", zipped({"masks/0001.png": png(noise), "encord.json": json.dumps(mapping).encode()})
+    )
+
+    assert job.status is JobStatus.REJECTED
+    errors = orchard.errors(job.job_id)
+    assert [e["field"] for e in errors[:-1]] == [f"masks/0001.png: value {value}" for value in range(1, 21)]
+    assert (errors[-1]["field"], errors[-1]["code"]) == ("masks/0001.png", "UNKNOWN_OBJECT")
+    assert "28 more values name no object" in errors[-1]["message"]
+
+
 def test_a_problem_the_shared_checks_find_is_placed_on_the_mask(orchard: Orchard) -> None:
     orchard.pipeline.stack.encord.add_image("crowd.png", width=11, height=10)
     crowd = np.arange(110, dtype=np.uint8).reshape(10, 11)  # values 1 to 109: more objects than a data unit takes

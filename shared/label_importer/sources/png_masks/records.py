@@ -22,6 +22,8 @@ from label_importer.sources.coco.geometry import encord_bitmask
 from label_importer.sources.mapping_option import MaskKind
 from label_importer.sources.png_masks.decoding import BACKGROUND, MaskValues
 
+MAX_VALUE_PROBLEMS = 20
+"""Unmapped values named one by one in a mask's problems; the rest are counted in one more."""
 MASK_SHAPES = frozenset({Shape.BITMASK})
 """The only ontology shape a mask's pixels can be."""
 
@@ -38,7 +40,8 @@ def convert(
     """The image's record, or why there is none; `mapped` is the mapping's `objects`, `resolve(value)` the
     ontology object of a value as written, Unmatched, or None (left out by the mapping)."""
     groups: dict[str, tuple[Object, list[int]]] = {}
-    problems = []
+    problems: list[Problem] = []
+    unmatched = 0
     left_out = False
     for code in values.values():
         written = values.written(code)
@@ -48,11 +51,17 @@ def convert(
         if found is None:
             left_out = True
         elif isinstance(found, Unmatched):
-            field = f"{entry}: value {written}"  # what is at fault: this value, in this mask
-            problems.append(Problem(number, field, found.code, f"{entry}: {found.reason}", shown_value(written)))
+            unmatched += 1
+            if len(problems) < MAX_VALUE_PROBLEMS:  # a noisy image has a value per pixel: name a few, count the rest
+                field = f"{entry}: value {written}"  # what is at fault: this value, in this mask
+                problems.append(Problem(number, field, found.code, f"{entry}: {found.reason}", shown_value(written)))
         else:
             group = found.feature_node_hash if kind == "semantic" else written
             groups.setdefault(group, (found, []))[1].append(code)
+    if unmatched > len(problems):
+        more = unmatched - len(problems)
+        message = f"{entry}: {more} more values name no object; map each in 'objects', or leave it out with null"
+        problems.append(Problem(number, entry, problems[0].code, message))
     if problems:
         return Rejected(number, data_hash, problems)
     if not groups and left_out:
