@@ -18,6 +18,7 @@ import orjson
 import pytest
 from encord.objects import LabelRowV2, ObjectInstance
 from encord.objects.coordinates import Visibility
+from read_back import by_title
 
 from label_importer.model.jobs import JobStatus
 from label_importer.model.limits import Limits
@@ -68,13 +69,6 @@ class Orchard:
 @pytest.fixture
 def orchard(pipeline: Pipeline) -> Orchard:
     return Orchard(pipeline)
-
-
-def by_title(row: LabelRowV2) -> dict[str, list[ObjectInstance]]:
-    found: dict[str, list[ObjectInstance]] = {}
-    for instance in row.get_object_instances():
-        found.setdefault(instance.ontology_item.title, []).append(instance)
-    return found
 
 
 def approx(values: Any) -> Any:

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from encord.objects import Classification, LabelRowV2, ObjectInstance
 from encord.objects.attributes import ChecklistAttribute, RadioAttribute, TextAttribute
+from read_back import by_title
 
 from label_importer.model.jobs import JobStatus
 from label_importer.sources.labelbox.geometry import MASK_URLS
@@ -66,13 +67,6 @@ class Orchard:
 @pytest.fixture
 def orchard(pipeline: Pipeline) -> Orchard:
     return Orchard(pipeline)
-
-
-def by_title(row: LabelRowV2) -> dict[str, list[ObjectInstance]]:
-    found: dict[str, list[ObjectInstance]] = {}
-    for instance in row.get_object_instances():
-        found.setdefault(instance.ontology_item.title, []).append(instance)
-    return found
 
 
 def approx(values: list[float]) -> Any:

@@ -20,6 +20,7 @@ import orjson
 import pytest
 from encord.objects import LabelRowV2, ObjectInstance
 from encord.objects.coordinates import Visibility
+from read_back import by_title
 
 from label_importer.model.jobs import JobStatus
 from label_importer_cli.commands import main
@@ -74,13 +75,6 @@ class Orchard:
 @pytest.fixture
 def orchard(pipeline: Pipeline) -> Orchard:
     return Orchard(pipeline)
-
-
-def by_title(row: LabelRowV2) -> dict[str, list[ObjectInstance]]:
-    found: dict[str, list[ObjectInstance]] = {}
-    for instance in row.get_object_instances():
-        found.setdefault(instance.ontology_item.title, []).append(instance)
-    return found
 
 
 def box_of(instance: ObjectInstance) -> list[float]:
