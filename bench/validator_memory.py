@@ -99,7 +99,7 @@ def _validate(path: str) -> None:
     plan = plan_chunks(index.lines_by_unit, 100)
 
     def emit(chunk_index: int, rows: list) -> None:
-        orjson.dumps(chunk_document("bench", chunk_index, "p", "append", rows))
+        orjson.dumps(chunk_document("bench", chunk_index, "p", "append", "main", rows))
 
     with open(path, "rb") as stream:
         lines = numbered_lines(stream, max_line_bytes=limits.max_line_bytes)

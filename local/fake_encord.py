@@ -265,11 +265,10 @@ class _DataUnit:
     number_of_frames: int
     fps: float | None
     images: list[_Image] = field(default_factory=list)
-    label_hash: str | None = None
-    created_at: datetime | None = None
-    last_edited_at: datetime | None = None
-    label_status: str = "NOT_LABELLED"
-    label_row: dict[str, Any] | None = None
+    rows: dict[str, _LabelRow] = field(default_factory=dict)
+    """The data unit's label rows, by branch: each branch has a label row of its own, with its own label hash."""
+    priority: float = 0.5
+    """The workflow task's priority: one per data unit, whatever the branch."""
 
     @property
     def frame_keyed(self) -> bool:
@@ -305,6 +304,18 @@ class _DataUnit:
         return {
             self.data_hash: _Slot(0, frame, self.width, self.height, self.title, self.file_type or "", self.data_link)
         }
+
+
+@dataclass
+class _LabelRow:
+    """One branch's label row of a data unit, once it was created there."""
+
+    branch: str
+    label_hash: str
+    created_at: datetime
+    last_edited_at: datetime
+    label_row: dict[str, Any]
+    label_status: str = "NOT_LABELLED"
 
 
 @dataclass(frozen=True)
@@ -605,14 +616,15 @@ def _frames(labels: Any, slot: _Slot, unit: _DataUnit, path: str) -> Iterator[tu
         yield f"{path}.{frame}", _mapping(frame_labels, f"{path}.{frame}")
 
 
-def _validate_label_row(row: Any, unit: _DataUnit, index: _OntologyIndex) -> None:
+def _validate_label_row(row: Any, unit: _DataUnit, stored: _LabelRow, index: _OntologyIndex) -> None:
     """Refuse anything the SDK would misread, drop silently, or crash on; see the module docstring for why."""
     row = _mapping(row, "label row")
     missing = [key for key in _LABEL_ROW_KEYS if key not in row]
     if missing:
         raise _Invalid(f"label row is missing {', '.join(missing)}")
     for key, expected in (
-        ("label_hash", unit.label_hash),
+        ("label_hash", stored.label_hash),
+        ("branch_name", stored.branch),
         ("data_hash", unit.data_hash),
         ("data_type", unit.data_type),
     ):
@@ -889,7 +901,7 @@ class FakeEncordServer:
         self.use_ontology(structure)
         self._lock = threading.Lock()
         self._units: dict[str, _DataUnit] = {}
-        self._by_label_hash: dict[str, _DataUnit] = {}
+        self._by_label_hash: dict[str, tuple[_DataUnit, _LabelRow]] = {}
         self._faults: dict[str, collections.deque[_Fault]] = collections.defaultdict(collections.deque)
         self._refused: set[str] = set()
         self._revoked: set[str] = set()
@@ -971,45 +983,68 @@ class FakeEncordServer:
 
     # --- data ----------------------------------------------------------------------------------------------
 
-    def add_image(self, title: str, *, width: int = 640, height: int = 480) -> str:
-        return self._add(_DataUnit(_new_hash(), title, "image", width, height, number_of_frames=1, fps=None))
+    def add_image(self, title: str, *, width: int = 640, height: int = 480, data_hash: str | None = None) -> str:
+        """Each `add_*` returns the new data unit's hash: `data_hash`, or a new one when it is not given."""
+        unit = _DataUnit(data_hash or _new_hash(), title, "image", width, height, number_of_frames=1, fps=None)
+        return self._add(unit)
 
     def add_video(
-        self, title: str, *, number_of_frames: int, width: int = 640, height: int = 480, fps: float = 25.0
+        self,
+        title: str,
+        *,
+        number_of_frames: int,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 25.0,
+        data_hash: str | None = None,
     ) -> str:
-        return self._add(_DataUnit(_new_hash(), title, "video", width, height, number_of_frames, fps))
+        return self._add(_DataUnit(data_hash or _new_hash(), title, "video", width, height, number_of_frames, fps))
 
     def add_images(self, count: int, *, prefix: str = "image", width: int = 640, height: int = 480) -> list[str]:
         return [self.add_image(f"{prefix}_{i:05d}.jpg", width=width, height=height) for i in range(count)]
 
-    def add_image_sequence(self, title: str, *, number_of_images: int, width: int = 640, height: int = 480) -> str:
+    def add_image_sequence(
+        self, title: str, *, number_of_images: int, width: int = 640, height: int = 480, data_hash: str | None = None
+    ) -> str:
         """Encord encodes an image sequence (images of one size) as a video, one frame per image, and serves
         it as a video from then on; 1 fps is a placeholder, frames are what labels address."""
-        return self._add(_DataUnit(_new_hash(), title, "video", width, height, number_of_images, fps=1.0))
+        unit = _DataUnit(data_hash or _new_hash(), title, "video", width, height, number_of_images, fps=1.0)
+        return self._add(unit)
 
-    def add_image_group(self, title: str, sizes: Iterable[tuple[int, int]]) -> str:
+    def add_image_group(self, title: str, sizes: Iterable[tuple[int, int]], *, data_hash: str | None = None) -> str:
         """An image group of one image per (width, height), titled `<title>/<index>.jpg`; sizes may differ."""
         images = [_Image(_new_hash(), f"{title}/{i:03d}.jpg", w, h) for i, (w, h) in enumerate(sizes)]
         if not images:
             raise ValueError("an image group needs at least one image")
-        return self._add(_DataUnit(_new_hash(), title, "img_group", None, None, len(images), None, images))
+        unit = _DataUnit(data_hash or _new_hash(), title, "img_group", None, None, len(images), None, images)
+        return self._add(unit)
 
-    def add_dicom_series(self, title: str, *, number_of_slices: int, width: int = 512, height: int = 512) -> str:
-        return self._add(_DataUnit(_new_hash(), title, "dicom", width, height, number_of_slices, fps=None))
+    def add_dicom_series(
+        self, title: str, *, number_of_slices: int, width: int = 512, height: int = 512, data_hash: str | None = None
+    ) -> str:
+        unit = _DataUnit(data_hash or _new_hash(), title, "dicom", width, height, number_of_slices, fps=None)
+        return self._add(unit)
 
     def _add(self, unit: _DataUnit) -> str:
         with self._lock:
+            if unit.data_hash in self._units:
+                raise ValueError(f"the fake already has a data unit {unit.data_hash}")
             self._units[unit.data_hash] = unit
         return unit.data_hash
 
-    def label_row(self, data_hash: str) -> dict[str, Any] | None:
-        """A copy of the label row as last created or saved, or None while the data unit has none.
+    def label_row(self, data_hash: str, branch: str = BRANCH) -> dict[str, Any] | None:
+        """A copy of the branch's label row as last created or saved, or None while the data unit has none there.
 
         Raises KeyError for a data hash the fake never handed out, which is a bug in the test, not "no labels".
         """
         with self._lock:
-            stored = self._units[data_hash].label_row
-            return _clone(stored) if stored is not None else None
+            stored = self._units[data_hash].rows.get(branch)
+            return _clone(stored.label_row) if stored is not None else None
+
+    def branches(self, data_hash: str) -> set[str]:
+        """The branches on which the data unit has a label row."""
+        with self._lock:
+            return set(self._units[data_hash].rows)
 
     # --- requests and faults -------------------------------------------------------------------------------
 
@@ -1184,7 +1219,7 @@ class FakeEncordServer:
             if not isinstance(uids, list) or not all(isinstance(uid, str) for uid in uids):
                 raise _ApiError(400, f"uid must be a list of hashes, got {uids!r}")
             if request.kind == "create_label_rows":
-                return self._create(uids)
+                return self._create(uids, payload)
             if request.kind == "get_label_rows":
                 return self._get(uids, payload)
             return self._save(uids, payload)
@@ -1223,7 +1258,8 @@ class FakeEncordServer:
 
     # --- v1 (called with the lock held) --------------------------------------------------------------------
 
-    def _metadata(self, unit: _DataUnit, *, include_images_data: bool = False) -> dict[str, Any]:
+    def _metadata(self, unit: _DataUnit, branch: str, *, include_images_data: bool = False) -> dict[str, Any]:
+        """A listing's entry for the data unit on `branch`: a label row not created there yet has no label hash."""
         images_data = [
             {
                 "index": frame,
@@ -1235,18 +1271,19 @@ class FakeEncordServer:
             }
             for frame, image in enumerate(unit.images)
         ]
+        stored = unit.rows.get(branch)
         return {
-            "label_hash": unit.label_hash,
-            "created_at": _iso(unit.created_at),
-            "last_edited_at": _iso(unit.last_edited_at),
-            "branch_name": BRANCH,
+            "label_hash": stored.label_hash if stored else None,
+            "created_at": _iso(stored.created_at) if stored else None,
+            "last_edited_at": _iso(stored.last_edited_at) if stored else None,
+            "branch_name": branch,
             "data_hash": unit.data_hash,
             "dataset_hash": self.dataset_hash,
             "dataset_title": DATASET_TITLE,
             "data_title": unit.title,
             "data_type": unit.data_type.upper(),  # upper case here, lower case in label rows
             "data_link": unit.data_link,
-            "label_status": unit.label_status,
+            "label_status": stored.label_status if stored else "NOT_LABELLED",
             "annotation_task_status": "QUEUED",
             "workflow_graph_node": {"uuid": self.workflow_stage_uuid, "title": "Annotate"},
             "is_shadow_data": False,
@@ -1261,56 +1298,77 @@ class FakeEncordServer:
         }
 
     def _list(self, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One entry per data unit on the branch asked for (`main` when none is), or, with
+        `include_all_label_branches`, one per label row on any branch."""
         unsupported = [
             key
             for key in ("shadow_data_state", "workflow_graph_node_title_eq", "workflow_graph_node_title_like")
             if payload.get(key) is not None
         ]
-        if payload.get("include_all_label_branches") or payload.get("branch_name") not in (None, BRANCH):
-            unsupported.append("branches")
         if unsupported:
             raise _ApiError(400, f"fake Encord does not support the listing filters {', '.join(unsupported)}")
+        every_branch = bool(payload.get("include_all_label_branches"))
+        asked = payload.get("branch_name")
+        if every_branch and asked is not None:
+            raise _ApiError(400, "branch_name cannot be given with include_all_label_branches")
+        if asked is not None and not isinstance(asked, str):
+            raise _ApiError(400, f"branch_name must be a string, got {asked!r}")
         units: Iterable[_DataUnit] = self._units.values()
         if payload.get("data_hashes") is not None:
             wanted = set(payload["data_hashes"])
             units = [unit for unit in units if unit.data_hash in wanted]
-        if payload.get("label_hashes") is not None:
-            wanted = set(payload["label_hashes"])
-            units = [unit for unit in units if unit.label_hash in wanted]
         if payload.get("data_title_eq") is not None:
             units = [unit for unit in units if unit.title == payload["data_title_eq"]]
         if payload.get("data_title_like") is not None:
             pattern = _like(payload["data_title_like"])
             units = [unit for unit in units if pattern.fullmatch(unit.title)]
+        entries = [
+            (unit, branch)
+            for unit in units
+            for branch in (sorted(unit.rows) or [BRANCH] if every_branch else [asked or BRANCH])
+        ]
+        if payload.get("label_hashes") is not None:
+            wanted = set(payload["label_hashes"])
+            entries = [(u, b) for u, b in entries if b in u.rows and u.rows[b].label_hash in wanted]
         for key, keep in (("edited_before", lambda a, b: a < b), ("edited_after", lambda a, b: a > b)):
             if payload.get(key) is not None:
                 bound = datetime.fromisoformat(payload[key])
                 bound = bound if bound.tzinfo else bound.replace(tzinfo=UTC)
-                units = [u for u in units if u.last_edited_at is not None and keep(u.last_edited_at, bound)]
+                entries = [(u, b) for u, b in entries if b in u.rows and keep(u.rows[b].last_edited_at, bound)]
         if payload.get("label_statuses") is not None and "QUEUED" not in payload["label_statuses"]:
-            units = []  # the filter is on annotation task status, and every task here is QUEUED
+            entries = []  # the filter is on annotation task status, and every task here is QUEUED
         if not payload.get("include_uninitialised_labels"):
-            units = [unit for unit in units if unit.label_hash is not None]
-        return [self._metadata(unit, include_images_data=bool(payload.get("include_images_data"))) for unit in units]
+            entries = [(unit, branch) for unit, branch in entries if branch in unit.rows]
+        images = bool(payload.get("include_images_data"))
+        return [self._metadata(unit, branch, include_images_data=images) for unit, branch in entries]
 
-    def _create(self, data_hashes: list[str]) -> list[dict[str, Any]]:
+    def _create(self, data_hashes: list[str], payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """New label rows on the branch the payload names (`main` when it names none), as the SDK asks for them
+        when it initialises a row the listing showed without a label hash."""
+        branch = payload.get("branch_name") or BRANCH
+        if not isinstance(branch, str):
+            raise _ApiError(400, f"branch_name must be a string, got {branch!r}")
         unknown = [data_hash for data_hash in data_hashes if data_hash not in self._units]
         if unknown:
             raise _ApiError(404, f"data units not found: {', '.join(unknown)}")
-        existing = [h for h in data_hashes if self._units[h].label_hash is not None]
+        existing = [h for h in data_hashes if branch in self._units[h].rows]
         if existing or len(set(data_hashes)) != len(data_hashes):
-            raise _ApiError(409, f"label rows already exist for data units: {', '.join(existing or data_hashes)}")
+            raise _ApiError(
+                409,
+                f"label rows already exist on branch {branch!r} for data units: {', '.join(existing or data_hashes)}",
+            )
         created = []
         for data_hash in data_hashes:
             unit = self._units[data_hash]
-            unit.label_hash = str(uuid.uuid4())
-            unit.created_at = unit.last_edited_at = _now()
-            unit.label_row = self._empty_label_row(unit)
-            self._by_label_hash[unit.label_hash] = unit
-            created.append(unit.label_row)
+            now = _now()
+            stored = _LabelRow(branch, str(uuid.uuid4()), now, now, {})
+            stored.label_row = self._empty_label_row(unit, stored)
+            unit.rows[branch] = stored
+            self._by_label_hash[stored.label_hash] = (unit, stored)
+            created.append(stored.label_row)
         return created
 
-    def _empty_label_row(self, unit: _DataUnit) -> dict[str, Any]:
+    def _empty_label_row(self, unit: _DataUnit, stored: _LabelRow) -> dict[str, Any]:
         data_units: dict[str, Any] = {}
         for data_hash, slot in unit.layout().items():
             data_unit: dict[str, Any] = {
@@ -1329,16 +1387,16 @@ class FakeEncordServer:
                 data_unit["data_duration"] = unit.number_of_frames / unit.fps
             data_units[data_hash] = data_unit
         return {
-            "label_hash": unit.label_hash,
-            "branch_name": BRANCH,
-            "created_at": _iso(unit.created_at),
-            "last_edited_at": _iso(unit.last_edited_at),
+            "label_hash": stored.label_hash,
+            "branch_name": stored.branch,
+            "created_at": _iso(stored.created_at),
+            "last_edited_at": _iso(stored.last_edited_at),
             "data_hash": unit.data_hash,
             "dataset_hash": self.dataset_hash,
             "dataset_title": DATASET_TITLE,
             "data_title": unit.title,
             "data_type": unit.data_type,
-            "label_status": unit.label_status,
+            "label_status": stored.label_status,
             "annotation_task_status": "QUEUED",
             "is_shadow_data": False,
             "data_units": data_units,
@@ -1348,7 +1406,7 @@ class FakeEncordServer:
             "spaces": {},
         }
 
-    def _stored(self, label_hashes: list[str]) -> list[_DataUnit]:
+    def _stored(self, label_hashes: list[str]) -> list[tuple[_DataUnit, _LabelRow]]:
         unknown = [label_hash for label_hash in label_hashes if label_hash not in self._by_label_hash]
         if unknown:
             raise _ApiError(404, f"label rows not found: {', '.join(unknown)}")
@@ -1364,39 +1422,38 @@ class FakeEncordServer:
             # Reading a filtered row and saving it deletes what was filtered out; the importer must never do it.
             raise _ApiError(400, f"fake Encord does not support {', '.join(filters)}")
         # Stored rows are replaced on save, never changed in place, so they can be serialised after the lock.
-        return [unit.label_row for unit in self._stored(label_hashes)]
+        return [stored.label_row for _, stored in self._stored(label_hashes)]
 
     def _save(self, label_hashes: list[str], payload: Mapping[str, Any]) -> bool:
         rows = payload.get("labels")
         if not isinstance(rows, list) or len(rows) != len(label_hashes):
             raise _ApiError(400, f"payload.labels must be a list of {len(label_hashes)} label rows, one per uid")
-        units = self._stored(label_hashes)
-        for position, (unit, row) in enumerate(zip(units, rows, strict=True)):
+        targets = self._stored(label_hashes)
+        for position, ((unit, stored), row) in enumerate(zip(targets, rows, strict=True)):
+            where = f"invalid label row {position} ({stored.label_hash}, {unit.title!r} on {stored.branch!r})"
             if unit.data_hash in self._refused:
-                raise _ApiError(400, f"invalid label row {position} ({unit.label_hash}, {unit.title!r}): refused")
+                raise _ApiError(400, f"{where}: refused")
             try:
-                _validate_label_row(row, unit, self._index)
-                self._sdk_reads(row, unit)
+                _validate_label_row(row, unit, stored, self._index)
+                self._sdk_reads(row, unit, stored.branch)
             except _Invalid as problem:
-                raise _ApiError(
-                    400, f"invalid label row {position} ({unit.label_hash}, {unit.title!r}): {problem}"
-                ) from None
+                raise _ApiError(400, f"{where}: {problem}") from None
         saved_at = _now()
-        for unit, row in zip(units, rows, strict=True):
-            unit.last_edited_at = saved_at
-            unit.label_status = "LABEL_IN_PROGRESS"
+        for (_, stored), row in zip(targets, rows, strict=True):
+            stored.last_edited_at = saved_at
+            stored.label_status = "LABEL_IN_PROGRESS"
             # The service owns these fields, whatever the client sent back.
             row.update(
-                created_at=_iso(unit.created_at),
+                created_at=_iso(stored.created_at),
                 last_edited_at=_iso(saved_at),
-                label_status=unit.label_status,
+                label_status=stored.label_status,
             )
-            unit.label_row = row
+            stored.label_row = row
         return True
 
-    def _sdk_reads(self, row: dict[str, Any], unit: _DataUnit) -> None:
+    def _sdk_reads(self, row: dict[str, Any], unit: _DataUnit, branch: str) -> None:
         """Parse the row with the SDK, as the next reader will; anything it raises makes the row invalid."""
-        metadata = LabelRowMetadata.from_dict(self._metadata(unit))
+        metadata = LabelRowMetadata.from_dict(self._metadata(unit, branch))
         label_row = LabelRowV2(metadata, None, self._sdk_ontology)  # type: ignore[arg-type]  # parsing needs no client
         try:
             label_row.from_labels_dict(_clone(row))

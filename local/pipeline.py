@@ -114,7 +114,7 @@ class Pipeline:
         chunk = load_chunk(message["Body"], s3)
         job = self.job(job_id)
         journal = partial(write_entry, s3, BUCKET, job_id, chunk.chunk_index)
-        upload = Upload(job_id, job.upload_order, chunk.mode)
+        upload = Upload(job_id, job.upload_order, chunk.mode, job.branch)
         importer = ChunkImporter(self.stack.encord_project(), 100, upload, {}, lambda data_hashes: None)
         importer.import_rows(chunk.rows, journal)
 

@@ -201,10 +201,10 @@ class LocalStack:
         """The project as a user would open it with the unmodified SDK: how tests read labels back."""
         return encord_client(self.target.domain, self.target.ssh_private_key).get_project(self.target.project_hash)
 
-    def read_back(self, data_hashes: list[str]) -> dict[str, LabelRowV2]:
-        """Fresh label rows for `data_hashes`, initialised from what the fake Encord stored."""
+    def read_back(self, data_hashes: list[str], branch: str = "main") -> dict[str, LabelRowV2]:
+        """Fresh label rows of `branch` for `data_hashes`, initialised from what the fake Encord stored."""
         project = self.encord_project()
-        rows = project.list_label_rows_v2(data_hashes=data_hashes)
+        rows = project.list_label_rows_v2(data_hashes=data_hashes, branch_name=branch)
         with project.create_bundle() as bundle:
             for row in rows:
                 if row.label_hash is not None:

@@ -57,7 +57,10 @@ def _status(args: argparse.Namespace) -> int:
     print(f"job {job.job_id}: {job.status}")
     if job.failure:
         print(f"failed: {job.failure}")
-    print(f"file: s3://{job.bucket}/{job.key}{version}, project {job.project_hash or '-'}, mode {job.mode or '-'}")
+    print(
+        f"file: s3://{job.bucket}/{job.key}{version}, project {job.project_hash or '-'}, mode {job.mode or '-'}, "
+        f"branch {job.branch}"
+    )
     # A rollback's rows and labels are counted apart from an import's: say what this job did.
     undoing = job.mode == Mode.ROLLBACK
     done = f"{job.rows_rolled_back} rolled back" if undoing else f"{job.rows_imported} imported"

@@ -725,3 +725,45 @@ def test_reset_forgets_data_counts_faults_and_latency(server: FakeEncordServer, 
     assert (server.request_counts, server.answered_counts, server.latency) == ({}, {}, 0.0)
     assert project.list_label_rows_v2() == []  # no injected failure left, and quick again
     assert server.request_counts == {"list_label_rows": 1}
+
+
+# ---------------------------------------------------------------- branches
+
+
+def test_each_branch_has_a_label_row_of_its_own_as_the_sdk_reads_and_writes_them(
+    server: FakeEncordServer, project: Project, ssh_key: str
+) -> None:
+    data_hash = server.add_image("branched.jpg")
+    for branch, x in (("main", 0.1), ("predictions", 0.5)):
+        [row] = project.list_label_rows_v2(data_hashes=[data_hash], branch_name=branch)
+        assert (row.branch_name, row.label_hash) == (branch, None)  # listed on the branch, not created there yet
+        row.initialise_labels()
+        instance = obj(project, "Cherry").create_instance()
+        instance.set_for_frames(BoundingBoxCoordinates(height=0.1, width=0.1, top_left_x=x, top_left_y=0.1), frames=0)
+        row.add_object_instance(instance)
+        row.save()
+
+    reader = open_project(server, ssh_key)
+    rows = {row.branch_name: row for row in reader.list_label_rows_v2(include_all_label_branches=True)}
+    assert set(rows) == {"main", "predictions"} == server.branches(data_hash)
+    assert rows["main"].label_hash != rows["predictions"].label_hash
+    initialise(reader, list(rows.values()))
+    shown = {
+        branch: [instance.get_annotation(0).coordinates.top_left_x for instance in row.get_object_instances()]
+        for branch, row in rows.items()
+    }
+    assert shown == {"main": [0.1], "predictions": [0.5]}
+    [main_only] = reader.list_label_rows_v2(data_hashes=[data_hash])
+    assert (main_only.branch_name, main_only.label_hash) == ("main", rows["main"].label_hash)
+    stored = server.label_row(data_hash, "predictions")
+    assert stored is not None and stored["branch_name"] == "predictions"
+
+
+def test_a_row_saved_under_another_branch_name_is_refused(server: FakeEncordServer, project: Project) -> None:
+    data_hash = server.add_image("moved.jpg")
+    [row] = project.list_label_rows_v2(data_hashes=[data_hash], branch_name="predictions")
+    row.initialise_labels()
+    labels = row.to_encord_dict()
+    response = post_v1(server, "labelrow", "POST", [row.label_hash], {"labels": [{**labels, "branch_name": "main"}]})
+    assert response["status"] == 400 and "branch_name" in response["message"]
+    assert server.label_row(data_hash) is None

@@ -266,7 +266,7 @@ def test_two_jobs_on_the_same_data_units_keep_each_others_labels(pipeline: Pipel
 def test_a_lease_left_by_a_dead_consumer_is_waited_for_then_taken(pipeline: Pipeline) -> None:
     titles, hashes = images(pipeline, 10, "orphaned")
     job_id = pipeline.drop("incoming/orphaned.jsonl", jsonl(image_records(titles)))
-    DataUnitLeases(TABLE, lease_seconds=2).acquire(hashes[:3], holder="a consumer that was killed")
+    DataUnitLeases(TABLE, lease_seconds=2).acquire(hashes[:3], holder="a consumer that was killed", branch="main")
 
     started = time.monotonic()
     stats = pipeline.drain()
@@ -279,7 +279,7 @@ def test_a_data_unit_leased_past_the_last_delivery_fails_its_row_with_the_reason
     """The delivery SQS will not repeat records what blocks the chunk, instead of leaving the job unfinished."""
     titles, hashes = images(pipeline, 10, "dead")
     job_id = pipeline.drop("incoming/dead.jsonl", jsonl(image_records(titles)))
-    DataUnitLeases(TABLE, lease_seconds=600).acquire(hashes[:1], holder="stuck")
+    DataUnitLeases(TABLE, lease_seconds=600).acquire(hashes[:1], holder="stuck", branch="main")
 
     stats = pipeline.drain(timeout_seconds=10)  # too short to wait: each delivery but the last hands it back
 

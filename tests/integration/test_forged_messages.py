@@ -213,6 +213,8 @@ INLINE_FORGERIES: dict[str, Callable[[Scene], Refusal]] = {
     # Two data units the file never touched, in replace mode: imported, this would wipe their labels.
     "forged data units": lambda s: Refusal(s.with_chunk(_victims_instead(s)), s.job_id, 0, "content differs"),
     "forged mode": lambda s: Refusal(s.with_chunk(_set(mode="append")), s.job_id, 0, "mode 'append'"),
+    # The job's labels onto another branch (here `main`, where annotators' work is): the job names its branch.
+    "forged branch": lambda s: Refusal(s.with_chunk(_set(branch="annotators")), s.job_id, 0, "branch 'annotators'"),
     "forged project": lambda s: Refusal(
         s.with_chunk(_set(project_hash=str(uuid.UUID(int=7)))), s.job_id, 0, "names project"
     ),

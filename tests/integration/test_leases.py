@@ -104,18 +104,30 @@ def test_a_rollback_that_lost_its_lease_under_a_slow_answer_does_not_save_over_t
 
 def test_renewing_a_lease_someone_else_took_fails_and_an_expired_one_still_ours_renews(stack: Any) -> None:
     leases = DataUnitLeases(TABLE, lease_seconds=1)
-    assert leases.acquire(["unit-1", "unit-2"], "first") == {"unit-1", "unit-2"}
-    leases.release(["unit-2"], "first")
-    assert leases.acquire(["unit-2"], "second") == {"unit-2"}
-    leases.renew(["unit-1"], "first")  # still the first holder's: renewed
+    assert leases.acquire(["unit-1", "unit-2"], "first", branch="main") == {"unit-1", "unit-2"}
+    leases.release(["unit-2"], "first", branch="main")
+    assert leases.acquire(["unit-2"], "second", branch="main") == {"unit-2"}
+    leases.renew(["unit-1"], "first", branch="main")  # still the first holder's: renewed
     with pytest.raises(LeaseLost):
-        leases.renew(["unit-1", "unit-2"], "first")  # unit-2 went to another holder
+        leases.renew(["unit-1", "unit-2"], "first", branch="main")  # unit-2 went to another holder
+
+
+def test_each_branch_of_a_data_unit_has_its_own_lease(stack: Any) -> None:
+    """Two imports into different branches of one data unit save different label rows: neither waits."""
+    leases = DataUnitLeases(TABLE, lease_seconds=600)
+    assert leases.acquire(["unit-1"], "main import", branch="main") == {"unit-1"}
+    assert leases.acquire(["unit-1"], "predictions import", branch="predictions") == {"unit-1"}
+    assert leases.acquire(["unit-1"], "another", branch="main") == set()
+    assert leases.acquire(["unit-1"], "another", branch="predictions") == set()
+    leases.release(["unit-1"], "predictions import", branch="predictions")
+    assert leases.acquire(["unit-1"], "another", branch="predictions") == {"unit-1"}
+    assert leases.acquire(["unit-1"], "another", branch="main") == set()
 
 
 def test_a_release_that_is_throttled_once_is_retried(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     leases = DataUnitLeases(TABLE, lease_seconds=600)
     held = [f"unit-{i}" for i in range(100)]
-    assert leases.acquire(held, "first") == set(held)
+    assert leases.acquire(held, "first", branch="main") == set(held)
     write = leases._client.transact_write_items
     calls = {"n": 0}
 
@@ -127,5 +139,5 @@ def test_a_release_that_is_throttled_once_is_retried(stack: Any, monkeypatch: py
         return write(**request)
 
     monkeypatch.setattr(leases._client, "transact_write_items", throttled_once)
-    leases.release(held, "first")
-    assert DataUnitLeases(TABLE, lease_seconds=600).acquire(held, "second") == set(held)
+    leases.release(held, "first", branch="main")
+    assert DataUnitLeases(TABLE, lease_seconds=600).acquire(held, "second", branch="main") == set(held)

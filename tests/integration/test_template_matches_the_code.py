@@ -222,14 +222,14 @@ def run_scenario(stack: LocalStack, recorder: CallRecorder) -> None:
     # A consumer that was killed holds a lease: the importer waits (LeaseWaits) until it expires, here as soon
     # as the importer has found it busy, so the wait does not depend on how fast this machine is.
     dead = "a consumer that was killed"
-    DataUnitLeases(TABLE, lease_seconds=900).acquire(hashes[:1], holder=dead)
+    DataUnitLeases(TABLE, lease_seconds=900).acquire(hashes[:1], holder=dead, branch="main")
     acquire = DataUnitLeases.acquire
 
-    def acquire_then_expire(self: DataUnitLeases, data_hashes: Iterable[str], holder: str) -> set[str]:
+    def acquire_then_expire(self: DataUnitLeases, data_hashes: Iterable[str], holder: str, *, branch: str) -> set[str]:
         wanted = list(data_hashes)
-        held = acquire(self, wanted, holder)
+        held = acquire(self, wanted, holder, branch=branch)
         if hashes[0] in wanted and hashes[0] not in held:
-            self.release(hashes[:1], dead)
+            self.release(hashes[:1], dead, branch=branch)
         return held
 
     encord.refuse_saves(hashes[1])

@@ -48,7 +48,7 @@ def test_records_of_one_data_unit_are_merged_even_when_far_apart() -> None:
     ]
     assert [obj["point"] for obj in emitted[1][1][0]["records"][1]["objects"]] == [[0.2, 0.2]]
     # What the import function reads back is a valid Chunk.
-    Chunk.model_validate_json(orjson.dumps(chunk_document("job", 0, "project", Mode.APPEND, emitted[1][1])))
+    Chunk.model_validate_json(orjson.dumps(chunk_document("job", 0, "project", Mode.APPEND, "main", emitted[1][1])))
 
 
 def test_invalid_lines_are_left_out() -> None:

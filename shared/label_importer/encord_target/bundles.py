@@ -34,8 +34,10 @@ def _timed_encord_call() -> Iterator[None]:
 
 
 class LabelRowBundles:
-    def __init__(self, project: Project, bundle_size: int, renew: Callable[[list[str]], None]) -> None:
+    def __init__(self, project: Project, branch: str, bundle_size: int, renew: Callable[[list[str]], None]) -> None:
         self._project = project
+        self._branch = branch
+        """Every row is read from (and, when new, created on) this branch; saving a row saves it where it was read."""
         self._bundle_size = bundle_size
         self._renew = renew
         """Renews the rows' leases, or raises LeaseLost: called just before every save."""
@@ -47,7 +49,7 @@ class LabelRowBundles:
         never be saved."""
         self.requests += 1
         with _timed_encord_call():
-            listed = self._project.list_label_rows_v2(data_hashes=data_hashes)
+            listed = self._project.list_label_rows_v2(data_hashes=data_hashes, branch_name=self._branch)
         rows = {label_row.data_hash: label_row for label_row in listed}
         self.requests += len({label_row.label_hash is None for label_row in rows.values()})
         with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:

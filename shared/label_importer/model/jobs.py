@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from label_importer.model.branches import MAIN_BRANCH
 from label_importer.model.label_format import Mode
 
 DEFAULT_TTL_DAYS = 90
@@ -85,6 +86,8 @@ class Job:
     mode: Mode | None
     """None until the file's options are read (or when they never could be)."""
     created_at: int
+    branch: str = MAIN_BRANCH
+    """The label branch the file's labels go to: the validator records it, and every chunk must name it."""
     total_records: int = 0
     invalid_records: int = 0
     records_left_out: int = 0

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
+from label_importer.model.branches import MAIN_BRANCH, BranchName
+
 FORMAT_VERSION: Final = "1"
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -74,6 +76,8 @@ class Header(_Strict):
     mode: FileMode = Mode.APPEND
     on_error: ErrorPolicy = ErrorPolicy.STRICT
     dry_run: bool = False
+    branch: BranchName = MAIN_BRANCH
+    """The label branch the labels go to (model/branches.py)."""
 
 
 class FrameRange(_Strict):

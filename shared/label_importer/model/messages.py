@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from label_importer.model.branches import MAIN_BRANCH
 from label_importer.model.label_format import ClassificationLabel, FileMode, Mode, ObjectLabel
 
 
@@ -41,6 +42,8 @@ class Chunk(_Message):
     chunk_index: int = Field(ge=0)
     project_hash: str
     mode: FileMode
+    branch: str = MAIN_BRANCH
+    """Checked against the job's, like the project and mode: the job record is the authority."""
     rows: list[ChunkRow]
 
 
@@ -68,8 +71,15 @@ class ChunkMessage(_Message):
 
 
 def chunk_document(
-    job_id: str, chunk_index: int, project_hash: str, mode: Mode, rows: list[dict[str, Any]]
+    job_id: str, chunk_index: int, project_hash: str, mode: Mode, branch: str, rows: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A `Chunk` as the JSON the queue carries, from rows validated in pass 1 (see chunking.assemble_chunks);
     the import function parses it back with `Chunk`, so the model still guards the boundary."""
-    return {"job_id": job_id, "chunk_index": chunk_index, "project_hash": project_hash, "mode": str(mode), "rows": rows}
+    return {
+        "job_id": job_id,
+        "chunk_index": chunk_index,
+        "project_hash": project_hash,
+        "mode": str(mode),
+        "branch": branch,
+        "rows": rows,
+    }

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from label_importer.model.branches import MAIN_BRANCH
 from label_importer.model.jobs import Job
 from label_importer.model.label_format import Mode
 
@@ -49,13 +50,15 @@ class Upload:
     job_id: str
     order: str
     mode: Mode
+    branch: str = MAIN_BRANCH
+    """Histories are per (data unit, branch): an upload to one branch never supersedes another branch's."""
 
     @classmethod
     def of(cls, job: Job) -> Upload:
         """An import job's, which has a mode once its file was read (every job with chunks or rows)."""
         if job.mode is None:
             raise ValueError(f"job {job.job_id} has no mode: its file was never read")
-        return cls(job.job_id, job.upload_order, job.mode)
+        return cls(job.job_id, job.upload_order, job.mode, job.branch)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class ChunkImporter:
         renew: Callable[[list[str]], None],
         journaled: dict[str, set[str]] | None = None,
     ) -> None:
-        self._bundles = LabelRowBundles(project, bundle_size, renew)
+        self._bundles = LabelRowBundles(project, upload.branch, bundle_size, renew)
         self._upload = upload
         self._histories = histories
         self._builder = LabelBuilder(OntologyResolver(project.ontology_structure))
@@ -211,11 +211,11 @@ def _import_remaining(job: Job, chunk: Chunk, world: World, deadline: Deadline, 
     )
     waits = 0
     while remaining:
-        leased = world.leases.acquire([row.data_hash for row in remaining], attempt.holder)
+        leased = world.leases.acquire([row.data_hash for row in remaining], attempt.holder, branch=job.branch)
         try:
             recorded = attempt.import_leased([row for row in remaining if row.data_hash in leased], world, deadline)
         finally:
-            world.leases.release(leased, attempt.holder)
+            world.leases.release(leased, attempt.holder, branch=job.branch)
         remaining = [row for row in remaining if row.data_hash not in recorded]
         if remaining:
             waits += 1
@@ -259,7 +259,8 @@ class _ChunkAttempt:
         todo = [row for row in rows if row.data_hash not in finished]
         if not todo:
             return finished
-        histories = world.histories.read([row.data_hash for row in todo])
+        branch = self.upload.branch
+        histories = world.histories.read([row.data_hash for row in todo], branch=branch)
         attempts = requests = 0
 
         def import_once() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
@@ -269,7 +270,7 @@ class _ChunkAttempt:
                 world.bundle_size,
                 self.upload,
                 histories,
-                partial(world.leases.renew, holder=self.holder),
+                partial(world.leases.renew, holder=self.holder, branch=branch),
                 self.journaled,
             )
             try:
@@ -281,7 +282,7 @@ class _ChunkAttempt:
             nonlocal attempts
             attempts += 1
             if attempts > 1:  # a retry, after backing off: the leases taken for the first attempt may run out
-                world.leases.renew([row.data_hash for row in todo], self.holder)
+                world.leases.renew([row.data_hash for row in todo], self.holder, branch=branch)
             return retried_with_a_rotated_key(import_once, world.key_refused)
 
         lines = {row.data_hash: row.lines for row in todo}
@@ -315,7 +316,10 @@ class _ChunkAttempt:
             outcomes,
             attempts=attempts,
             encord_requests=requests,
-            with_rows={data_hash: world.histories.write(data_hash, history) for data_hash, history in saved.items()},
+            with_rows={
+                data_hash: world.histories.write(data_hash, history, branch=branch)
+                for data_hash, history in saved.items()
+            },
         )
         imported = sum(1 for outcome in outcomes if outcome.status is RowStatus.IMPORTED)
         superseded = sum(1 for outcome in outcomes if outcome.status is RowStatus.SKIPPED)

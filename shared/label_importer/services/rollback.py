@@ -64,6 +64,7 @@ def roll_back(job_id: str, world: World, deadline: Deadline) -> Job:
         project_hash=original.project_hash,
         mode=Mode.ROLLBACK,
         created_at=int(time.time()),
+        branch=original.branch,
     )
     existing = world.jobs.get(job.job_id)
     if existing is not None and existing.status in TERMINAL:
@@ -93,13 +94,13 @@ class _Undo:
 
     def leased(self, data_hashes: list[str], changes: dict[str, RowChanges], world: World, deadline: Deadline) -> None:
         """Undo the rows whose data units are free, under leases renewed before every attempt and every save."""
-        holder = f"{self.rollback_id}/{uuid.uuid4().hex}"
-        leased = world.leases.acquire(data_hashes, holder)
+        holder, branch = f"{self.rollback_id}/{uuid.uuid4().hex}", self.original.branch
+        leased = world.leases.acquire(data_hashes, holder, branch=branch)
         try:
             held = [data_hash for data_hash in data_hashes if data_hash in leased]
             if held:
-                histories = world.histories.read(held)
-                renew = partial(world.leases.renew, holder=holder)
+                histories = world.histories.read(held, branch=branch)
+                renew = partial(world.leases.renew, holder=holder, branch=branch)
                 attempts = requests = 0
 
                 def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
@@ -107,7 +108,8 @@ class _Undo:
                     attempts += 1
                     if attempts > 1:  # a retry, after backing off: the leases may be running out
                         renew(held)
-                    bundles = LabelRowBundles(world.open_project(self.project_hash), world.bundle_size, renew)
+                    project = world.open_project(self.project_hash)
+                    bundles = LabelRowBundles(project, branch, world.bundle_size, renew)
                     try:
                         return self._undo(bundles, held, changes, histories)
                     finally:
@@ -119,12 +121,12 @@ class _Undo:
                     outcomes,
                     attempts=attempts,
                     encord_requests=requests,
-                    with_rows={h: world.histories.write(h, history) for h, history in after.items()},
+                    with_rows={h: world.histories.write(h, history, branch=branch) for h, history in after.items()},
                 )
         except LeaseLost as error:
             raise DataUnitsBusy(f"{error}; run the rollback again") from None
         finally:
-            world.leases.release(leased, holder)
+            world.leases.release(leased, holder, branch=branch)
         if len(leased) < len(data_hashes):
             raise DataUnitsBusy(
                 f"{len(data_hashes) - len(leased)} data units are being imported; run the rollback again"

@@ -124,6 +124,7 @@ def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: 
         job,
         project_hash=validated.project_hash,
         mode=header.mode,
+        branch=header.branch,
         total_records=index.records,
         invalid_records=len(index.invalid_lines),
         records_left_out=index.left_out,
@@ -149,7 +150,7 @@ def _validate_and_queue(job: Job, ref: LabelFileRef, settings: Settings, world: 
     queue = ChunkQueue(settings.import_queue_url, ref.bucket, world.chunks, sqs=world.sqs, s3=world.s3)
 
     def emit(chunk_index: int, rows: list[dict[str, Any]]) -> None:
-        queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, rows))
+        queue.add(chunk_document(job.job_id, chunk_index, job.project_hash, header.mode, header.branch, rows))
 
     try:
         assemble_chunks(validated.source.items(), plan, index, emit)

@@ -7,7 +7,7 @@ anything over INLINE_LIMIT goes to `chunks/<job-id>/<n>.json` and the message ca
 Anyone allowed to send to the queue (or a bug, or a message replayed from an old job) could put a message on
 it, so the import function trusts no part of one: before a chunk's digest is in the register
 (chunk_register.py) its message is not sent, and `verified_chunk` imports nothing whose job, index, pointer,
-content, project or mode differ from what the validator recorded.
+content, project, mode or branch differ from what the validator recorded.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
 
     Raises ChunkRefused when the body is not a chunk message, the job is unknown, the job has no such chunk,
     the claim check points anywhere but the job's own chunk object (which is then not read) or that object is
-    gone, the chunk inside is another one, its content differs from what was queued, or its project or mode
+    gone, the chunk inside is another one, its content differs from what was queued, or its project, mode or branch
     are not the job's. Other exceptions (AWS unavailable) are not about the message: they propagate.
 
     What is checked and what is imported are the same parsed value: the model is validated from the
@@ -182,6 +182,8 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
         raise refused(f"the chunk names project {chunk.project_hash!r}, the job {job.project_hash!r}")
     if chunk.mode != job.mode:
         raise refused(f"the chunk names mode {str(chunk.mode)!r}, the job {str(job.mode)!r}")
+    if chunk.branch != job.branch:
+        raise refused(f"the chunk names branch {chunk.branch!r}, the job {job.branch!r}")
     if chunk_digest(document) != recorded.digest:
         raise refused("the chunk is not the one the validator queued: its content differs")
     return chunk, job

@@ -123,13 +123,14 @@ class JobStore:
         rejected job keeps what was found)."""
         self._table.update_item(
             Key=_job_key(job.job_id),
-            UpdateExpression="SET project_hash = :p, #mode = :m, total_records = :r, invalid_records = :i, "
-            "records_left_out = :l, labels_not_imported = :w, problem_count = :e, total_rows = :t, total_chunks = :c, "
-            "rows_skipped = :s",
+            UpdateExpression="SET project_hash = :p, #mode = :m, branch = :b, total_records = :r, "
+            "invalid_records = :i, records_left_out = :l, labels_not_imported = :w, problem_count = :e, "
+            "total_rows = :t, total_chunks = :c, rows_skipped = :s",
             ExpressionAttributeNames={"#mode": "mode"},
             ExpressionAttributeValues={
                 ":p": job.project_hash,
                 ":m": job.mode,
+                ":b": job.branch,
                 ":r": job.total_records,
                 ":i": job.invalid_records,
                 ":l": job.records_left_out,

@@ -1,5 +1,5 @@
-"""One writer per data unit across jobs: a lease in the jobs table, held from initialise_labels until the save
-is recorded.
+"""One writer per data unit and branch across jobs: a lease in the jobs table, held from initialise_labels until
+the save is recorded.
 
 Encord's save() replaces the whole label row. Two jobs importing into the same data unit at once (say, one
 file per class, dropped together) would each read the row, add their own labels and save, and the later save
@@ -13,7 +13,10 @@ still this holder's, and a save starts only after one did, with a whole lease ah
 request may take (the SDK's timeout). A holder that finds a lease gone saves nothing: someone else may have
 written the data unit since it was read.
 
-  pk = LEASE#<data hash>, sk = LEASE    holder, lease_until (epoch ms), expires_at (DynamoDB TTL clean-up)
+  pk = LEASE#<data hash>[#<branch>], sk = LEASE    holder, lease_until (epoch ms), expires_at (DynamoDB TTL clean-up)
+
+Each branch of a data unit is its own label row, saved on its own, so each has its own lease (`main`'s key has
+no branch part, as before branches existed: model/branches.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from label_importer.model.branches import on_branch
 from label_importer.model.leases import LeaseLost
 from label_importer.runtime.backoff import Backoff
 from label_importer.runtime.observability import logger
@@ -39,8 +43,8 @@ _CONFLICT_BACKOFF = Backoff(0.05, 1.0)
 """A transaction that collides with another one on the same item is cancelled as a whole; tried again."""
 
 
-def _key(data_hash: str) -> dict[str, str]:
-    return {"pk": f"LEASE#{data_hash}", "sk": "LEASE"}
+def _key(data_hash: str, branch: str) -> dict[str, str]:
+    return {"pk": on_branch(f"LEASE#{data_hash}", branch), "sk": "LEASE"}
 
 
 class DataUnitLeases:
@@ -49,8 +53,8 @@ class DataUnitLeases:
         self._table_name = table_name
         self._lease_ms = lease_seconds * 1000
 
-    def acquire(self, data_hashes: Iterable[str], holder: str) -> set[str]:
-        """Lease every data unit that is free, expired, or already `holder`'s; return those now held."""
+    def acquire(self, data_hashes: Iterable[str], holder: str, *, branch: str) -> set[str]:
+        """Lease every data unit's `branch` that is free, expired, or already `holder`'s; return those now held."""
         now_ms = int(time.time() * 1000)
         until_ms = now_ms + self._lease_ms
 
@@ -59,7 +63,7 @@ class DataUnitLeases:
                 "Put": {
                     "TableName": self._table_name,
                     "Item": {
-                        **_key(data_hash),
+                        **_key(data_hash, branch),
                         "holder": holder,
                         "lease_until": until_ms,
                         "expires_at": until_ms // 1000 + _CLEAN_UP_AFTER_SECONDS,
@@ -71,7 +75,7 @@ class DataUnitLeases:
 
         return self._write_each(data_hashes, take)
 
-    def renew(self, data_hashes: Iterable[str], holder: str) -> None:
+    def renew(self, data_hashes: Iterable[str], holder: str, *, branch: str) -> None:
         """Extend the leases by a whole lease from now; raise LeaseLost if any is no longer `holder`'s.
 
         Still `holder`'s even if expired: nobody can have written a data unit whose lease nobody else took.
@@ -83,7 +87,7 @@ class DataUnitLeases:
             return {
                 "Update": {
                     "TableName": self._table_name,
-                    "Key": _key(data_hash),
+                    "Key": _key(data_hash, branch),
                     "UpdateExpression": "SET lease_until = :until, expires_at = :expires",
                     "ConditionExpression": "holder = :me",
                     "ExpressionAttributeValues": {
@@ -99,7 +103,7 @@ class DataUnitLeases:
         if lost:
             raise LeaseLost(f"{len(lost)} data-unit leases expired and went to another import before the save")
 
-    def release(self, data_hashes: Iterable[str], holder: str) -> None:
+    def release(self, data_hashes: Iterable[str], holder: str, *, branch: str) -> None:
         """Give the leases back; one that expired and went to another holder meanwhile is left alone.
 
         Tried a few times (a throttled table must not hold data units a whole lease after a job finished);
@@ -110,7 +114,7 @@ class DataUnitLeases:
             return {
                 "Delete": {
                     "TableName": self._table_name,
-                    "Key": _key(data_hash),
+                    "Key": _key(data_hash, branch),
                     "ConditionExpression": "holder = :me",
                     "ExpressionAttributeValues": {":me": holder},
                 }

@@ -14,6 +14,7 @@ import boto3
 import orjson
 from botocore.exceptions import ClientError
 
+from label_importer.model.branches import MAIN_BRANCH
 from label_importer.model.jobs import Job, RowOutcome
 from label_importer.model.label_format import Mode
 from label_importer.model.problems import ErrorCode, Problem
@@ -59,6 +60,7 @@ class ReportWriter:
             "version_id": job.version_id,
             "project_hash": job.project_hash,
             "mode": job.mode,
+            "branch": job.branch,
             "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
             "labels_not_imported": job.labels_not_imported,
             "rows": {
@@ -155,6 +157,7 @@ def summary(
         f"Import job {job.job_id}: {job.status}",
         *([f"Failed: {job.failure}"] if job.failure else []),
         f"File: s3://{job.bucket}/{job.key}",
+        *([f"Branch: {job.branch}"] if job.branch != MAIN_BRANCH else []),
         f"Records: {job.total_records} read, {job.invalid_records} invalid"
         + (f", {job.records_left_out} left out" if job.records_left_out else ""),
         *_not_imported(job),
