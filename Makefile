@@ -81,10 +81,13 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Regenerate docs/label-format.schema.json from the models in shared/label_importer/model/label_format.py.
+## Regenerate docs/label-format.schema.json from the models in shared/label_importer/model/label_format.py, and
+## docs/ontology.schema.json and docs/data-units.schema.json (the spec files) from cli/label_importer_cli/project_spec.py.
 schema: setup
 	$(BIN)/python -c "import json; from label_importer.model.label_format import json_schema; \
 	print(json.dumps(json_schema(), indent=2))" > docs/label-format.schema.json
+	$(BIN)/python -c "import json, pathlib; from label_importer_cli.project_spec import json_schemas; \
+	[pathlib.Path('docs', name).write_text(json.dumps(schema, indent=2) + '\n') for name, schema in json_schemas().items()]"
 
 ## Benchmarks (each a few minutes): Encord round trips, rows/s under 50 ms latency, CPU per label, cold start,
 ## validator speed and memory on 200 MB and 1 GB files. Tables print; JSON lands in bench/results/.

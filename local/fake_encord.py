@@ -77,6 +77,9 @@ KINDS = (
     "create_label_rows",
     "get_label_rows",
     "save_label_rows",
+    "set_priority",
+    "workflow_complete",
+    "workflow_reopen",
 )
 """The request kinds `FakeEncordServer.request_counts` and `answered_counts` are keyed by (plus "unknown")."""
 
@@ -91,11 +94,17 @@ _V1_KINDS = {
     ("labelrow", "PUT"): "create_label_rows",
     ("labelrow", "GET"): "get_label_rows",
     ("labelrow", "POST"): "save_label_rows",
+    ("labelworkflowgraphnode", "POST"): "workflow_",  # + the payload's action: workflow_complete, workflow_reopen
 }
+_WORKFLOW_ACTIONS = {"complete": "complete", "reopen": "reopen"}  # WorkflowAction values, as the SDK sends them
 _V2_ROUTES = (
-    (re.compile(r"/v2/public/projects/([^/]+)"), "get_project"),
-    (re.compile(r"/v2/public/ontologies/([^/]+)"), "get_ontology"),
+    ("GET", re.compile(r"/v2/public/projects/([^/]+)"), "get_project"),
+    ("GET", re.compile(r"/v2/public/ontologies/([^/]+)"), "get_ontology"),
+    ("POST", re.compile(r"/v2/public/projects/([^/]+)/priorities"), "set_priority"),
 )
+ANNOTATE, COMPLETE = "Annotate", "Complete"
+"""The workflow's stages here: every task starts in Annotate; `workflow_complete` moves it to Complete and
+`workflow_reopen` back to Annotate, the first annotation stage, as Encord does."""
 # v1 error codes the SDK maps to exceptions (encord/http/error_utils.py); other statuses become UNKNOWN_ERROR.
 _V1_ERROR_CODES = {
     400: "INVALID_ARGUMENTS_ERROR",
@@ -268,7 +277,8 @@ class _DataUnit:
     rows: dict[str, _LabelRow] = field(default_factory=dict)
     """The data unit's label rows, by branch: each branch has a label row of its own, with its own label hash."""
     priority: float = 0.5
-    """The workflow task's priority: one per data unit, whatever the branch."""
+    """The workflow task's priority: one task per data unit, whatever the branch."""
+    stage: str = ANNOTATE
 
     @property
     def frame_keyed(self) -> bool:
@@ -863,11 +873,21 @@ def _parse_route(handler: BaseHTTPRequestHandler) -> _Request:
             return _Request(UNKNOWN, path, problem=f"not a v1 request body: {error}")
         if query not in _V1_KINDS:
             return _Request(UNKNOWN, path, problem=f"query_type={query[0]!r} query_method={query[1]!r}")
-        return _Request(_V1_KINDS[query], path, handler.headers.get("ResourceID"), values)
-    for pattern, kind in _V2_ROUTES:
+        kind = _V1_KINDS[query]
+        if kind == "workflow_":
+            action = (values.get("payload") or {}).get("action") if isinstance(values.get("payload"), dict) else None
+            if action not in _WORKFLOW_ACTIONS:
+                return _Request(UNKNOWN, path, problem=f"workflow action {action!r}")
+            kind += _WORKFLOW_ACTIONS[action]
+        return _Request(kind, path, handler.headers.get("ResourceID"), values)
+    for route_method, pattern, kind in _V2_ROUTES:
         match = pattern.fullmatch(path)
-        if match and method == "GET":
-            return _Request(kind, path, match.group(1))
+        if match and method == route_method:
+            try:
+                body = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as error:
+                return _Request(UNKNOWN, path, problem=f"not a JSON body: {error}")
+            return _Request(kind, path, match.group(1), body if isinstance(body, dict) else {})
     return _Request(UNKNOWN, path, problem=f"{method} {path}")
 
 
@@ -1041,6 +1061,12 @@ class FakeEncordServer:
             stored = self._units[data_hash].rows.get(branch)
             return _clone(stored.label_row) if stored is not None else None
 
+    def task(self, data_hash: str) -> tuple[str, float]:
+        """The data unit's workflow task: its stage and its priority."""
+        with self._lock:
+            unit = self._units[data_hash]
+            return unit.stage, unit.priority
+
     def branches(self, data_hash: str) -> set[str]:
         """The branches on which the data unit has a label row."""
         with self._lock:
@@ -1207,6 +1233,8 @@ class FakeEncordServer:
             return self._get_project(request.resource_id)
         if request.kind == "get_ontology":
             return self._get_ontology(request.resource_id)
+        if request.kind == "set_priority":
+            return self._set_priority(request.resource_id, request.body)
         if request.resource_id is not None and request.resource_id != self.project_hash:
             raise _ApiError(404, f"project {request.resource_id} not found")
         uids = request.body.get("uid")
@@ -1222,6 +1250,8 @@ class FakeEncordServer:
                 return self._create(uids, payload)
             if request.kind == "get_label_rows":
                 return self._get(uids, payload)
+            if request.kind.startswith("workflow_"):
+                return self._move(uids, COMPLETE if request.kind == "workflow_complete" else ANNOTATE)
             return self._save(uids, payload)
 
     # --- v2 ------------------------------------------------------------------------------------------------
@@ -1256,6 +1286,24 @@ class FakeEncordServer:
             "userRole": None,
         }
 
+    def _set_priority(self, project_hash: str | None, body: Mapping[str, Any]) -> None:
+        """Set the priority of each (data hash, priority) pair; all or nothing, as one request is."""
+        if project_hash != self.project_hash:
+            raise _ApiError(404, f"project {project_hash} not found")
+        pairs = body.get("priorities")
+        if not isinstance(pairs, list):
+            raise _ApiError(400, f"priorities must be a list of [data_hash, priority], got {pairs!r}")
+        with self._lock:
+            checked = []
+            for pair in pairs:
+                if not (isinstance(pair, list) and len(pair) == 2 and pair[0] in self._units):
+                    raise _ApiError(400, f"not a [data_hash, priority] of this project: {pair!r}")
+                if not (isinstance(pair[1], int | float) and 0 <= pair[1] <= 1):
+                    raise _ApiError(400, f"a priority is a number from 0 to 1, got {pair[1]!r}")
+                checked.append(pair)
+            for data_hash, priority in checked:
+                self._units[data_hash].priority = float(priority)
+
     # --- v1 (called with the lock held) --------------------------------------------------------------------
 
     def _metadata(self, unit: _DataUnit, branch: str, *, include_images_data: bool = False) -> dict[str, Any]:
@@ -1285,7 +1333,8 @@ class FakeEncordServer:
             "data_link": unit.data_link,
             "label_status": stored.label_status if stored else "NOT_LABELLED",
             "annotation_task_status": "QUEUED",
-            "workflow_graph_node": {"uuid": self.workflow_stage_uuid, "title": "Annotate"},
+            "workflow_graph_node": {"uuid": self.workflow_stage_uuid, "title": unit.stage},
+            "priority": unit.priority,
             "is_shadow_data": False,
             "number_of_frames": unit.number_of_frames,
             "frames_per_second": unit.fps,
@@ -1449,6 +1498,12 @@ class FakeEncordServer:
                 label_status=stored.label_status,
             )
             stored.label_row = row
+        return True
+
+    def _move(self, label_hashes: list[str], stage: str) -> bool:
+        """Complete or reopen the tasks of these label rows (a row of any branch names its data unit's task)."""
+        for unit, _ in self._stored(label_hashes):
+            unit.stage = stage
         return True
 
     def _sdk_reads(self, row: dict[str, Any], unit: _DataUnit, branch: str) -> None:

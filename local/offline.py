@@ -7,7 +7,7 @@ AWS. The reports are copied to `--out/<job-id>/` (`report.json`, `summary.txt`, 
 file has problems), the Lambda logs to `lambda-logs.jsonl` beside them. Meant for small jobs and for trying
 the format; a rollback needs the journal of a deployed stack, so jobs imported here cannot be rolled back.
 
-Before any of that, the key and the project are checked (`key_problem`, `check_target`): deployed, a wrong
+Before any of that, the key and the project are checked (`encord_key.key_problem`, `check_target`): deployed, a wrong
 key or project ends a job FAILED or REJECTED minutes later; here the person who typed the command is waiting,
 and a bad key file, an unreachable domain or a project the key cannot open is answered in a second.
 """
@@ -23,9 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 
@@ -40,12 +37,6 @@ POLL_SECONDS = 0.5
 DEFAULT_TIMEOUT_SECONDS = 30
 """How long the check waits for Encord, unless ENCORD_TIMEOUT_SECONDS says otherwise (as for the functions)."""
 
-_WANTED = (
-    "the encord SDK needs an Ed25519 private key in OpenSSH format, a file that starts with "
-    "-----BEGIN OPENSSH PRIVATE KEY-----"
-)
-_NEW_KEY = "or create one with `ssh-keygen -t ed25519 -f ~/.ssh/encord` and add ~/.ssh/encord.pub to your Encord user"
-
 
 @dataclass(frozen=True)
 class LocalImport:
@@ -58,30 +49,6 @@ class LocalImport:
     """Chunks in the dead-letter queue: Encord kept failing them past maxReceiveCount, so the job cannot finish."""
     waiting_rows: list[RowOutcome] = field(default_factory=list)
     """Rows not imported because their chunk kept failing, each with the last error."""
-
-
-def key_problem(key: str) -> str | None:
-    """Why `key` is not a key the encord SDK can sign with, in words that say what to do; None if it is one.
-
-    Checked here rather than left to the SDK: it says only "Not OpenSSH private key format" for a public key
-    or a PKCS8 one, and for a private key of another type its error quotes the whole key.
-    """
-    text = key.strip()
-    if text.startswith(("ssh-ed25519 ", "ssh-rsa ", "ssh-dss ", "ecdsa-sha2-", "sk-")) or "PUBLIC KEY-----" in text:
-        return f"this is a public key; {_WANTED}: give the private key (the same file name without .pub)"
-    if text.startswith(("-----BEGIN PRIVATE KEY-----", "-----BEGIN ENCRYPTED PRIVATE KEY-----")):
-        return f"this is a PKCS8 private key; {_WANTED}: convert it to OpenSSH format, {_NEW_KEY}"
-    if text.startswith(("-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----")):
-        return f"this is a PEM private key of another type; {_WANTED}: {_NEW_KEY}"
-    try:
-        loaded = load_ssh_private_key(text.encode(), password=None)
-    except TypeError:  # what cryptography raises for a passphrase it was not given
-        return "the key is protected by a passphrase, which this command cannot ask for: remove it with `ssh-keygen -p`"
-    except (ValueError, UnsupportedAlgorithm):
-        return f"this is not a private key; {_WANTED}"
-    if not isinstance(loaded, Ed25519PrivateKey):
-        return f"this is an OpenSSH private key of another type; {_WANTED}: {_NEW_KEY}"
-    return None
 
 
 def check_target(target: EncordTarget) -> None:
@@ -108,8 +75,9 @@ def check_target(target: EncordTarget) -> None:
     client.get_project(target.project_hash)
 
 
-def import_file(label_file: Path, target: EncordTarget, out: Path) -> LocalImport:
-    """Run the file through the pipeline into `target`'s project; return how the job ended, finished or not."""
+def import_file(label_file: Path, target: EncordTarget, out: Path, *, dry_run: bool = False) -> LocalImport:
+    """Run the file through the pipeline into `target`'s project; return how the job ended, finished or not.
+    `dry_run` makes it a dry run whatever the file's options say: its diff is read, nothing is written."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "lambda-logs.jsonl"
@@ -122,7 +90,7 @@ def import_file(label_file: Path, target: EncordTarget, out: Path) -> LocalImpor
         log = logs.open("w")
         try:
             with _functions_output_to(log):
-                job_id = pipeline.drop(key, label_file.read_bytes())
+                job_id = pipeline.drop(key, label_file.read_bytes(), dry_run=dry_run)
                 jobs = JobStore(TABLE)
                 job = jobs.get(job_id)
                 assert job is not None

@@ -12,6 +12,7 @@ import orjson
 
 from label_importer.model.jobs import TERMINAL, Job
 from label_importer.store.jobs import JobStore
+from label_importer.store.s3_objects import DRY_RUN_METADATA
 from local.lambda_runtime import (
     DrainStats,
     Handler,
@@ -39,17 +40,19 @@ class Pipeline:
         # Loaded only once the stack is up: the handlers read the environment it sets when first used.
         return cls(stack, load_handler("validate_and_chunk"), load_handler("import_labels"))
 
-    def upload(self, key: str, body: bytes) -> dict[str, Any]:
-        """Put the file in the bucket; return the S3 event Lambda would receive for it."""
-        self.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+    def upload(self, key: str, body: bytes, *, dry_run: bool = False) -> dict[str, Any]:
+        """Put the file in the bucket (with `dry-run: true` metadata, a dry run whatever its options); return the S3
+        event Lambda would receive for it."""
+        metadata = {DRY_RUN_METADATA: "true"} if dry_run else {}
+        self.stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata)
         return s3_object_created_event(self.stack, key)
 
     def validate_event(self, event: dict[str, Any]) -> str:
         return self.validate(event, LambdaContext("ValidateAndChunkFunction"))["jobs"][0]["job_id"]
 
-    def drop(self, key: str, body: bytes) -> str:
+    def drop(self, key: str, body: bytes, *, dry_run: bool = False) -> str:
         """Upload and run the validator on the S3 event; return the job id."""
-        return self.validate_event(self.upload(key, body))
+        return self.validate_event(self.upload(key, body, dry_run=dry_run))
 
     def drain(self, *, consumers: int = 1, processes: bool = False, timeout_seconds: float = 300.0) -> DrainStats:
         """Run the import function on queued chunks until none is left, with `consumers` concurrent

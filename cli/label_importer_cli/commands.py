@@ -1,5 +1,6 @@
-"""Operate imports from a shell: `label-importer status JOB_ID`, `... rollback JOB_ID`, `... redrive`, and
-`... import FILE --project HASH` (the whole pipeline on this machine, without AWS).
+"""Operate imports from a shell: `label-importer status JOB_ID`, `... rollback JOB_ID`, `... redrive`,
+`... import FILE --project HASH` (the whole pipeline on this machine, without AWS), `... validate FILE` (its
+checks without Encord, against `... export-spec`'s files) and `... try-encord` (a fake Encord to import into).
 
 Runs wherever boto3 finds credentials (a laptop against the deployed stack, or the local stack); the table
 and queue URLs are the stack's outputs.
@@ -15,16 +16,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 import orjson
+from encord import EncordUserClient
 
-from label_importer.model.jobs import TERMINAL, RowOutcome, RowStatus
+from label_importer.model.jobs import TERMINAL, Job, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.runtime.settings import ENCORD_PUBLIC_API, settings
 from label_importer.store.aws import AwsClients
 from label_importer.store.dead_letters import redrive
 from label_importer.store.jobs import JobStore
+from label_importer_cli.encord_key import key_problem
 from label_importer_cli.exit_codes import EXIT_CODES, ExitCode, SetupError, UsageError, outcome
 from label_importer_cli.explain import explain, without_context
 from label_importer_cli.progress import watch
+from label_importer_cli.project_spec import exported, read_data_units, read_ontology, read_spec, write_spec
 
 _ROWS_SHOWN = 20
 
@@ -108,26 +112,17 @@ def _import(args: argparse.Namespace) -> int:
         from local.stack import MAX_RECEIVE_COUNT, POWERTOOLS_ENVIRONMENT, EncordTarget
 
         os.environ.update(POWERTOOLS_ENVIRONMENT)  # as the template sets it, before the handlers' code loads
-        from local.offline import check_target, import_file, key_problem
+        from local.offline import check_target, import_file
     except ImportError as error:
         raise SetupError(
             f"the local import needs the local stack, which this install lacks ({error}): in the clone, run "
             "pip install '.[local]' (pip install -e '.[local]' for an editable install)"
         ) from None
-    if args.ssh_key_file is None:
-        raise UsageError("give --ssh-key-file or set ENCORD_SSH_KEY_FILE: the Encord key to import with")
-    key_file, label_file = _readable(args.ssh_key_file), _readable(args.file)
-    key = key_file.read_text(errors="replace")
-    if problem := key_problem(key):
-        raise SetupError(f"--ssh-key-file {key_file}: {problem}")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"--out {out}: cannot create the reports folder ({error.strerror})") from None
+    key, label_file = _encord_key(args, "to import with"), _readable(args.file)
+    out = _folder(args.out)
     target = EncordTarget(args.domain, args.project, key)
     check_target(target)
-    imported = import_file(label_file, target, out)
+    imported = import_file(label_file, target, out, dry_run=args.dry_run)
     job = imported.job
     if job.status not in TERMINAL:
         waiting = imported.waiting_rows
@@ -141,20 +136,87 @@ def _import(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.ENVIRONMENT
-    print((imported.reports / "summary.txt").read_text(), end="")
-    print(f"Reports: {imported.reports}/")
+    code = _reported(job, imported.reports, "import")
+    if (imported.reports / "diff.jsonl").is_file():  # a dry run
+        print(f"What the import would change, every data unit: {imported.reports}/diff.jsonl")
+    return code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from label_importer_cli.offline_validation import validate_offline  # loads the validator, and Powertools
+
+    label_file = _readable(args.file)
+    spec = read_spec(_readable(args.ontology), _readable(args.data_units))
+    checked = validate_offline(label_file, spec, args.project, _folder(args.out))
+    return _reported(checked.job, checked.reports, "validate")
+
+
+def _export_spec(args: argparse.Namespace) -> int:
+    key = _encord_key(args, "to read the project with")
+    client = EncordUserClient.create_with_ssh_private_key(ssh_private_key=key, domain=args.domain)
+    spec = exported(client.get_project(args.project))
+    ontology, data_units = write_spec(spec, _folder(args.out))
+    print(
+        f"project {spec.project_hash}: {_counted(len(spec.units), 'data unit')} in {data_units}, the ontology in "
+        f"{ontology}"
+    )
+    print(
+        f"check a label file against them: label-importer validate FILE --ontology {ontology} --data-units {data_units}"
+    )
+    return ExitCode.DONE
+
+
+def _try_encord(args: argparse.Namespace) -> int:
+    try:
+        from local.try_encord import Seed, demo_seed, serve
+    except ImportError as error:
+        raise SetupError(
+            f"try-encord needs the local stack, which this install lacks ({error}): in the clone, run "
+            "pip install '.[local]' (pip install -e '.[local]' for an editable install)"
+        ) from None
+    demo = demo_seed()
+    ontology = read_ontology(_readable(args.ontology)) if args.ontology else demo.ontology
+    units, project_hash = read_data_units(_readable(args.data_units)) if args.data_units else (demo.units, None)
+    serve(Seed(ontology, units, project_hash), Path(args.key_file).expanduser() if args.key_file else None)
+    return ExitCode.DONE
+
+
+def _reported(job: Job, reports: Path, command: str) -> int:
+    """The job's summary, where its reports are, and a line on stderr saying what its outcome asks for."""
+    print((reports / "summary.txt").read_text(), end="")
+    print(f"Reports: {reports}/")
     code = outcome(job)
     if code is ExitCode.REJECTED:
-        print(f"rejected: fix the problems in {imported.reports}/errors.jsonl and import again", file=sys.stderr)
+        print(f"rejected: fix the problems in {reports}/errors.jsonl and {command} again", file=sys.stderr)
     elif code is ExitCode.FINISHED_WITH_ERRORS:
         print(
             f"finished with errors: {job.rows_failed} rows failed, {job.invalid_records} records invalid, "
-            f"{job.rows_skipped} rows skipped; see {imported.reports}/report.json",
+            f"{job.rows_skipped} rows skipped; see {reports}/report.json",
             file=sys.stderr,
         )
     elif code is ExitCode.ENVIRONMENT:
         print(f"job failed: {job.failure}", file=sys.stderr)
     return code
+
+
+def _encord_key(args: argparse.Namespace, purpose: str) -> str:
+    """The key in --ssh-key-file, checked to be one the encord SDK can sign with."""
+    if args.ssh_key_file is None:
+        raise UsageError(f"give --ssh-key-file or set ENCORD_SSH_KEY_FILE: the Encord key {purpose}")
+    key_file = _readable(args.ssh_key_file)
+    key = key_file.read_text(errors="replace")
+    if problem := key_problem(key):
+        raise SetupError(f"--ssh-key-file {key_file}: {problem}")
+    return key
+
+
+def _folder(name: str) -> Path:
+    out = Path(name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create the folder ({error.strerror})") from None
+    return out
 
 
 def _counted(count: int, noun: str) -> str:
@@ -177,6 +239,20 @@ def _redrive(args: argparse.Namespace) -> int:
 
 
 # --- the command line ----------------------------------------------------------------------------------------
+
+
+def _encord_arguments(parser: argparse.ArgumentParser) -> None:
+    """The key and API of the commands that talk to Encord from this machine."""
+    parser.add_argument(
+        "--ssh-key-file",
+        default=os.environ.get("ENCORD_SSH_KEY_FILE"),
+        help="the Encord SSH private key, OpenSSH Ed25519 (default: $ENCORD_SSH_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--domain",
+        default=os.environ.get("ENCORD_DOMAIN") or ENCORD_PUBLIC_API,
+        help=f"the Encord API (default: $ENCORD_DOMAIN, else the public one, {ENCORD_PUBLIC_API})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,18 +312,56 @@ def build_parser() -> argparse.ArgumentParser:
         "CSV classifications (.csv)",
     )
     local.add_argument("--project", required=True, help="the Encord project hash")
-    local.add_argument(
-        "--ssh-key-file",
-        default=os.environ.get("ENCORD_SSH_KEY_FILE"),
-        help="the Encord SSH private key, OpenSSH Ed25519 (default: $ENCORD_SSH_KEY_FILE)",
-    )
-    local.add_argument(
-        "--domain",
-        default=os.environ.get("ENCORD_DOMAIN") or ENCORD_PUBLIC_API,
-        help=f"the Encord API (default: $ENCORD_DOMAIN, else the public one, {ENCORD_PUBLIC_API})",
-    )
+    _encord_arguments(local)
     local.add_argument("--out", default="import-reports", help="where reports go: <out>/<job-id>/")
+    local.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write nothing to Encord: validate, read the label rows and report what the import would change "
+        "(<out>/<job-id>/diff.jsonl), whatever the file's own dry_run option says",
+    )
     local.set_defaults(run=_import)
+
+    offline = command(
+        "validate",
+        help="check a label file without Encord, against the project's spec files (the same checks and reports)",
+        description="Runs every check of the deployed validator on this machine, with no AWS, Encord key or "
+        "network: the project is read from the two files `export-spec` writes. The limits are the functions' "
+        "(MAX_* in the environment, else the defaults).",
+    )
+    offline.add_argument("file", help="a label file, in any format `import` takes")
+    offline.add_argument("--ontology", required=True, help="the project's ontology.json (from export-spec)")
+    offline.add_argument(
+        "--data-units", required=True, help="the project's data-units.json (from export-spec), or a CSV of them"
+    )
+    offline.add_argument(
+        "--project",
+        help="the project hash, where deployed the key prefix incoming/<project_hash>/ gives it (optional)",
+    )
+    offline.add_argument("--out", default="validation-reports", help="where reports go: <out>/<job-id>/")
+    offline.set_defaults(run=_validate)
+
+    export = command(
+        "export-spec",
+        help="write a project's ontology.json and data-units.json, for validate and try-encord",
+    )
+    export.add_argument("--project", required=True, help="the Encord project hash")
+    _encord_arguments(export)
+    export.add_argument("--out", default="project-spec", help="the folder the two files go to")
+    export.set_defaults(run=_export_spec)
+
+    fake = command(
+        "try-encord",
+        help="serve a fake Encord API on this machine, seeded from spec files or the demo, until Ctrl-C",
+        description="Prints the API's address, the project hash and a generated key file: give them to "
+        "`label-importer import` to run a file end to end without an Encord account.",
+    )
+    fake.add_argument("--ontology", help="an ontology.json to serve (default: the demo ontology)")
+    fake.add_argument(
+        "--data-units", help="a data-units.json or CSV whose data units to serve (default: demo images and more)"
+    )
+    fake.add_argument("--key-file", help="where to write the key (default: a new temporary folder)")
+    fake.set_defaults(run=_try_encord)
 
     move = command("redrive", help="move chunks from the dead-letter queue back to the import queue")
     move.add_argument("--dead-letter-queue-url", required=True, help="stack output DeadLetterQueueUrl")

@@ -22,7 +22,8 @@ EXIT_CODES = """\
 exit codes (the same for every command):
   0    done: the job COMPLETED, a dry run VALIDATED, a rollback completed, the status was printed
   1    internal error (a bug): one line names it and the file holding the full traceback
-  2    usage: a wrong option, a file that is not there, a job that is not there or cannot be rolled back
+  2    usage: a wrong option, a file that is not there, a spec file (--ontology, --data-units) not as
+       described, a job that is not there or cannot be rolled back
   3    the file was REJECTED: nothing was imported; errors.jsonl lists every problem by line
   4    finished with FAILED rows, or with records or rows skipped as invalid (on_error: skip-invalid),
        even when every record was invalid

@@ -44,6 +44,11 @@ OK_LINE = b'{"data_title": "cherry.jpg", "objects": [{"name": "Pedicel", "point"
 
 @pytest.fixture
 def project(pipeline: Pipeline) -> Pipeline:
+    return with_the_corpus_data_units(pipeline)
+
+
+def with_the_corpus_data_units(pipeline: Pipeline) -> Pipeline:
+    """The data units the corpus addresses, on the fake (test_offline_validation.py seeds the same)."""
     encord = pipeline.stack.encord
     encord.add_image("cherry.jpg")
     encord.add_image("mask.png", width=4, height=3)

@@ -21,10 +21,10 @@ from label_importer.model.jobs import Job, JobStatus
 from label_importer.model.leases import DataUnitsBusy
 from label_importer.store.dead_letters import RedriveIncomplete
 from label_importer_cli.commands import build_parser, main
+from label_importer_cli.encord_key import key_problem
 from label_importer_cli.exit_codes import EXIT_CODES, ExitCode, UsageError, outcome
 from label_importer_cli.explain import RUN_AGAIN, explain
 from local.keys import generate_ssh_private_key
-from local.offline import key_problem
 
 API = "https://api.eu.encord.example"
 

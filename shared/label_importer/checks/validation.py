@@ -26,6 +26,7 @@ from label_importer.checks.ontology_resolver import (
 )
 from label_importer.model.data_units import DataUnit, DataUnitIndex, UnknownDataUnit
 from label_importer.model.label_format import (
+    AfterSave,
     Bitmask,
     DynamicAnswer,
     LabelRecord,
@@ -588,6 +589,8 @@ def index_records(
     returns `index`."""
     tracked = DataUnitTracker()
     objects_per_unit: dict[str, int] = {}
+    actions_of_unit: dict[str, tuple[int, AfterSave]] = {}
+    """The first line that gave each data unit workflow actions: a data unit's task is moved once."""
     previous = 0
     for item in items:
         if isinstance(item, NotImported):
@@ -640,12 +643,27 @@ def index_records(
                         "allowed per data unit (MAX_CHUNK_BYTES), as a data unit's labels are saved in one request",
                     )
                 )
+            earlier = actions_of_unit.get(unit.data_hash)
+            if parsed.after_save is not None and earlier is not None and earlier[1] != parsed.after_save:
+                problems.append(
+                    Problem(
+                        number,
+                        "after_save",
+                        ErrorCode.CONFLICTING_LABELS,
+                        f"line {earlier[0]} gives {unit.title!r} other workflow actions "
+                        f"({earlier[1].model_dump_json(exclude_none=True)}); give them on one line, or the same "
+                        "on each",
+                        shown_value(parsed.after_save.model_dump(exclude_none=True)),
+                    )
+                )
         if problems or unit is None:
             if tracked_line:  # over a limit of its data unit: it must not justify other lines either
                 tracked.withdraw(number)
             index.reject_line(number, unit.data_hash if unit else None, problems)
             continue
         index.accept(number, unit.data_hash, len(raw))
+        if parsed.after_save is not None:
+            actions_of_unit.setdefault(unit.data_hash, (number, parsed.after_save))
     for problem in tracked.dangling():
         index.reject_line(problem.line, index.unit_of(problem.line), [problem])
     return index

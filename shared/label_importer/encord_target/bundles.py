@@ -18,6 +18,7 @@ from encord import Project
 from encord.objects import LabelRowV2
 
 from label_importer.encord_target.gateway import is_transient
+from label_importer.model.label_format import AfterSave
 from label_importer.model.leases import LeaseLost
 from label_importer.runtime.observability import ENCORD_REQUEST_LATENCY, logger, metrics
 
@@ -43,17 +44,24 @@ class LabelRowBundles:
         """Renews the rows' leases, or raises LeaseLost: called just before every save."""
         self.requests = 0
 
-    def read(self, data_hashes: list[str]) -> dict[str, LabelRowV2]:
+    def read(self, data_hashes: list[str], *, create: bool = True) -> dict[str, LabelRowV2]:
         """The data units' label rows, initialised, by data hash. A data unit no longer in the project is absent;
         one Encord left out of its answer is present but not initialised (`is_labelling_initialised`), and must
-        never be saved."""
+        never be saved.
+
+        With `create=False` (a dry run, which writes nothing) a data unit the branch has no label row for is left
+        listed but not initialised, `label_hash` None: initialising it is what creates it. Rows are then listed
+        with their images' sizes, which is what an image group's stand-in needs (dry_run_diff.py)."""
         self.requests += 1
         with _timed_encord_call():
-            listed = self._project.list_label_rows_v2(data_hashes=data_hashes, branch_name=self._branch)
+            listed = self._project.list_label_rows_v2(
+                data_hashes=data_hashes, branch_name=self._branch, include_images_data=not create
+            )
         rows = {label_row.data_hash: label_row for label_row in listed}
-        self.requests += len({label_row.label_hash is None for label_row in rows.values()})
+        initialised = [label_row for label_row in rows.values() if create or label_row.label_hash is not None]
+        self.requests += len({label_row.label_hash is None for label_row in initialised})
         with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
-            for label_row in rows.values():
+            for label_row in initialised:
                 label_row.initialise_labels(bundle=bundle)
         return rows
 
@@ -73,6 +81,29 @@ class LabelRowBundles:
             logger.warning("bundled save rejected; saving rows one by one", extra={"error": str(error)})
             return {data_hash: reason for row in label_rows for data_hash, reason in self.save([row]).items()}
         return {}
+
+    def act(self, actions: list[tuple[LabelRowV2, AfterSave]]) -> str | None:
+        """Apply each saved row's workflow actions, all in one bundle: one request per kind of action (priority,
+        complete, reopen), whatever the number of rows. Returns why Encord refused them, or None; raises on a
+        transient fault, for the caller to repeat the attempt (setting a priority or moving a task again is
+        harmless)."""
+        if not actions:
+            return None
+        self.requests += len({kind for _, after in actions for kind in after.kinds})
+        try:
+            with _timed_encord_call(), self._project.create_bundle(bundle_size=self._bundle_size) as bundle:
+                for label_row, after in actions:
+                    if after.priority is not None:
+                        label_row.set_priority(after.priority, bundle=bundle)
+                    if after.move == "complete":
+                        label_row.workflow_complete(bundle=bundle)
+                    elif after.move == "reopen":
+                        label_row.workflow_reopen(bundle=bundle)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            return f"{type(error).__name__}: {error}"
+        return None
 
     def _save_bundle(self, label_rows: list[LabelRowV2]) -> None:
         """Saved only under leases renewed just now: a whole lease is ahead, longer than the save may take."""

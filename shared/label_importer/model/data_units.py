@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from encord import Project
 from encord.constants.enums import DataType
 from encord.objects import LabelRowV2
 
@@ -27,6 +28,9 @@ class DataUnit:
     image_sizes: tuple[tuple[int, int], ...] = ()
     """(width, height) of each image of an image group, by frame: its images may differ in size, and the group
     itself has none. Empty for every other data type."""
+    data_type: DataType | None = None
+    """What the data unit is (image, video, img_group, dicom, ...): checks go by frames and sizes, but a spec
+    file of the project records it, and the fake Encord is seeded by it. None for a unit a test builds."""
 
     @classmethod
     def from_label_row(cls, row: LabelRowV2) -> DataUnit:
@@ -42,7 +46,14 @@ class DataUnit:
             width=row.width,
             height=row.height,
             image_sizes=image_sizes,
+            data_type=row.data_type,
         )
+
+
+def list_data_units(project: Project) -> list[DataUnit]:
+    """Every data unit of the project in one listing request, with what checks need of each (an image group's
+    image sizes come only with `include_images_data`): what the validator reads, and what `export-spec` writes."""
+    return [DataUnit.from_label_row(row) for row in project.list_label_rows_v2(include_images_data=True)]
 
 
 class UnknownDataUnit(Exception):

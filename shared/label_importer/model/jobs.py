@@ -73,6 +73,9 @@ class RowOutcome:
     """A rolled-back row: the labels its import had added that the rollback took off."""
     attempts: int = 0
     """Import attempts over all deliveries; known once read back from the store."""
+    actions: tuple[str, ...] = ()
+    """The workflow actions applied to the data unit's task once its labels were saved: priority, complete,
+    reopen. An imported row with `after_save` and none applied has the reason Encord refused them."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,12 @@ class Job:
     labels_added: int = 0
     labels_removed: int = 0
     """Labels a rollback took off."""
+    tasks_prioritised: int = 0
+    tasks_completed: int = 0
+    tasks_reopened: int = 0
+    """Workflow actions (`after_save`) applied to the tasks of imported rows; a rollback counts those it undid."""
+    rows_actions_refused: int = 0
+    """Imported rows whose workflow actions Encord refused: their labels are saved, their tasks were not moved."""
     encord_requests: int = 0
     failure: str | None = None
     """Why a FAILED job failed: its code and message."""

@@ -68,6 +68,44 @@ ProjectHash = Annotated[str, Field(pattern=PROJECT_HASH_PATTERN)]
 a URL path: `../ontologies/<hash>` would make it request another API."""
 
 
+class AfterSave(_Strict):
+    """What to do with a data unit's workflow task once its labels are saved: set its priority, and complete it
+    (move it to the workflow's end) or reopen it (back to its first annotation stage).
+
+    In a file's options it applies to every data unit; on a record it decides for that record's data unit, each
+    action given (not null) taking the place of the file's."""
+
+    priority: Unit | None = None
+    complete: bool | None = None
+    reopen: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_move(self) -> AfterSave:
+        if self.complete and self.reopen:
+            raise ValueError("give at most one of 'complete' and 'reopen': a task cannot end both done and reopened")
+        return self
+
+    def over(self, default: AfterSave | None) -> AfterSave:
+        """These actions in place of `default`'s: a priority for a priority, complete or reopen for either."""
+        if default is None:
+            return self
+        moves = self.complete is not None or self.reopen is not None
+        return AfterSave(
+            priority=default.priority if self.priority is None else self.priority,
+            complete=self.complete if moves else default.complete,
+            reopen=self.reopen if moves else default.reopen,
+        )
+
+    @property
+    def move(self) -> Literal["complete", "reopen"] | None:
+        return "complete" if self.complete else "reopen" if self.reopen else None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The actions to apply, by the names outcomes and counters use: priority, complete, reopen."""
+        return ("priority",) * (self.priority is not None) + ((self.move,) if self.move else ())
+
+
 class Header(_Strict):
     """Optional first line: options for the whole file."""
 
@@ -78,6 +116,7 @@ class Header(_Strict):
     dry_run: bool = False
     branch: BranchName = MAIN_BRANCH
     """The label branch the labels go to (model/branches.py)."""
+    after_save: AfterSave | None = None
 
 
 class FrameRange(_Strict):
@@ -333,6 +372,7 @@ class LabelRecord(_Strict):
     data_title: str | None = Field(default=None, min_length=1)
     objects: list[ObjectLabel] = Field(default_factory=list)
     classifications: list[ClassificationLabel] = Field(default_factory=list)
+    after_save: AfterSave | None = None
 
     @model_validator(mode="after")
     def _one_data_unit(self) -> LabelRecord:
@@ -345,6 +385,7 @@ FIELD_NAMES = frozenset(
     name
     for model in (
         Header,
+        AfterSave,
         LabelRecord,
         ObjectLabel,
         ClassificationLabel,

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from label_importer.model.branches import MAIN_BRANCH
-from label_importer.model.label_format import ClassificationLabel, FileMode, Mode, ObjectLabel
+from label_importer.model.label_format import AfterSave, ClassificationLabel, FileMode, Mode, ObjectLabel
 
 
 class _Message(BaseModel):
@@ -31,6 +31,8 @@ class ChunkRow(_Message):
 
     data_hash: str
     records: list[RecordLabels]
+    after_save: AfterSave | None = None
+    """The workflow actions for the data unit's task: the file's, with its records' in their place."""
 
     @property
     def lines(self) -> list[int]:

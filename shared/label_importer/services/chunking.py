@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from label_importer.checks.validation import FileIndex
+from label_importer.model.label_format import AfterSave
 from label_importer.model.source_items import NotImported, Record, SourceItem
 
 
@@ -131,6 +132,7 @@ def assemble_chunks(
     index: FileIndex,
     emit: Callable[[int, list[dict[str, Any]]], None],
     *,
+    after_save: AfterSave | None = None,
     spill_after_bytes: int = SPILL_AFTER_BYTES,
 ) -> None:
     """Read the file again and call `emit(chunk_index, rows)` as each chunk completes.
@@ -145,7 +147,7 @@ def assemble_chunks(
             chunk_index = plan.chunk_of_unit[index.unit_hashes[position]]
             open_chunks.add(chunk_index, (number, position, raw))
             if number == plan.closing_line[chunk_index]:
-                emit(chunk_index, _rows(open_chunks.pop(chunk_index), index.unit_hashes))
+                emit(chunk_index, _rows(open_chunks.pop(chunk_index), index.unit_hashes, after_save))
     finally:
         open_chunks.close()
 
@@ -175,12 +177,24 @@ class FileChanged(Exception):
     read gets here, and queueing what it read would import what was never checked."""
 
 
-def _rows(records: list[_Held], unit_hashes: list[str]) -> list[dict[str, Any]]:
-    """One row per data unit, in order of first appearance, its records in line order."""
+def _rows(records: list[_Held], unit_hashes: list[str], after_save: AfterSave | None) -> list[dict[str, Any]]:
+    """One row per data unit, in order of first appearance, its records in line order, with its workflow actions:
+    a record's in place of the file's (validation made sure a data unit's records do not disagree)."""
     rows: dict[str, list[dict[str, Any]]] = {}
+    actions: dict[str, AfterSave | None] = {}
     for number, position, raw in sorted(records):
         record = orjson.loads(raw)
-        rows.setdefault(unit_hashes[position], []).append(
+        data_hash = unit_hashes[position]
+        rows.setdefault(data_hash, []).append(
             {"line": number, "objects": record.get("objects", []), "classifications": record.get("classifications", [])}
         )
-    return [{"data_hash": data_hash, "records": records} for data_hash, records in rows.items()]
+        if record.get("after_save") is not None:
+            actions[data_hash] = AfterSave.model_validate(record["after_save"]).over(after_save)
+    return [_row(data_hash, records, actions.get(data_hash, after_save)) for data_hash, records in rows.items()]
+
+
+def _row(data_hash: str, records: list[dict[str, Any]], after_save: AfterSave | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"data_hash": data_hash, "records": records}
+    if after_save is not None and (after_save.priority is not None or after_save.move is not None):
+        row["after_save"] = after_save.model_dump(exclude_none=True)
+    return row

@@ -60,6 +60,15 @@ from label_importer.store.rollback_journal import RowChanges, added_by_earlier_a
 Journal = Callable[[dict[str, RowChanges]], None]
 
 
+NOT_IN_PROJECT = "the data unit is no longer in the project"
+NOT_RETURNED = "Encord did not return this label row when it was initialised"
+
+
+def not_applied(error: Exception) -> str:
+    """Why a row fails whose labels the builder refused (ROW_ERRORS): the import's words, and a dry run's."""
+    return f"labels could not be applied: {error}"
+
+
 def _failed(row: ChunkRow, reason: str) -> RowOutcome:
     return RowOutcome(row.data_hash, RowStatus.FAILED, row.lines, reason=reason)
 
@@ -105,11 +114,7 @@ class ChunkImporter:
         if not current:
             return outcomes
         label_rows = self._bundles.read([row.data_hash for row in current])
-        outcomes += [
-            _failed(row, "the data unit is no longer in the project")
-            for row in current
-            if row.data_hash not in label_rows
-        ]
+        outcomes += [_failed(row, NOT_IN_PROJECT) for row in current if row.data_hash not in label_rows]
         present = [row for row in current if row.data_hash in label_rows]
 
         to_save: list[tuple[ChunkRow, LabelRowV2, set[str]]] = []
@@ -119,7 +124,7 @@ class ChunkImporter:
             label_row = label_rows[row.data_hash]
             if not label_row.is_labelling_initialised:
                 # A bundle silently skips rows the server left out of its answer; never save those empty.
-                outcomes.append(_failed(row, "Encord did not return this label row when it was initialised"))
+                outcomes.append(_failed(row, NOT_RETURNED))
                 continue
             history = self._histories.get(row.data_hash, UnitHistory())
             replacing = upload.mode is Mode.REPLACE
@@ -129,14 +134,17 @@ class ChunkImporter:
             try:
                 own = self._builder.apply(label_row, row, upload.mode, keep=keep)
             except ROW_ERRORS as error:
-                outcomes.append(_failed(row, f"labels could not be applied: {error}"))
+                outcomes.append(_failed(row, not_applied(error)))
                 continue
             objects_now, classifications_now = label_hashes(label_row)
+            after = row.after_save
             changes[row.data_hash] = RowChanges(
                 objects_now - objects,
                 classifications_now - classifications,
                 before,
                 history.to_dict() if replacing else None,  # what a rollback of the replace puts back with `before`
+                priority_before=label_row.priority if after and after.priority is not None else None,
+                completed=bool(after and after.move == "complete"),
             )
             histories[row.data_hash] = history.with_applied(upload.job_id, upload.order, upload.mode, own)
             to_save.append((row, label_row, objects_now | classifications_now))
@@ -145,6 +153,9 @@ class ChunkImporter:
             for data_hash, change in changes.items():
                 self._journaled.setdefault(data_hash, set()).update(change.objects | change.classifications)
         rejected = self._bundles.save([label_row for _, label_row, _ in to_save])
+        acting = [(row, label_row) for row, label_row, _ in to_save if row.data_hash not in rejected and row.after_save]
+        refused = self._bundles.act([(label_row, row.after_save) for row, label_row in acting if row.after_save])
+        acted = {row.data_hash: row.after_save for row, _ in acting if refused is None}
         saved = [
             _failed(row, rejected[row.data_hash])
             if row.data_hash in rejected
@@ -152,7 +163,11 @@ class ChunkImporter:
                 row.data_hash,
                 RowStatus.IMPORTED,
                 row.lines,
+                reason=f"labels saved, but Encord refused the workflow actions: {refused}"
+                if refused and row.after_save
+                else None,
                 labels_added=len(self._journaled.get(row.data_hash, set()) & saved_hashes),
+                actions=after.kinds if (after := acted.get(row.data_hash)) else (),
             )
             for row, _, saved_hashes in to_save
         ]

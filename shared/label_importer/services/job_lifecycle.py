@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from label_importer.model.jobs import IN_FLIGHT, TERMINAL, Job, JobStatus, RowStatus
+from label_importer.model.jobs import IN_FLIGHT, TERMINAL, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.model.problems import Problem
 from label_importer.runtime.observability import (
     JOBS_COMPLETED,
@@ -37,13 +37,7 @@ def fail_job(job: Job, problem: Problem, jobs: JobStore, reports: ReportWriter) 
     if current.status is not JobStatus.VALIDATING:
         logger.info("job already left validation; not failed", extra={"status": str(current.status)})
         return current
-    failed = replace(
-        current,
-        status=JobStatus.FAILED,
-        failure=f"{problem.code}: {problem.message}",
-        problem_count=1,
-        finished_at=int(time.time()),
-    )
+    failed = failed_job(current, problem)
     reports.write_problems(failed, [problem], 1)
     reports.write_final(failed, problems=[problem], problem_count=1)
     reports.tag_source(failed)
@@ -51,6 +45,17 @@ def fail_job(job: Job, problem: Problem, jobs: JobStore, reports: ReportWriter) 
         metrics.add_metric(name=JOBS_FAILED, unit=MetricUnit.Count, value=1)
         logger.error("job failed", extra={"code": str(problem.code), "reason": problem.message})
     return jobs.get(job.job_id) or failed
+
+
+def failed_job(job: Job, problem: Problem) -> Job:
+    """The job FAILED with `problem` as the reason: what the system could not do, the file perhaps fine."""
+    return replace(
+        job,
+        status=JobStatus.FAILED,
+        failure=f"{problem.code}: {problem.message}",
+        problem_count=1,
+        finished_at=int(time.time()),
+    )
 
 
 def write_final_report(job: Job, jobs: JobStore, reports: ReportWriter) -> None:
@@ -61,9 +66,17 @@ def write_final_report(job: Job, jobs: JobStore, reports: ReportWriter) -> None:
         job,
         problems=problems,
         problem_count=job.problem_count,
-        failed_rows=jobs.rows(job.job_id, RowStatus.FAILED),
+        failed_rows=jobs.rows(job.job_id, RowStatus.FAILED) + _actions_refused(job, jobs),
         superseded_rows=jobs.rows(job.job_id, RowStatus.SKIPPED) if job.rows_superseded else (),
     )
+
+
+def _actions_refused(job: Job, jobs: JobStore) -> list[RowOutcome]:
+    """Imported rows whose workflow actions Encord refused: listed with the failed rows, their reason saying the
+    labels were saved."""
+    if not job.rows_actions_refused:
+        return []
+    return [row for row in jobs.rows(job.job_id, RowStatus.IMPORTED) if row.reason]
 
 
 def fail_import(job: Job, failure: str, jobs: JobStore, reports: ReportWriter) -> None:
@@ -95,7 +108,8 @@ def finish_if_done(job_id: str, jobs: JobStore, reports: ReportWriter) -> Job | 
     if job.rows_done < job.total_rows:
         logger.info("job progress", extra={"job_id": job_id, "status": str(job.status), **job.progress()})
         return None
-    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    clean = job.rows_failed == 0 and job.rows_actions_refused == 0
+    status = JobStatus.COMPLETED if clean else JobStatus.COMPLETED_WITH_ERRORS
     finished = replace(job, status=status, finished_at=int(time.time()))
     write_final_report(finished, jobs, reports)
     if not jobs.transition(job_id, status):

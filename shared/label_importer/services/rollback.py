@@ -28,7 +28,7 @@ from encord.objects import LabelRowV2
 from label_importer.encord_target.bundles import LabelRowBundles
 from label_importer.encord_target.label_builder import ROW_ERRORS, label_hashes
 from label_importer.model.jobs import TERMINAL, Job, JobStatus, RowOutcome, RowStatus
-from label_importer.model.label_format import Mode
+from label_importer.model.label_format import AfterSave, Mode
 from label_importer.model.leases import DataUnitsBusy, LeaseLost
 from label_importer.model.upload_order import UnitHistory, Upload
 from label_importer.runtime.deadline import Deadline
@@ -167,13 +167,28 @@ class _Undo:
                 continue
             to_save.append(row)
         rejected = bundles.save(to_save)
+        saved = [row for row in to_save if row.data_hash not in rejected]
+        undoing = {row.data_hash: _undoing_actions(changes[row.data_hash]) for row in saved}
+        refused = bundles.act([(row, actions) for row in saved if (actions := undoing[row.data_hash])])
         after = {}
         for row in to_save:
             if row.data_hash in rejected:
                 outcomes.append(_failed(row.data_hash, rejected[row.data_hash]))
                 continue
             after[row.data_hash] = self._history_after(changes[row.data_hash], histories[row.data_hash])
-            outcomes.append(RowOutcome(row.data_hash, RowStatus.ROLLED_BACK, [], labels_removed=undone[row.data_hash]))
+            actions = undoing[row.data_hash]
+            outcomes.append(
+                RowOutcome(
+                    row.data_hash,
+                    RowStatus.ROLLED_BACK,
+                    [],
+                    reason=f"labels put back, but Encord refused to undo the workflow actions: {refused}"
+                    if refused and actions
+                    else None,
+                    labels_removed=undone[row.data_hash],
+                    actions=actions.kinds if actions and not refused else (),
+                )
+            )
         return outcomes, after
 
     def _changed_since(self, history: UnitHistory) -> list[str]:
@@ -210,6 +225,15 @@ class _Undo:
         return history.without_append(self.original.job_id)
 
 
+def _undoing_actions(changes: RowChanges) -> AfterSave | None:
+    """What undoes the import's workflow actions, as far as Encord allows: the priority the task had, and a
+    completed task reopened (to the first annotation stage: Encord keeps no record of the stage it left). A task
+    the import reopened stays open, as nothing moves a task back to a stage it had."""
+    if changes.priority_before is None and not changes.completed:
+        return None
+    return AfterSave(priority=changes.priority_before, reopen=changes.completed or None)
+
+
 def _failed(data_hash: str, reason: str) -> RowOutcome:
     return RowOutcome(data_hash, RowStatus.FAILED, [], reason=reason)
 
@@ -217,7 +241,8 @@ def _failed(data_hash: str, reason: str) -> RowOutcome:
 def _finish(rollback_id: str, original: Job, world: World) -> Job:
     job = world.jobs.get(rollback_id)
     assert job is not None
-    status = JobStatus.COMPLETED if job.rows_failed == 0 else JobStatus.COMPLETED_WITH_ERRORS
+    clean = job.rows_failed == 0 and job.rows_actions_refused == 0
+    status = JobStatus.COMPLETED if clean else JobStatus.COMPLETED_WITH_ERRORS
     finished = replace(job, status=status, finished_at=int(time.time()))
     write_final_report(finished, world.jobs, world.reports)
     world.jobs.transition(rollback_id, status)

@@ -11,6 +11,7 @@ import io
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Any
 
 from label_importer.model.limits import Limits
@@ -44,9 +45,16 @@ class LabelFile:
 
     @classmethod
     def of_bytes(cls, key: str, data: bytes, limits: Limits, deadline: Deadline) -> LabelFile:
-        """A file held in memory: a local file, or one a test builds."""
+        """A file held in memory: one a test or a benchmark builds."""
         budget = ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline)
         return cls(key, budget, limits, lambda: (io.BytesIO(data), len(data)), lambda: _InMemory(data))
+
+    @classmethod
+    def of_path(cls, key: str, path: Path, limits: Limits, deadline: Deadline) -> LabelFile:
+        """A file on this machine (`label-importer validate`), streamed from disk within the same budget as an S3
+        object, never read whole; `key` is the object key it stands for (its suffix says the format)."""
+        budget = ReadBudget(limits.max_file_bytes, limits.max_compression_ratio, deadline)
+        return cls(key, budget, limits, lambda: (path.open("rb"), path.stat().st_size), lambda: path.open("rb", 0))
 
     def stream(self, *, max_item_bytes: int | None = None) -> ItemStream:
         """The file from its start, decompressed and within the read budget; `max_item_bytes` bounds one item

@@ -34,6 +34,9 @@ from label_importer.model.jobs import (
 )
 from label_importer.model.label_format import Mode
 
+_DONE = (RowStatus.IMPORTED, RowStatus.ROLLED_BACK)
+"""Rows whose labels were changed: a reason on one of them is why Encord refused its workflow actions."""
+
 
 def _job_from_item(item: dict[str, Any]) -> Job:
     # Every number in a job is a count or a timestamp; DynamoDB hands them back as Decimal.
@@ -245,7 +248,8 @@ class JobStore:
                         "TableName": self._table_name,
                         "Key": _job_key(job_id),
                         "UpdateExpression": "ADD rows_imported :i, rows_rolled_back :b, rows_failed :f, "
-                        "rows_superseded :s, labels_added :l, labels_removed :x, encord_requests :r "
+                        "rows_superseded :s, labels_added :l, labels_removed :x, encord_requests :r, "
+                        "tasks_prioritised :tp, tasks_completed :tc, tasks_reopened :tr, rows_actions_refused :ta "
                         "SET updated_at = :now",
                         "ExpressionAttributeValues": {
                             ":i": imported,
@@ -255,6 +259,10 @@ class JobStore:
                             ":l": sum(outcome.labels_added for outcome in batch),
                             ":x": sum(outcome.labels_removed for outcome in batch),
                             ":r": encord_requests if number == 0 else 0,
+                            ":tp": sum("priority" in outcome.actions for outcome in batch),
+                            ":tc": sum("complete" in outcome.actions for outcome in batch),
+                            ":tr": sum("reopen" in outcome.actions for outcome in batch),
+                            ":ta": sum(outcome.status in _DONE and outcome.reason is not None for outcome in batch),
                             ":now": now,
                         },
                     }
@@ -268,6 +276,7 @@ class JobStore:
             ":lines": outcome.lines,
             ":added": outcome.labels_added,
             ":removed": outcome.labels_removed,
+            ":actions": list(outcome.actions),
             ":n": attempts,
             ":now": now,
             ":exp": self._expires_at(now),
@@ -275,7 +284,7 @@ class JobStore:
         }
         expression = (
             "SET #status = :s, #lines = :lines, labels_added = :added, labels_removed = :removed, recorded_at = :now, "
-            "updated_at = :now, "
+            "updated_at = :now, actions = :actions, "
             "first_attempt_at = if_not_exists(first_attempt_at, :now), expires_at = :exp"
         )
         if outcome.reason:
@@ -342,6 +351,7 @@ class JobStore:
                     labels_added=int(item.get("labels_added", 0)),
                     labels_removed=int(item.get("labels_removed", 0)),
                     attempts=int(item.get("attempts", 0)),
+                    actions=tuple(item.get("actions", ())),
                 )
                 for item in page["Items"]
             )

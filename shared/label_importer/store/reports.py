@@ -8,14 +8,16 @@ idempotent, so two consumers racing to finish the same job write the same thing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import boto3
 import orjson
 from botocore.exceptions import ClientError
 
 from label_importer.model.branches import MAIN_BRANCH
-from label_importer.model.jobs import Job, RowOutcome
+from label_importer.model.dry_run import DryRunDiff
+from label_importer.model.jobs import Job, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.model.problems import ErrorCode, Problem
 
@@ -34,15 +36,7 @@ class ReportWriter:
         self._s3 = s3 or boto3.client("s3")
 
     def write_problems(self, job: Job, problems: Sequence[Problem], problem_count: int) -> None:
-        body = b"".join(orjson.dumps(problem.to_dict()) + b"\n" for problem in problems)
-        self._put(job.bucket, report_key(job.job_id, "errors.jsonl"), body, "application/x-ndjson")
-        if problem_count > len(problems):
-            self._put(
-                job.bucket,
-                report_key(job.job_id, "errors-truncated.txt"),
-                f"{problem_count - len(problems)} more problems were found and not listed.\n".encode(),
-                "text/plain",
-            )
+        self._put_all(job, problem_files(problems, problem_count))
 
     def write_final(
         self,
@@ -52,40 +46,15 @@ class ReportWriter:
         problem_count: int = 0,
         failed_rows: Sequence[RowOutcome] = (),
         superseded_rows: Sequence[RowOutcome] = (),
+        diff: DryRunDiff | None = None,
     ) -> None:
-        report = {
-            "job_id": job.job_id,
-            "status": job.status,
-            "file": f"s3://{job.bucket}/{job.key}",
-            "version_id": job.version_id,
-            "project_hash": job.project_hash,
-            "mode": job.mode,
-            "branch": job.branch,
-            "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
-            "labels_not_imported": job.labels_not_imported,
-            "rows": {
-                "total": job.total_rows,
-                "imported": job.rows_imported,
-                "rolled_back": job.rows_rolled_back,
-                "failed": job.rows_failed,
-                "skipped": job.rows_skipped,
-                "superseded": job.rows_superseded,
-            },
-            "labels_added": job.labels_added,
-            "labels_removed": job.labels_removed,
-            "encord_requests": job.encord_requests,
-            "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
-            "failure": job.failure,
-            "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
-            "failed_rows": [_row(row) for row in failed_rows],
-            "superseded_rows": [_row(row) for row in superseded_rows],
-        }
-        self._put(job.bucket, report_key(job.job_id, "report.json"), orjson.dumps(report), "application/json")
-        self._put(
-            job.bucket,
-            report_key(job.job_id, "summary.txt"),
-            summary(job, problems, problem_count, failed_rows, superseded_rows).encode(),
-            "text/plain",
+        self._put_all(job, final_files(job, problems, problem_count, failed_rows, superseded_rows, diff))
+
+    def write_diff(self, job: Job, lines: BinaryIO) -> None:
+        """A dry run's `diff.jsonl`, one line per data unit (what the import would change there), from a file: it
+        grows with the label file, unlike the other reports."""
+        self._s3.put_object(
+            Bucket=job.bucket, Key=report_key(job.job_id, "diff.jsonl"), Body=lines, ContentType="application/x-ndjson"
         )
 
     def tag_source(self, job: Job) -> None:
@@ -133,8 +102,86 @@ class ReportWriter:
         body: bytes = self._s3.get_object(Bucket=bucket, Key=report_key(job_id, name))["Body"].read()
         return body.decode()
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    def _put_all(self, job: Job, files: Sequence[ReportFile]) -> None:
+        for file in files:
+            self._s3.put_object(
+                Bucket=job.bucket, Key=report_key(job.job_id, file.name), Body=file.body, ContentType=file.content_type
+            )
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """One report's name and bytes: built here for S3 and for a local folder alike, so both hold the same bytes."""
+
+    name: str
+    body: bytes
+    content_type: str
+
+
+def problem_files(problems: Sequence[Problem], problem_count: int) -> list[ReportFile]:
+    """`errors.jsonl`, and a note of how many more problems there were when not all were kept."""
+    body = b"".join(orjson.dumps(problem.to_dict()) + b"\n" for problem in problems)
+    files = [ReportFile("errors.jsonl", body, "application/x-ndjson")]
+    if problem_count > len(problems):
+        note = f"{problem_count - len(problems)} more problems were found and not listed.\n"
+        files.append(ReportFile("errors-truncated.txt", note.encode(), "text/plain"))
+    return files
+
+
+def final_files(
+    job: Job,
+    problems: Sequence[Problem] = (),
+    problem_count: int = 0,
+    failed_rows: Sequence[RowOutcome] = (),
+    superseded_rows: Sequence[RowOutcome] = (),
+    diff: DryRunDiff | None = None,
+) -> list[ReportFile]:
+    """`report.json` and `summary.txt` of a job that ended; a dry run's carry its diff's totals and first rows."""
+    report = {
+        "job_id": job.job_id,
+        "status": job.status,
+        "file": _file_location(job),
+        "version_id": job.version_id,
+        "project_hash": job.project_hash,
+        "mode": job.mode,
+        "branch": job.branch,
+        "records": {"total": job.total_records, "invalid": job.invalid_records, "left_out": job.records_left_out},
+        "labels_not_imported": job.labels_not_imported,
+        "rows": {
+            "total": job.total_rows,
+            "imported": job.rows_imported,
+            "rolled_back": job.rows_rolled_back,
+            "failed": job.rows_failed,
+            "skipped": job.rows_skipped,
+            "superseded": job.rows_superseded,
+        },
+        "labels_added": job.labels_added,
+        "labels_removed": job.labels_removed,
+        "workflow_actions": {
+            "priority": job.tasks_prioritised,
+            "complete": job.tasks_completed,
+            "reopen": job.tasks_reopened,
+            "refused": job.rows_actions_refused,
+        },
+        "encord_requests": job.encord_requests,
+        "duration_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
+        "failure": job.failure,
+        "problems": {"count": problem_count, "first": [p.to_dict() for p in problems[:SUMMARY_FAILURES_SHOWN]]},
+        "failed_rows": [_row(row) for row in failed_rows],
+        "superseded_rows": [_row(row) for row in superseded_rows],
+        **({"diff": {**diff.totals.to_dict(), "first": [row.to_dict() for row in diff.first]}} if diff else {}),
+    }
+    summary_text = summary(job, problems, problem_count, failed_rows, superseded_rows, diff)
+    return [
+        ReportFile("report.json", orjson.dumps(report), "application/json"),
+        ReportFile("summary.txt", summary_text.encode(), "text/plain"),
+    ]
+
+
+def _file_location(job: Job) -> str:
+    """Where the label file is: an S3 object, or, for a job checked offline (`label-importer validate`), which
+    has no bucket, the path on this machine."""
+    return f"s3://{job.bucket}/{job.key}" if job.bucket else job.key
 
 
 def _row(row: RowOutcome) -> dict[str, Any]:
@@ -151,12 +198,13 @@ def summary(
     problem_count: int,
     failed_rows: Sequence[RowOutcome],
     superseded_rows: Sequence[RowOutcome] = (),
+    diff: DryRunDiff | None = None,
 ) -> str:
     rollback = job.mode is Mode.ROLLBACK
     lines = [
         f"Import job {job.job_id}: {job.status}",
         *([f"Failed: {job.failure}"] if job.failure else []),
-        f"File: s3://{job.bucket}/{job.key}",
+        f"File: {_file_location(job)}",
         *([f"Branch: {job.branch}"] if job.branch != MAIN_BRANCH else []),
         f"Records: {job.total_records} read, {job.invalid_records} invalid"
         + (f", {job.records_left_out} left out" if job.records_left_out else ""),
@@ -173,13 +221,15 @@ def summary(
             if job.rows_superseded
             else []
         ),
+        *_workflow_actions(job),
+        *(_diff_lines(job, diff) if diff else []),
     ]
     if problem_count:
         lines.append(f"Problems in the file: {problem_count} (first {min(problem_count, SUMMARY_FAILURES_SHOWN)}):")
         lines.extend(
             f"  line {p.line}, {p.field or '(line)'}: [{p.code}] {p.message}" for p in problems[:SUMMARY_FAILURES_SHOWN]
         )
-        lines.append(f"All problems: {report_key(job.job_id, 'errors.jsonl')}")
+        lines.append(f"All problems: {report_key(job.job_id, 'errors.jsonl') if job.bucket else 'errors.jsonl'}")
     if failed_rows:
         lines.append(f"Failed rows (first {min(len(failed_rows), SUMMARY_FAILURES_SHOWN)}):")
         lines.extend(
@@ -193,6 +243,49 @@ def summary(
             for row in superseded_rows[:SUMMARY_FAILURES_SHOWN]
         )
     return "\n".join(lines) + "\n"
+
+
+def _diff_lines(job: Job, diff: DryRunDiff) -> list[str]:
+    """A dry run's prediction: the totals, then the first data units, each on a line, and where the rest are."""
+    totals = diff.totals
+    lines = [
+        f"Dry run, nothing written to Encord: {totals.would_import} rows would be imported, {totals.would_fail} would "
+        f"fail; {totals.add} labels to add, {totals.no_op} already there, {totals.conflict} conflicting, "
+        f"{totals.remove} to remove"
+    ]
+    if totals.workflow_actions:
+        actions = ", ".join(f"{count} {kind}" for kind, count in sorted(totals.workflow_actions.items()))
+        lines.append(f"Workflow actions that would apply: {actions}")
+    if diff.first:
+        lines.append(f"Diff by data unit (first {len(diff.first)} of {totals.rows}):")
+        lines.extend(
+            f"  lines {','.join(map(str, row.lines))} ({row.data_hash}{f' {row.title!r}' if row.title else ''}): "
+            + (
+                f"+{len(row.add)} add, ={len(row.no_op)} already there, -{len(row.remove)} remove"
+                + (f"; then {', '.join(row.workflow_actions)}" if row.workflow_actions else "")
+                if row.outcome is RowStatus.IMPORTED
+                else f"would fail: {row.reason}"
+            )
+            for row in diff.first
+        )
+    lines.append(f"Every data unit: {report_key(job.job_id, 'diff.jsonl') if job.bucket else 'diff.jsonl'}")
+    return lines
+
+
+def _workflow_actions(job: Job) -> list[str]:
+    """What `after_save` did to the rows' tasks (a rollback: what it did to undo that), and on how many rows
+    Encord refused."""
+    done = [
+        f"{count} {what}"
+        for count, what in (
+            (job.tasks_prioritised, "prioritised"),
+            (job.tasks_completed, "completed"),
+            (job.tasks_reopened, "reopened"),
+        )
+        if count
+    ]
+    refused = [f"refused on {job.rows_actions_refused} rows (labels saved)"] if job.rows_actions_refused else []
+    return [f"Workflow tasks: {', '.join(done + refused)}"] if done or refused else []
 
 
 def _not_imported(job: Job) -> list[str]:

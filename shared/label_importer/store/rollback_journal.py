@@ -30,6 +30,10 @@ class RowChanges:
     history: dict[str, Any] | None = None
     """In `replace` mode: the data unit's upload history before the import (upload_order.py), put back with
     `before` by a rollback."""
+    priority_before: float | None = None
+    """The task's priority before the import set another (`after_save`): what a rollback sets back."""
+    completed: bool = False
+    """The import completes the task (`after_save`): a rollback reopens it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +41,8 @@ class RowChanges:
             "classifications": sorted(self.classifications),
             "before": self.before,
             "history": self.history,
+            "priority_before": self.priority_before,
+            "completed": self.completed,
         }
 
 
@@ -87,4 +93,7 @@ def _read(s3: Any, bucket: str, prefix: str) -> dict[str, RowChanges]:
                     row.before = changes["before"]
                 if row.history is None:
                     row.history = changes.get("history")
+                if row.priority_before is None:
+                    row.priority_before = changes.get("priority_before")
+                row.completed = row.completed or bool(changes.get("completed"))
     return rows

@@ -42,9 +42,7 @@ class LabelFileRef:
 
     @property
     def key_project_hash(self) -> str | None:
-        """`incoming/<project_hash>/file.jsonl` names the project; `incoming/file.jsonl` does not."""
-        parts = self.key.removeprefix(INCOMING_PREFIX).split("/")
-        return parts[0] if len(parts) > 1 and parts[0] else None
+        return key_project_hash(self.key)
 
     @property
     def version_args(self) -> dict[str, str]:
@@ -53,6 +51,12 @@ class LabelFileRef:
         The template's bucket is versioned; on an unversioned bucket the latest object is read.
         """
         return {"VersionId": self.version_id} if self.version_id else {}
+
+
+def key_project_hash(key: str) -> str | None:
+    """`incoming/<project_hash>/file.jsonl` names the project; `incoming/file.jsonl` does not."""
+    parts = key.removeprefix(INCOMING_PREFIX).split("/")
+    return parts[0] if len(parts) > 1 and parts[0] else None
 
 
 class ObjectUnavailable(Exception):
@@ -78,6 +82,23 @@ def read_version(s3: Any, ref: LabelFileRef) -> tuple[Any, int]:
             raise ObjectUnavailable(ref, code) from None
         raise
     return response["Body"], response.get("ContentLength", ref.size)
+
+
+DRY_RUN_METADATA = "dry-run"
+"""S3 user metadata (`x-amz-meta-dry-run: true`) asking for a dry run of the file whatever its own options say:
+how `label-importer import --dry-run` asks, and how anyone can without editing the file."""
+
+
+def dry_run_requested(s3: Any, ref: LabelFileRef) -> bool:
+    """Whether the version the event names was uploaded with `dry-run: true` metadata. A version gone by now is not
+    asked about: reading it again for chunking fails the job as unavailable, as it should."""
+    try:
+        response = s3.head_object(Bucket=ref.bucket, Key=ref.key, **ref.version_args)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _GONE | {"404", "403"}:
+            return False
+        raise
+    return str(response.get("Metadata", {}).get(DRY_RUN_METADATA, "")).lower() == "true"
 
 
 def label_files(event: dict[str, Any]) -> list[LabelFileRef]:
