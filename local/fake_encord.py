@@ -917,6 +917,8 @@ class FakeEncordServer:
         self.refused_counts: collections.Counter[str] = collections.Counter()
         """Requests refused for being signed with a revoked key, by kind (counted in the two above as well)."""
         self._in_flight = 0
+        self.most_in_flight = 0
+        """The most requests it has been answering at once since the counts were reset."""
         self._idle = threading.Condition()
         self.use_ontology(structure)
         self._lock = threading.Lock()
@@ -1079,6 +1081,8 @@ class FakeEncordServer:
             self.request_counts.clear()
             self.answered_counts.clear()
             self.refused_counts.clear()
+        with self._idle:
+            self.most_in_flight = self._in_flight
 
     def unanswered_counts(self) -> collections.Counter[str]:
         """Requests received but never answered to a waiting client, by kind (timed out or dropped)."""
@@ -1149,6 +1153,7 @@ class FakeEncordServer:
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         with self._idle:
             self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
         try:
             self._serve_counted(handler)
         finally:

@@ -126,8 +126,11 @@ def sqs_redriven_chunk(pipeline: Pipeline) -> None:
     job_id = body_of(event)["job_id"]
     jobs = queued_job(pipeline, event, total_rows=2)
     jobs.transition(job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
-    jobs.record_rows(job_id, [RowOutcome(done, RowStatus.IMPORTED, [1], labels_added=1)], attempts=1, encord_requests=3)
-    jobs.note_retry(job_id, {waiting: [2]}, attempts=5, error="Encord stayed unavailable", encord_requests=5)
+    chunk_index = body_of(event)["chunk_index"]
+    imported = [RowOutcome(done, RowStatus.IMPORTED, [1], labels_added=1)]
+    jobs.record_rows(job_id, chunk_index, imported, attempts=1, encord_requests=3, chunk_rows_count=2)
+    error = "Encord stayed unavailable"
+    jobs.note_retry(job_id, chunk_index, {waiting: [2]}, attempts=5, error=error, encord_requests=5, chunk_rows_count=2)
 
     response = pipeline.import_labels(event, LambdaContext(IMPORTER))
 

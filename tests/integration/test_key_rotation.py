@@ -220,8 +220,11 @@ def test_a_secret_rotated_mid_job_completes_the_job_with_the_new_key(
 def test_a_key_refused_while_importing_fails_the_job_at_once(
     redeployed: Callable[..., Pipeline], rotation: Rotation
 ) -> None:
-    """Revoked and not rotated: the job ends FAILED at the first refused chunk, not after five deliveries of each."""
-    pipeline = redeployed(BUNDLE_SIZE="2")
+    """Revoked and not rotated: the job ends FAILED at the first refused chunk, not after five deliveries of each.
+
+    One chunk in flight per container: with two, the other chunk of the batch, verified before the first failed
+    the job, would make its own one attempt and count a second refusal."""
+    pipeline = redeployed(BUNDLE_SIZE="2", CHUNKS_IN_FLIGHT="1")
     encord = rotation.encord
     titles = [f"revoked_{i}.jpg" for i in range(6)]
     for title in titles:

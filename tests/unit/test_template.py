@@ -168,6 +168,7 @@ def environment(transformed: dict[str, Any], function: str) -> dict[str, Any]:
 POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 IMPORTER_SETTINGS = {
     "jobs_table_name",
+    "chunks_in_flight",
     "encord_secret_id",
     "encord_domain",
     "encord_timeout_seconds",
@@ -187,11 +188,16 @@ def test_each_function_is_given_exactly_the_settings_it_reads(transformed: dict[
     validator, importer = environment(transformed, VALIDATOR), environment(transformed, IMPORTER)
     rollback = environment(transformed, ROLLBACK)
     failures = environment(transformed, FAILURES)
-    assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {"LEASE_SECONDS", "MAX_RECEIVE_COUNT"}
+    assert set(validator) - POWERTOOLS_ENVIRONMENT == every_setting - {
+        "LEASE_SECONDS",
+        "MAX_RECEIVE_COUNT",
+        "CHUNKS_IN_FLIGHT",
+    }
     # The failures function reads only the table and the records' TTL; the rest comes from Globals unread.
     assert {"JOBS_TABLE_NAME", "RECORD_TTL_DAYS"} <= set(failures) <= set(importer) - {"LEASE_SECONDS"}
     assert set(importer) - POWERTOOLS_ENVIRONMENT == {name.upper() for name in IMPORTER_SETTINGS}
-    assert rollback == importer  # the same import code path, run backwards
+    # The same import code path, run backwards, one bundle after another rather than a batch of chunks.
+    assert rollback == {name: value for name, value in importer.items() if name != "CHUNKS_IN_FLIGHT"}
     for variables in (validator, importer):
         assert set(variables) >= POWERTOOLS_ENVIRONMENT
         assert variables["JOBS_TABLE_NAME"] == {"Ref": "JobsTable"}

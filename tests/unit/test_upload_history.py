@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from label_importer.model.jobs import RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.model.upload_order import UnitHistory, upload_order
-from label_importer.store.jobs import _transactions
 
 
 @dataclass(frozen=True)
@@ -72,12 +70,3 @@ def test_the_sequencer_orders_two_uploads_of_the_same_millisecond_as_s3_says() -
     assert upload_order(same_time, "0A1B", "z") < upload_order(same_time, "0A1C00", "a")
     assert upload_order(same_time, "0A1B2", "z") > upload_order(same_time, "0A1B", "a")
     assert upload_order("2026-12-02T00:00:00.001Z", "00", "a") > upload_order(same_time, "FF", "z")
-
-
-def test_a_chunk_with_large_histories_is_recorded_in_transactions_under_dynamodbs_size_limit() -> None:
-    outcomes = [RowOutcome(f"unit-{i}", RowStatus.IMPORTED, [i]) for i in range(60)]
-    small = {outcome.data_hash: {"Put": {"Item": {"history": "x"}}} for outcome in outcomes}
-    assert [len(batch) for batch in _transactions(outcomes, small, 99)] == [49, 11]
-    assert [len(batch) for batch in _transactions(outcomes, {}, 99)] == [60]
-    large = {outcome.data_hash: {"Put": {"Item": {"history": "x" * 1_000_000}}} for outcome in outcomes[:5]}
-    assert [len(batch) for batch in _transactions(outcomes, large, 99)] == [3, 57]

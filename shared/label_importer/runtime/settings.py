@@ -41,6 +41,9 @@ class Settings(BaseModel):
     """How long a data-unit lease lasts from its last renewal (leases.py): longer than one attempt (three
     requests of up to `encord_timeout_seconds`), so a live consumer renewing before each attempt and save keeps
     it, and short enough that a crashed one blocks others only briefly."""
+    chunks_in_flight: int = Field(default=2, ge=1, le=10)
+    """Chunks of one SQS batch a container imports at once (runtime/pipelined_batch.py): one talks to Encord while
+    the other does its DynamoDB and S3 bookkeeping, so Encord is still asked one request at a time."""
     max_receive_count: int = Field(default=5, ge=1)
     """The import queue's maxReceiveCount: on that delivery a failing chunk records its rows FAILED instead of
     going to the dead-letter queue and leaving its job unfinished."""

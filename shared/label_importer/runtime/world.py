@@ -5,8 +5,11 @@ Each handler builds one `World` (cached for the container's life) and passes it 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 from encord import Project
@@ -19,7 +22,6 @@ from label_importer.store.chunk_register import ChunkRegister
 from label_importer.store.jobs import JobStore
 from label_importer.store.leases import DataUnitLeases
 from label_importer.store.reports import ReportWriter
-from label_importer.store.upload_histories import UploadHistories
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,9 @@ class World:
     sqs: Any
     jobs: JobStore
     leases: DataUnitLeases
-    histories: UploadHistories
     chunks: ChunkRegister
-    """What the validator queued: every message is checked against it before anything is imported."""
+    """Where the validator records what it queues: every message is checked against that before anything is
+    imported (JobStore.chunk reads it back)."""
     reports: ReportWriter
     open_project: Callable[[str], Project]
     key_refused: Callable[[], bool]
@@ -39,17 +41,19 @@ class World:
     retry_policy: RetryPolicy
     max_deliveries: int
     """SQS's maxReceiveCount: the delivery that may not fail again, lest the chunk go to the dead-letter queue."""
+    encord_gate: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    """Held while a chunk talks to Encord: shared by the Worlds of one container's chunks in flight, so that only
+    one of them does at a time."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> World:
+    def from_settings(cls, settings: Settings, *, encord_gate: AbstractContextManager[Any] | None = None) -> World:
         aws = AwsClients.connect()
         table, ttl_days = settings.jobs_table_name, settings.record_ttl_days
         return cls(
             s3=aws.s3,
             sqs=aws.sqs,
             jobs=JobStore(table, ttl_days=ttl_days, resource=aws.dynamodb),
-            leases=DataUnitLeases(table, settings.lease_seconds, resource=aws.dynamodb),
-            histories=UploadHistories(table, aws.dynamodb, ttl_days=ttl_days),
+            leases=DataUnitLeases(table, settings.lease_seconds, resource=aws.dynamodb, ttl_days=ttl_days),
             chunks=ChunkRegister(table, ttl_days=ttl_days, resource=aws.dynamodb),
             reports=ReportWriter(aws.s3),
             open_project=lambda project_hash: open_project(settings, project_hash),
@@ -57,4 +61,29 @@ class World:
             bundle_size=settings.bundle_size,
             retry_policy=RetryPolicy.from_settings(settings),
             max_deliveries=settings.max_receive_count,
+            encord_gate=encord_gate or nullcontext(),
         )
+
+
+class Worlds:
+    """A World for each chunk a container imports at once: boto3 resources are not safe to share between
+    threads, so each chunk in flight takes one of its own, built once and reused by later invocations. They share
+    the one Encord gate."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.in_flight = settings.chunks_in_flight
+        """How many of a batch's chunks the container imports at once (runtime/pipelined_batch.py)."""
+        self._gate = threading.Lock()
+        self._free: queue.SimpleQueue[World] = queue.SimpleQueue()
+
+    @contextmanager
+    def one(self) -> Iterator[World]:
+        try:
+            world = self._free.get_nowait()
+        except queue.Empty:
+            world = World.from_settings(self._settings, encord_gate=self._gate)
+        try:
+            yield world
+        finally:
+            self._free.put(world)

@@ -24,9 +24,11 @@ from label_importer.store.chunk_queue import ChunkLost, ChunkRefused, claimed_id
 def import_message(body: str, world: World, deadline: Deadline, *, message_id: str, delivery: int = 1) -> None:
     """Import the chunk an SQS message carries (inline or by claim check) once it is verified to be one the
     validator queued; `delivery` is SQS's receive count. Returns (the message is done) when it is refused."""
-    logger.set_correlation_id(None)  # nothing of the batch's previous message applies to this one
+    # Per thread: chunks of one batch may be imported at once (pipelined_batch.py), and none of the batch's
+    # previous messages applies to this one.
+    logger.thread_safe_remove_keys(["correlation_id"])
     try:
-        chunk, job = verified_chunk(body, world.jobs, world.chunks, world.s3)
+        chunk, job, state = verified_chunk(body, world.jobs, world.s3)
     except ChunkLost as lost:
         _lose(lost, message_id, world)
         return
@@ -45,9 +47,9 @@ def import_message(body: str, world: World, deadline: Deadline, *, message_id: s
     except Exception as error:
         _failed(error, message_id, *claimed_ids(body))
         raise
-    logger.set_correlation_id(job.job_id)
+    logger.thread_safe_append_keys(correlation_id=job.job_id)
     try:
-        import_chunk(chunk, world, deadline, delivery=delivery)
+        import_chunk(chunk, state, world, deadline, delivery=delivery)
     except DataUnitsBusy as busy:  # waiting its turn, not failing: the rows say which import holds them
         logger.warning(
             "chunk waits for data units other imports hold; delivered again later",

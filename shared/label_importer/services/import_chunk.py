@@ -19,9 +19,11 @@ refusing the chunk, or the last delivery SQS will make, fails its rows with the 
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,7 +39,7 @@ from label_importer.encord_target.gateway import (
     retried_with_a_rotated_key,
 )
 from label_importer.encord_target.label_builder import ROW_ERRORS, LabelBuilder, label_hashes
-from label_importer.model.jobs import FINISHED_ROW, IN_FLIGHT, Job, JobStatus, RowOutcome, RowStatus
+from label_importer.model.jobs import IN_FLIGHT, Job, JobStatus, RowOutcome, RowStatus
 from label_importer.model.label_format import Mode
 from label_importer.model.leases import DataUnitsBusy, LeaseLost
 from label_importer.model.messages import Chunk, ChunkRow
@@ -55,6 +57,8 @@ from label_importer.runtime.observability import (
 )
 from label_importer.runtime.world import World
 from label_importer.services.job_lifecycle import fail_import, finish_if_done
+from label_importer.store.jobs import ChunkState
+from label_importer.store.leases import DataUnitRecord
 from label_importer.store.rollback_journal import RowChanges, added_by_earlier_attempts, write_entry
 
 Journal = Callable[[dict[str, RowChanges]], None]
@@ -181,14 +185,15 @@ class KeyRefused(Exception):
     """Encord refused the key (authentication or authorisation), and the secret holds no other key to try."""
 
 
-def import_chunk(chunk: Chunk, world: World, deadline: Deadline, *, delivery: int = 1) -> None:
+def import_chunk(chunk: Chunk, state: ChunkState, world: World, deadline: Deadline, *, delivery: int = 1) -> None:
     """Import the rows of `chunk` this job has not recorded yet, then finish the job if it is done.
 
-    The job record, not the message, says which project and mode. Raises (so the message is delivered again)
-    when Encord stays unavailable or data units stay leased until too little of the invocation is left;
-    whatever was recorded by then is kept and skipped next time.
+    `state` is what the table held about the chunk when its message was verified: the job record (not the
+    message) says which project, mode and branch. Raises (so the message is delivered again) when Encord stays
+    unavailable or data units stay leased until too little of the invocation is left; whatever was recorded by
+    then is kept and skipped next time.
     """
-    job = world.jobs.get(chunk.job_id)
+    job = state.job
     if job is None or job.status not in IN_FLIGHT:
         # Failed, rejected, rolled back or finished: nothing of it may be imported (again).
         logger.warning(
@@ -196,42 +201,80 @@ def import_chunk(chunk: Chunk, world: World, deadline: Deadline, *, delivery: in
             extra={"chunk_index": chunk.chunk_index, "status": str(job.status) if job else None},
         )
         return
+    recorded: list[RowOutcome] = []
     try:
-        _import_remaining(job, chunk, world, deadline, delivery)
+        finishing = _import_remaining(job, chunk, state, world, deadline, delivery, recorded)
     except KeyRefused as error:
         fail_import(
             job, f"{ErrorCode.ENCORD_KEY_UNUSABLE}: the Encord key was refused: {error}", world.jobs, world.reports
         )
         return
-    finish_if_done(chunk.job_id, world.jobs, world.reports)
+    if finishing:
+        finish_if_done(chunk.job_id, world.jobs, world.reports)
+    elif recorded:
+        _log_progress(job, recorded)
 
 
-def _import_remaining(job: Job, chunk: Chunk, world: World, deadline: Deadline, delivery: int) -> None:
-    statuses = world.jobs.row_statuses(job.job_id, [row.data_hash for row in chunk.rows])
-    remaining = [row for row in chunk.rows if statuses.get(row.data_hash) not in FINISHED_ROW]
+def _log_progress(job: Job, recorded: list[RowOutcome]) -> None:
+    """The job's progress for the dashboard: as read with the chunk, plus the rows this delivery recorded (other
+    consumers may have recorded more meanwhile; the dashboard takes the highest figure), without reading the job
+    again."""
+    now = int(time.time())
+    counts = Counter(outcome.status for outcome in recorded)
+    progressed = replace(
+        job,
+        status=JobStatus.IMPORTING if job.status is JobStatus.QUEUED else job.status,
+        rows_imported=job.rows_imported + counts[RowStatus.IMPORTED],
+        rows_failed=job.rows_failed + counts[RowStatus.FAILED],
+        rows_superseded=job.rows_superseded + counts[RowStatus.SKIPPED],
+        import_started_at=job.import_started_at or now,
+        updated_at=now,
+    )
+    logger.info("job progress", extra={"job_id": job.job_id, "status": str(progressed.status), **progressed.progress()})
+
+
+def _import_remaining(
+    job: Job,
+    chunk: Chunk,
+    state: ChunkState,
+    world: World,
+    deadline: Deadline,
+    delivery: int,
+    recorded: list[RowOutcome],
+) -> bool:
+    """Import the chunk's unrecorded rows, adding the outcomes recorded to `recorded`; True when the job may be
+    done now (or was already, its finisher perhaps gone before it wrote the report)."""
+    remaining = [row for row in chunk.rows if row.data_hash not in state.outcomes]
     if not remaining:
         logger.info("chunk already imported; redelivery skipped", extra={"chunk_index": chunk.chunk_index})
-        return
-    world.jobs.transition(job.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
+        return True
+    if job.status is JobStatus.QUEUED:
+        world.jobs.transition(job.job_id, JobStatus.IMPORTING, allowed_from=[JobStatus.QUEUED])
     journaled: dict[str, set[str]] = {}
-    if delivery > 1 or RowStatus.RETRYING in statuses.values():  # an earlier attempt may have saved
+    if delivery > 1 or state.waiting:  # an earlier attempt may have saved
         journaled = added_by_earlier_attempts(world.s3, job.bucket, job.job_id, chunk.chunk_index)
     attempt = _ChunkAttempt(
         upload=Upload.of(job),
         project_hash=job.project_hash,
+        chunk_index=chunk.chunk_index,
+        chunk_rows=len(chunk.rows),
+        earlier_attempts={data_hash: row.attempts for data_hash, row in state.waiting.items()},
         journal=partial(write_entry, world.s3, job.bucket, job.job_id, chunk.chunk_index),
         journaled=journaled,
         holder=f"{job.job_id}/{chunk.chunk_index}/{uuid.uuid4().hex}",
         last_delivery=delivery >= world.max_deliveries,
+        recorded=recorded,
     )
+    finishing = False
     waits = 0
     while remaining:
         leased = world.leases.acquire([row.data_hash for row in remaining], attempt.holder, branch=job.branch)
-        try:
-            recorded = attempt.import_leased([row for row in remaining if row.data_hash in leased], world, deadline)
-        finally:
-            world.leases.release(leased, attempt.holder, branch=job.branch)
-        remaining = [row for row in remaining if row.data_hash not in recorded]
+        if leased:
+            done, finished_job = attempt.import_leased(
+                [row for row in remaining if row.data_hash in leased], world, deadline
+            )
+            finishing = finishing or finished_job
+            remaining = [row for row in remaining if row.data_hash not in done]
         if remaining:
             waits += 1
             metrics.add_metric(name=LEASE_WAITS, unit=MetricUnit.Count, value=1)
@@ -239,17 +282,12 @@ def _import_remaining(job: Job, chunk: Chunk, world: World, deadline: Deadline, 
             if deadline.remaining() - pause < world.retry_policy.attempt_seconds:
                 busy = "another import holds this data unit's lease; waiting for it to finish"
                 if attempt.last_delivery:
-                    attempt.give_up(remaining, world, f"{busy} took longer than {world.max_deliveries} deliveries")
-                    return
-                world.jobs.note_retry(
-                    job.job_id,
-                    {row.data_hash: row.lines for row in remaining},
-                    attempts=0,
-                    error=busy,
-                    encord_requests=0,
-                )
+                    reason = f"{busy} took longer than {world.max_deliveries} deliveries"
+                    return attempt.give_up(remaining, world, reason) or finishing
+                attempt.note_retry(world, {row.data_hash: row.lines for row in remaining}, busy)
                 raise DataUnitsBusy(f"{len(remaining)} data units stayed leased by other imports; retrying later")
             world.retry_policy.sleep(pause)
+    return finishing
 
 
 _KEY_ERRORS = (AuthenticationError, AuthorisationError, EncordKeyUnusable)
@@ -261,37 +299,85 @@ class _ChunkAttempt:
 
     upload: Upload
     project_hash: str
+    chunk_index: int
+    chunk_rows: int
+    earlier_attempts: dict[str, int]
+    """Attempts of earlier deliveries at each row they left RETRYING."""
     journal: Journal
     journaled: dict[str, set[str]]
     holder: str
     last_delivery: bool
+    recorded: list[RowOutcome]
+    """Every outcome this delivery recorded."""
 
-    def import_leased(self, rows: list[ChunkRow], world: World, deadline: Deadline) -> set[str]:
-        """Import and record rows whose data units this consumer holds; returns the data hashes recorded
-        (none when a lease was lost under slow work: those rows wait for the data unit again)."""
-        # Checked again under the lease: another delivery of this chunk may have recorded them while we waited.
-        finished = world.jobs.finished_rows(self.upload.job_id, [row.data_hash for row in rows])
-        todo = [row for row in rows if row.data_hash not in finished]
-        if not todo:
-            return finished
+    def import_leased(self, rows: list[ChunkRow], world: World, deadline: Deadline) -> tuple[set[str], bool]:
+        """Import and record rows whose data units this consumer holds, and give the data units back; returns the
+        data hashes recorded (none when a lease was lost under slow work: those rows wait for the data unit
+        again) and whether the job may be done."""
         branch = self.upload.branch
-        histories = world.histories.read([row.data_hash for row in todo], branch=branch)
+        hashes = [row.data_hash for row in rows]
+        given_back = False
+        try:
+            units = world.leases.read(hashes, branch=branch)
+            finished = self._recorded_meanwhile(rows, units, world)
+            todo = [row for row in rows if row.data_hash not in finished]
+            if not todo:
+                return finished, False
+            histories = {row.data_hash: units[row.data_hash].history for row in todo}
+            imported = self._import(todo, histories, world, deadline)
+            if imported is None:
+                return finished, False
+            outcomes, saved, attempts, requests = imported
+            records = {
+                outcome.data_hash: DataUnitRecord(
+                    saved.get(outcome.data_hash, units[outcome.data_hash].history),
+                    units[outcome.data_hash].recorded_by,
+                ).recorded(self.upload.job_id)
+                for outcome in outcomes
+            }
+            written = world.leases.release(hashes, self.holder, branch=branch, records=records)
+            given_back = True
+            lost = {outcome.data_hash: outcome.lines for outcome in outcomes if outcome.data_hash not in written}
+            if lost:  # saved, but the next holder may not know: imported again (changing nothing) under a lease
+                self.note_retry(world, lost, "the lease ran out before the outcome could be recorded", attempts)
+            kept = [outcome for outcome in outcomes if outcome.data_hash in written]
+            finishing = self._record(kept, world, attempts=attempts, requests=requests)
+            return finished | {outcome.data_hash for outcome in kept}, finishing
+        finally:
+            if not given_back:
+                world.leases.release(hashes, self.holder, branch=branch)
+
+    def _recorded_meanwhile(self, rows: list[ChunkRow], units: dict[str, DataUnitRecord], world: World) -> set[str]:
+        """Rows another delivery of this chunk recorded since it was read: only a data unit that names this job in
+        `recorded_by` can be one, and only then is the chunk's record read again."""
+        job_id = self.upload.job_id
+        if not any(job_id in units[row.data_hash].recorded_by for row in rows):
+            return set()
+        return set(world.jobs.chunk_outcomes(job_id, self.chunk_index)) & {row.data_hash for row in rows}
+
+    def _import(
+        self, todo: list[ChunkRow], histories: dict[str, UnitHistory], world: World, deadline: Deadline
+    ) -> tuple[list[RowOutcome], dict[str, UnitHistory], int, int] | None:
+        """The rows' outcomes, the upload histories of those saved, and the attempts and Encord requests made;
+        None when a lease was lost (nothing saved; the rows were noted RETRYING)."""
+        branch = self.upload.branch
         attempts = requests = 0
 
         def import_once() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
             nonlocal requests
-            importer = ChunkImporter(
-                world.open_project(self.project_hash),
-                world.bundle_size,
-                self.upload,
-                histories,
-                partial(world.leases.renew, holder=self.holder, branch=branch),
-                self.journaled,
-            )
-            try:
-                return importer.import_rows(todo, self.journal), importer.saved_histories
-            finally:
-                requests += importer.requests
+            with world.encord_gate:  # one of the container's chunks in flight talks to Encord at a time
+                importer = ChunkImporter(
+                    world.open_project(self.project_hash),
+                    world.bundle_size,
+                    self.upload,
+                    histories,
+                    partial(world.leases.renew, holder=self.holder, branch=branch, if_due=True),
+                    self.journaled,
+                )
+                try:
+                    return importer.import_rows(todo, self.journal), importer.saved_histories
+                finally:
+                    requests += importer.requests
 
         def attempt() -> tuple[list[RowOutcome], dict[str, UnitHistory]]:
             nonlocal attempts
@@ -305,49 +391,58 @@ class _ChunkAttempt:
             outcomes, saved = world.retry_policy.call(attempt, deadline)
         except LeaseLost as error:
             logger.warning("lease lost under slow work; nothing saved, the rows wait", extra={"error": str(error)})
-            world.jobs.note_retry(
-                self.upload.job_id, lines, attempts=attempts, error=str(error), encord_requests=requests
-            )
-            return finished
+            self.note_retry(world, lines, str(error), attempts, requests)
+            return None
         except _KEY_ERRORS as error:
             raise KeyRefused(str(error)) from None
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
             permanent = isinstance(error, EncordException) and not is_transient(error)
-            if permanent or self.last_delivery:
-                suffix = "" if permanent else f" (still failing on delivery {world.max_deliveries}, the last)"
-                self.give_up(
-                    todo,
-                    world,
-                    f"Encord refused the chunk: {reason}" if permanent else reason + suffix,
-                    attempts=attempts,
-                    requests=requests,
-                )
-                return finished | set(lines)
-            world.jobs.note_retry(self.upload.job_id, lines, attempts=attempts, error=reason, encord_requests=requests)
-            raise
-        world.jobs.record_rows(
+            if not (permanent or self.last_delivery):
+                self.note_retry(world, lines, reason, attempts, requests)
+                raise
+            logger.error("rows failed for good", extra={"rows": len(todo), "reason": reason})
+            suffix = "" if permanent else f" (still failing on delivery {world.max_deliveries}, the last)"
+            failure = f"Encord refused the chunk: {reason}" if permanent else reason + suffix
+            return [_failed(row, failure) for row in todo], {}, attempts, requests
+        return outcomes, saved, attempts, requests
+
+    def _record(self, outcomes: list[RowOutcome], world: World, *, attempts: int, requests: int) -> bool:
+        finishing = world.jobs.record_rows(
             self.upload.job_id,
+            self.chunk_index,
             outcomes,
             attempts=attempts,
             encord_requests=requests,
-            with_rows={
-                data_hash: world.histories.write(data_hash, history, branch=branch)
-                for data_hash, history in saved.items()
-            },
+            chunk_rows_count=self.chunk_rows,
+            earlier_attempts=self.earlier_attempts,
         )
+        self.recorded.extend(outcomes)
         imported = sum(1 for outcome in outcomes if outcome.status is RowStatus.IMPORTED)
         superseded = sum(1 for outcome in outcomes if outcome.status is RowStatus.SKIPPED)
         metrics.add_metric(name=ROWS_IMPORTED, unit=MetricUnit.Count, value=imported)
         metrics.add_metric(name=ROWS_SUPERSEDED, unit=MetricUnit.Count, value=superseded)
         metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes) - imported - superseded)
-        metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
-        return finished | {outcome.data_hash for outcome in outcomes}
+        if outcomes:
+            metrics.add_metric(name=CHUNKS_IMPORTED, unit=MetricUnit.Count, value=1)
+        return finishing
 
-    def give_up(self, rows: list[ChunkRow], world: World, reason: str, *, attempts: int = 0, requests: int = 0) -> None:
-        """Record the rows FAILED with `reason`: retrying cannot help, and a dead-lettered chunk would leave its
-        job unfinished."""
+    def note_retry(
+        self, world: World, lines: dict[str, list[int]], error: str, attempts: int = 0, requests: int = 0
+    ) -> None:
+        world.jobs.note_retry(
+            self.upload.job_id,
+            self.chunk_index,
+            lines,
+            attempts=attempts,
+            error=error,
+            encord_requests=requests,
+            chunk_rows_count=self.chunk_rows,
+            earlier_attempts=self.earlier_attempts,
+        )
+
+    def give_up(self, rows: list[ChunkRow], world: World, reason: str) -> bool:
+        """Record rows whose data units stayed leased FAILED with `reason`: retrying cannot help, and a
+        dead-lettered chunk would leave its job unfinished. True when the job may be done."""
         logger.error("rows failed for good", extra={"rows": len(rows), "reason": reason})
-        outcomes = [_failed(row, reason) for row in rows]
-        world.jobs.record_rows(self.upload.job_id, outcomes, attempts=attempts, encord_requests=requests)
-        metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=len(outcomes))
+        return self._record([_failed(row, reason) for row in rows], world, attempts=0, requests=0)

@@ -35,6 +35,7 @@ from label_importer.runtime.deadline import Deadline
 from label_importer.runtime.observability import logger
 from label_importer.runtime.world import World
 from label_importer.services.job_lifecycle import write_final_report
+from label_importer.store.leases import DataUnitRecord
 from label_importer.store.rollback_journal import RowChanges, read_journal
 
 _UNDOABLE = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
@@ -77,12 +78,14 @@ def roll_back(job_id: str, world: World, deadline: Deadline) -> Job:
     journal = read_journal(world.s3, original.bucket, job_id)
     changes = {data_hash: row for data_hash, row in journal.items() if data_hash in imported}
     world.jobs.set_plan(replace(job, total_records=len(changes), total_rows=len(changes)))
-    done = world.jobs.finished_rows(job.job_id, list(changes))
-    todo = [data_hash for data_hash in changes if data_hash not in done]
-    if todo:
-        undo = _Undo(Upload.of(original), original.project_hash, job.job_id)
-        for start in range(0, len(todo), world.bundle_size):
-            undo.leased(todo[start : start + world.bundle_size], changes, world, deadline)
+    done = world.jobs.recorded(job.job_id)
+    ordered = list(changes)
+    undo = _Undo(Upload.of(original), original.project_hash, job.job_id)
+    for start in range(0, len(ordered), world.bundle_size):
+        # Each bundle of rows is recorded as one chunk of the rollback job, the same one on every run.
+        todo = [data_hash for data_hash in ordered[start : start + world.bundle_size] if data_hash not in done]
+        if todo:
+            undo.leased(start // world.bundle_size, todo, changes, world, deadline)
     return _finish(job.job_id, original, world)
 
 
@@ -92,14 +95,23 @@ class _Undo:
     project_hash: str
     rollback_id: str
 
-    def leased(self, data_hashes: list[str], changes: dict[str, RowChanges], world: World, deadline: Deadline) -> None:
+    def leased(
+        self,
+        chunk_index: int,
+        data_hashes: list[str],
+        changes: dict[str, RowChanges],
+        world: World,
+        deadline: Deadline,
+    ) -> None:
         """Undo the rows whose data units are free, under leases renewed before every attempt and every save."""
         holder, branch = f"{self.rollback_id}/{uuid.uuid4().hex}", self.original.branch
         leased = world.leases.acquire(data_hashes, holder, branch=branch)
+        given_back = False
         try:
             held = [data_hash for data_hash in data_hashes if data_hash in leased]
             if held:
-                histories = world.histories.read(held, branch=branch)
+                units = world.leases.read(held, branch=branch)
+                histories = {data_hash: unit.history for data_hash, unit in units.items()}
                 renew = partial(world.leases.renew, holder=holder, branch=branch)
                 attempts = requests = 0
 
@@ -116,17 +128,31 @@ class _Undo:
                         requests += bundles.requests
 
                 outcomes, after = world.retry_policy.call(attempt, deadline)
+                records = {
+                    outcome.data_hash: DataUnitRecord(
+                        after.get(outcome.data_hash, histories[outcome.data_hash]),
+                        units[outcome.data_hash].recorded_by,
+                    ).recorded(self.rollback_id)
+                    for outcome in outcomes
+                }
+                written = world.leases.release(leased, holder, branch=branch, records=records)
+                given_back = True
                 world.jobs.record_rows(
                     self.rollback_id,
-                    outcomes,
+                    chunk_index,
+                    [outcome for outcome in outcomes if outcome.data_hash in written],
                     attempts=attempts,
                     encord_requests=requests,
-                    with_rows={h: world.histories.write(h, history, branch=branch) for h, history in after.items()},
+                    chunk_rows_count=len(data_hashes),
                 )
+                if len(written) < len(outcomes):
+                    lost = len(outcomes) - len(written)
+                    raise LeaseLost(f"{lost} data-unit leases ran out before the rows were recorded")
         except LeaseLost as error:
             raise DataUnitsBusy(f"{error}; run the rollback again") from None
         finally:
-            world.leases.release(leased, holder, branch=branch)
+            if not given_back:
+                world.leases.release(leased, holder, branch=branch)
         if len(leased) < len(data_hashes):
             raise DataUnitsBusy(
                 f"{len(data_hashes) - len(leased)} data units are being imported; run the rollback again"

@@ -25,7 +25,7 @@ from label_importer.model.jobs import Job
 from label_importer.model.messages import Chunk, ChunkMessage, S3Location
 from label_importer.runtime.backoff import Backoff
 from label_importer.store.chunk_register import ChunkDigest, ChunkRegister, chunk_digest
-from label_importer.store.jobs import JobStore
+from label_importer.store.jobs import ChunkState, JobStore
 
 INLINE_LIMIT = 256 * 1024
 BATCH_LIMIT_BYTES = 900 * 1024
@@ -132,8 +132,9 @@ def claimed_ids(body: str) -> tuple[str | None, int | None]:
     )
 
 
-def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) -> tuple[Chunk, Job]:
-    """The chunk a message carries and its job, if it is exactly a chunk the validator queued for that job.
+def verified_chunk(body: str, jobs: JobStore, s3: Any) -> tuple[Chunk, Job, ChunkState]:
+    """The chunk a message carries, its job and what is recorded of it, if it is exactly a chunk the validator
+    queued for that job.
 
     Raises ChunkRefused when the body is not a chunk message, the job is unknown, the job has no such chunk,
     the claim check points anywhere but the job's own chunk object (which is then not read) or that object is
@@ -155,14 +156,15 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
     def refused(reason: str) -> ChunkRefused:
         return ChunkRefused(reason, job_id, chunk_index)
 
-    job = jobs.get(job_id)
+    state = jobs.chunk(job_id, chunk_index)
+    job = state.job
     if job is None:
         raise refused("no such job: never created, or expired")
     own = claim_check_location(job.bucket, job_id, chunk_index)
     if message.claim_check is not None and message.claim_check != own:
         pointed = f"s3://{message.claim_check.bucket}/{message.claim_check.key}"
         raise refused(f"the claim check points at {pointed}, not at s3://{own.bucket}/{own.key}")
-    recorded = register.recorded(job_id, chunk_index)
+    recorded = state.digest
     if recorded is None:
         raise refused("the validator queued no such chunk for this job")
     if (message.claim_check is not None) != recorded.claim_check:
@@ -186,7 +188,7 @@ def verified_chunk(body: str, jobs: JobStore, register: ChunkRegister, s3: Any) 
         raise refused(f"the chunk names branch {chunk.branch!r}, the job {job.branch!r}")
     if chunk_digest(document) != recorded.digest:
         raise refused("the chunk is not the one the validator queued: its content differs")
-    return chunk, job
+    return chunk, job, state
 
 
 def _stored_document(

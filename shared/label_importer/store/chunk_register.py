@@ -3,7 +3,8 @@
 Items in the jobs table, beside the job (jobs.py):
   pk = JOB#<job id>, sk = CHUNK#<index:06d>     digest: sha256 of the chunk's canonical JSON, claim_check: whether
                                                 it went as an S3 object (else inline), expires_at
-The import function recomputes the digest of the chunk a message carries and imports it only if the two agree
+The import function reads it with the job and the chunk's rows in one request (JobStore.chunk), recomputes the
+digest of the chunk a message carries and imports it only if the two agree
 (chunk_queue.verified_chunk), so a message nobody queued (forged, or from a bug) cannot import anything, and a
 message can only carry exactly the chunk the validator queued under its job and index.
 
@@ -50,6 +51,11 @@ class ChunkDigest:
     digest: str
     claim_check: bool = False
     """Sent as an S3 object: only then may a message point at one, and only then is a missing object a lost chunk."""
+
+
+def recorded_digest(job_id: str, chunk_index: int, item: dict[str, Any]) -> ChunkDigest:
+    """The digest a chunk's register item holds (JobStore.chunk reads it with the job and the chunk's rows)."""
+    return ChunkDigest(job_id, chunk_index, str(item["digest"]), bool(item.get("claim_check", False)))
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -102,12 +108,3 @@ class ChunkRegister:
             else:
                 left = sum(len(requests) for requests in request.values())
                 raise RuntimeError(f"DynamoDB left {left} chunk digests unprocessed after {WRITE_ATTEMPTS} attempts")
-
-    def recorded(self, job_id: str, chunk_index: int) -> ChunkDigest | None:
-        """What was recorded for this chunk of the job; None when the validator never queued it."""
-        item = self._table.get_item(
-            Key=chunk_key(job_id, chunk_index), ConsistentRead=True, ProjectionExpression="digest, claim_check"
-        ).get("Item")
-        if not item:
-            return None
-        return ChunkDigest(job_id, chunk_index, str(item["digest"]), bool(item.get("claim_check", False)))

@@ -1,24 +1,24 @@
-"""Jobs and per-row outcomes in DynamoDB: the record of what happened, and the guard against doing it twice.
+"""Jobs and their rows' outcomes in DynamoDB: the record of what happened, and the guard against doing it twice.
 
-One table, two item kinds under the job's partition (and data-unit leases, see leases.py):
-  pk = JOB#<job id>, sk = JOB            the job: status, options, totals and atomic counters
-  pk = JOB#<job id>, sk = ROW#<hash>     one label row: RETRYING (attempts, last error) until its outcome,
-                                         IMPORTED, FAILED or SKIPPED with a reason, is written
+One table; under the job's partition (beside the chunk digests, chunk_register.py):
+  pk = JOB#<job id>, sk = JOB                 the job: status, options, totals and atomic counters
+  pk = JOB#<job id>, sk = ROWS#<chunk index>  the chunk's rows: each RETRYING (attempts, last error) until its
+                                              outcome, IMPORTED, FAILED or SKIPPED with a reason, is written
+                                              (row_outcomes.py)
 An outcome is written once, in the same transaction that bumps the job's counters, so a redelivered chunk
 can neither lose a row nor count it twice. Every item carries `expires_at`, which the table's TTL uses to
-delete old jobs.
+delete old jobs. Data units' leases and upload histories are items of their own (leases.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
 import boto3
-import orjson
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
@@ -33,6 +33,16 @@ from label_importer.model.jobs import (
     RowStatus,
 )
 from label_importer.model.label_format import Mode
+from label_importer.runtime.backoff import Backoff
+from label_importer.store.chunk_register import ChunkDigest, chunk_key, recorded_digest
+from label_importer.store.row_outcomes import (
+    OUTCOME,
+    WAITING,
+    chunk_rows,
+    decoded_rows,
+    encoded,
+    rows_key,
+)
 
 _DONE = (RowStatus.IMPORTED, RowStatus.ROLLED_BACK)
 """Rows whose labels were changed: a reason on one of them is why Encord refused its workflow actions."""
@@ -59,44 +69,27 @@ def _job_key(job_id: str) -> dict[str, str]:
     return {"pk": f"JOB#{job_id}", "sk": "JOB"}
 
 
-def _row_key(job_id: str, data_hash: str) -> dict[str, str]:
-    return {"pk": f"JOB#{job_id}", "sk": f"ROW#{data_hash}"}
+_ROWS_PER_TRANSACTION = 100
+"""Rows written with one transaction: each row's attribute costs about 30 characters of the condition, and an
+expression may be 4 KB."""
+_CONFLICT_ATTEMPTS = 6
+_CONFLICT_BACKOFF = Backoff(0.02, 1.0)
+"""Consumers recording at once update the same job item; DynamoDB cancels one of two colliding transactions."""
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+@dataclass(frozen=True)
+class ChunkState:
+    """What the table holds about one chunk of a job, read together (`JobStore.chunk`)."""
 
-
-_TRANSACTION_BYTES = 3 << 20
-"""Below DynamoDB's 4 MB per transaction, with room for the row records and attribute names."""
-
-
-def _transactions(
-    outcomes: list[RowOutcome], with_rows: dict[str, dict[str, Any]], most_items: int
-) -> Iterator[list[RowOutcome]]:
-    """The outcomes in batches that fit one transaction each: at most `most_items` items (a row, and the item
-    written with it, count one each) and, with those items, at most _TRANSACTION_BYTES."""
-    batch: list[RowOutcome] = []
-    items = size = 0
-    for outcome in outcomes:
-        extra = with_rows.get(outcome.data_hash)
-        extra_size = len(orjson.dumps(extra)) if extra else 0
-        needed = 2 if extra else 1
-        if batch and (items + needed > most_items or size + extra_size > _TRANSACTION_BYTES):
-            yield batch
-            batch, items, size = [], 0, 0
-        batch.append(outcome)
-        items += needed
-        size += extra_size
-    if batch:
-        yield batch
+    job: Job | None
+    digest: ChunkDigest | None
+    """What the validator queued; None when it queued no such chunk."""
+    outcomes: dict[str, RowOutcome]
+    waiting: dict[str, RowOutcome]
+    """Rows earlier deliveries left RETRYING, with their attempts so far."""
 
 
 class JobStore:
-    _TRANSACTION_ROWS = 99
-    """DynamoDB allows 100 items per transaction; one slot is the job's counter update."""
-
     def __init__(self, table_name: str, *, ttl_days: int = DEFAULT_TTL_DAYS, resource: Any | None = None) -> None:
         self._resource = resource or boto3.resource("dynamodb")
         self._table = self._resource.Table(table_name)
@@ -128,7 +121,7 @@ class JobStore:
             Key=_job_key(job.job_id),
             UpdateExpression="SET project_hash = :p, #mode = :m, branch = :b, total_records = :r, "
             "invalid_records = :i, records_left_out = :l, labels_not_imported = :w, problem_count = :e, "
-            "total_rows = :t, total_chunks = :c, rows_skipped = :s",
+            "total_rows = :t, total_chunks = :c, rows_skipped = :s, rows_left = if_not_exists(rows_left, :t)",
             ExpressionAttributeNames={"#mode": "mode"},
             ExpressionAttributeValues={
                 ":p": job.project_hash,
@@ -189,172 +182,199 @@ class JobStore:
             raise
         return True
 
-    def finished_rows(self, job_id: str, data_hashes: list[str]) -> set[str]:
-        """The rows of this job that already have an outcome (a redelivered chunk skips them)."""
-        return {
-            data_hash for data_hash, status in self.row_statuses(job_id, data_hashes).items() if status in FINISHED_ROW
-        }
+    def chunk(self, job_id: str, chunk_index: int) -> ChunkState:
+        """The job, the chunk's digest and the chunk's recorded rows, in one read: all a consumer needs to know
+        before it leases anything."""
+        keys = [_job_key(job_id), chunk_key(job_id, chunk_index), rows_key(job_id, chunk_index)]
+        items: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = self._resource.batch_get_item(RequestItems=request)
+            items.update((item["sk"], item) for item in response["Responses"][self._table_name])
+            request = response.get("UnprocessedKeys") or {}
+        job, digest, rows = (items.get(key["sk"]) for key in keys)
+        outcomes, waiting = chunk_rows(rows) if rows else ({}, {})
+        return ChunkState(
+            job=_job_from_item(job) if job else None,
+            digest=recorded_digest(job_id, chunk_index, digest) if digest else None,
+            outcomes=outcomes,
+            waiting=waiting,
+        )
 
-    def row_statuses(self, job_id: str, data_hashes: list[str]) -> dict[str, RowStatus]:
-        """The status of each of these rows that has a record (finished, or RETRYING after a fault)."""
-        statuses: dict[str, RowStatus] = {}
-        for batch in _chunks(data_hashes, 100):
-            request: dict[str, Any] = {
-                self._table_name: {
-                    "Keys": [_row_key(job_id, data_hash) for data_hash in batch],
-                    "ProjectionExpression": "sk, #status",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                response = self._resource.batch_get_item(RequestItems=request)
-                statuses.update(
-                    (item["sk"].removeprefix("ROW#"), RowStatus(item["status"]))
-                    for item in response["Responses"][self._table_name]
-                )
-                request = response.get("UnprocessedKeys") or {}
-        return statuses
+    def chunk_outcomes(self, job_id: str, chunk_index: int) -> dict[str, RowOutcome]:
+        """The chunk's recorded outcomes, by data hash."""
+        item = self._table.get_item(Key=rows_key(job_id, chunk_index), ConsistentRead=True).get("Item")
+        return chunk_rows(item)[0] if item else {}
 
     def record_rows(
         self,
         job_id: str,
+        chunk_index: int,
         outcomes: list[RowOutcome],
         *,
         attempts: int,
         encord_requests: int,
-        with_rows: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """Write row outcomes and bump the job's counters in the same transactions (all or nothing each).
+        chunk_rows_count: int,
+        earlier_attempts: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Write row outcomes on the chunk's rows item and bump the job's counters in the same transaction, 100
+        rows at a time; returns True when they may have finished the job (`job_lifecycle.finish_if_done` then
+        decides), so the other chunks finish without reading the job again.
 
-        A row that already has an outcome cancels the transaction: another delivery of the same chunk
-        recorded it first, and this delivery must be retried (it will then skip that row), not counted.
-        `attempts` (import attempts this delivery made) adds to those of earlier deliveries. `with_rows`
-        holds a transaction item per data hash to write with that row's outcome (its upload history).
+        Each outcome is written once: a row another delivery of the same chunk recorded meanwhile cancels the
+        transaction, and it is written again without that row, which is then neither recorded twice nor
+        counted twice. The job's counters take `rows_left` down and, until the last rows, on the condition that
+        some are left after these. A transaction conflict with another consumer's (on the job item) is tried
+        again. A row's attempts are `attempts` (this delivery's) plus `earlier_attempts` (those of earlier
+        deliveries, from its RETRYING record).
         """
-        now = int(time.time())
-        with_rows = with_rows or {}
-        for number, batch in enumerate(_transactions(outcomes, with_rows, self._TRANSACTION_ROWS)):
-            imported = sum(1 for outcome in batch if outcome.status is RowStatus.IMPORTED)
-            rolled_back = sum(1 for outcome in batch if outcome.status is RowStatus.ROLLED_BACK)
-            superseded = sum(1 for outcome in batch if outcome.status is RowStatus.SKIPPED)
-            items: list[dict[str, Any]] = [
-                {"Update": self._row_update(job_id, outcome, attempts, now)} for outcome in batch
-            ]
-            items.extend(with_rows[outcome.data_hash] for outcome in batch if outcome.data_hash in with_rows)
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table_name,
-                        "Key": _job_key(job_id),
-                        "UpdateExpression": "ADD rows_imported :i, rows_rolled_back :b, rows_failed :f, "
-                        "rows_superseded :s, labels_added :l, labels_removed :x, encord_requests :r, "
-                        "tasks_prioritised :tp, tasks_completed :tc, tasks_reopened :tr, rows_actions_refused :ta "
-                        "SET updated_at = :now",
-                        "ExpressionAttributeValues": {
-                            ":i": imported,
-                            ":b": rolled_back,
-                            ":f": len(batch) - imported - rolled_back - superseded,
-                            ":s": superseded,
-                            ":l": sum(outcome.labels_added for outcome in batch),
-                            ":x": sum(outcome.labels_removed for outcome in batch),
-                            ":r": encord_requests if number == 0 else 0,
-                            ":tp": sum("priority" in outcome.actions for outcome in batch),
-                            ":tc": sum("complete" in outcome.actions for outcome in batch),
-                            ":tr": sum("reopen" in outcome.actions for outcome in batch),
-                            ":ta": sum(outcome.status in _DONE and outcome.reason is not None for outcome in batch),
-                            ":now": now,
-                        },
-                    }
+        earlier = earlier_attempts or {}
+        finishing = False
+        for start in range(0, len(outcomes), _ROWS_PER_TRANSACTION):
+            batch = outcomes[start : start + _ROWS_PER_TRANSACTION]
+            conflicts = 0
+            while batch:
+                now = int(time.time())
+                values = {
+                    outcome.data_hash: encoded(
+                        outcome, attempts=earlier.get(outcome.data_hash, 0) + attempts, chunk_rows=chunk_rows_count
+                    )
+                    for outcome in batch
                 }
-            )
-            self._resource.meta.client.transact_write_items(TransactItems=items)
+                items = [
+                    {"Update": self._rows_update(job_id, chunk_index, OUTCOME, values, now, once=True)},
+                    {"Update": self._counters_update(job_id, batch, encord_requests, now, last=finishing)},
+                ]
+                try:
+                    self._resource.meta.client.transact_write_items(TransactItems=items)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "TransactionCanceledException":
+                        raise
+                    rows_check, counters_check = (
+                        reason.get("Code") for reason in error.response.get("CancellationReasons", [{}, {}])
+                    )
+                    if rows_check == "ConditionalCheckFailed":
+                        recorded = self.chunk_outcomes(job_id, chunk_index)
+                        batch = [outcome for outcome in batch if outcome.data_hash not in recorded]
+                    elif counters_check == "ConditionalCheckFailed":
+                        finishing = True
+                    elif conflicts < _CONFLICT_ATTEMPTS and "TransactionConflict" in (rows_check, counters_check):
+                        conflicts += 1
+                        time.sleep(_CONFLICT_BACKOFF.seconds(conflicts))
+                    else:
+                        raise
+                    continue
+                encord_requests = 0  # counted once, with the first rows
+                break
+        return finishing
 
-    def _row_update(self, job_id: str, outcome: RowOutcome, attempts: int, now: int) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            ":s": str(outcome.status),
-            ":lines": outcome.lines,
-            ":added": outcome.labels_added,
-            ":removed": outcome.labels_removed,
-            ":actions": list(outcome.actions),
-            ":n": attempts,
-            ":now": now,
-            ":exp": self._expires_at(now),
-            ":retrying": str(RowStatus.RETRYING),
-        }
-        expression = (
-            "SET #status = :s, #lines = :lines, labels_added = :added, labels_removed = :removed, recorded_at = :now, "
-            "updated_at = :now, actions = :actions, "
-            "first_attempt_at = if_not_exists(first_attempt_at, :now), expires_at = :exp"
-        )
-        if outcome.reason:
-            expression += ", reason = :reason"
-            values[":reason"] = outcome.reason
-        return {
+    def _rows_update(
+        self, job_id: str, chunk_index: int, prefix: str, values: dict[str, str], now: int, *, once: bool
+    ) -> dict[str, Any]:
+        """Set one attribute per row on the chunk's rows item; with `once`, only if none of them has one yet."""
+        names = {f"#r{number}": prefix + data_hash for number, data_hash in enumerate(values)}
+        update: dict[str, Any] = {
             "TableName": self._table_name,
-            "Key": _row_key(job_id, outcome.data_hash),
-            "UpdateExpression": expression + " ADD attempts :n",
-            "ConditionExpression": "attribute_not_exists(pk) OR #status = :retrying",
-            "ExpressionAttributeNames": {"#status": "status", "#lines": "lines"},
-            "ExpressionAttributeValues": values,
+            "Key": rows_key(job_id, chunk_index),
+            "UpdateExpression": "SET expires_at = :exp, " + ", ".join(f"{name} = :r{name[2:]}" for name in names),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {
+                ":exp": self._expires_at(now),
+                **{f":r{number}": value for number, value in enumerate(values.values())},
+            },
         }
+        if once:
+            update["ConditionExpression"] = " AND ".join(f"attribute_not_exists({name})" for name in names)
+        return update
+
+    def _counters_update(
+        self, job_id: str, batch: list[RowOutcome], encord_requests: int, now: int, *, last: bool
+    ) -> dict[str, Any]:
+        imported = sum(1 for outcome in batch if outcome.status is RowStatus.IMPORTED)
+        rolled_back = sum(1 for outcome in batch if outcome.status is RowStatus.ROLLED_BACK)
+        superseded = sum(1 for outcome in batch if outcome.status is RowStatus.SKIPPED)
+        update: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Key": _job_key(job_id),
+            "UpdateExpression": "ADD rows_imported :i, rows_rolled_back :b, rows_failed :f, rows_superseded :s, "
+            "labels_added :l, labels_removed :x, encord_requests :r, rows_left :left, "
+            "tasks_prioritised :tp, tasks_completed :tc, tasks_reopened :tr, rows_actions_refused :ta "
+            "SET updated_at = :now",
+            "ExpressionAttributeValues": {
+                ":i": imported,
+                ":b": rolled_back,
+                ":f": len(batch) - imported - rolled_back - superseded,
+                ":s": superseded,
+                ":l": sum(outcome.labels_added for outcome in batch),
+                ":x": sum(outcome.labels_removed for outcome in batch),
+                ":r": encord_requests,
+                ":left": -len(batch),
+                ":tp": sum("priority" in outcome.actions for outcome in batch),
+                ":tc": sum("complete" in outcome.actions for outcome in batch),
+                ":tr": sum("reopen" in outcome.actions for outcome in batch),
+                ":ta": sum(outcome.status in _DONE and outcome.reason is not None for outcome in batch),
+                ":now": now,
+            },
+        }
+        if not last:
+            # Not the job's last rows: some are left after these. A job recorded before `rows_left` existed
+            # fails this too, and is then finished the way it always was, by reading it.
+            update["ConditionExpression"] = "rows_left > :n"
+            update["ExpressionAttributeValues"][":n"] = len(batch)
+        return update
 
     def note_retry(
-        self, job_id: str, lines_by_hash: dict[str, list[int]], *, attempts: int, error: str, encord_requests: int
+        self,
+        job_id: str,
+        chunk_index: int,
+        lines_by_hash: dict[str, list[int]],
+        *,
+        attempts: int,
+        error: str,
+        encord_requests: int,
+        chunk_rows_count: int,
+        earlier_attempts: Mapping[str, int] | None = None,
     ) -> None:
         """Mark rows RETRYING with the error that stopped this delivery, so `status` can say why they wait.
 
-        A row another delivery finished meanwhile keeps its outcome.
+        A row another delivery finished meanwhile keeps its outcome (an outcome wins over a RETRYING record).
         """
         now = int(time.time())
+        earlier = earlier_attempts or {}
         self._table.update_item(
             Key=_job_key(job_id),
             UpdateExpression="ADD encord_requests :r SET updated_at = :now",
             ExpressionAttributeValues={":r": encord_requests, ":now": now},
         )
-        for data_hash, lines in lines_by_hash.items():
-            try:
-                self._table.update_item(
-                    Key=_row_key(job_id, data_hash),
-                    UpdateExpression="SET #status = :retrying, #lines = :lines, last_error = :e, updated_at = :now, "
-                    "first_attempt_at = if_not_exists(first_attempt_at, :now), expires_at = :exp ADD attempts :n",
-                    ConditionExpression="attribute_not_exists(pk) OR #status = :retrying",
-                    ExpressionAttributeNames={"#status": "status", "#lines": "lines"},
-                    ExpressionAttributeValues={
-                        ":lines": lines,
-                        ":retrying": str(RowStatus.RETRYING),
-                        ":e": error,
-                        ":now": now,
-                        ":exp": self._expires_at(now),
-                        ":n": attempts,
-                    },
-                )
-            except ClientError as failure:
-                if failure.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
+        waiting = [
+            (data_hash, RowOutcome(data_hash, RowStatus.RETRYING, lines, reason=error))
+            for data_hash, lines in lines_by_hash.items()
+        ]
+        for start in range(0, len(waiting), _ROWS_PER_TRANSACTION):
+            values = {
+                data_hash: encoded(row, attempts=earlier.get(data_hash, 0) + attempts, chunk_rows=chunk_rows_count)
+                for data_hash, row in waiting[start : start + _ROWS_PER_TRANSACTION]
+            }
+            update = self._rows_update(job_id, chunk_index, WAITING, values, now, once=False)
+            update.pop("TableName")
+            self._table.update_item(**update)
+
+    def recorded(self, job_id: str) -> set[str]:
+        """The data hashes of the job's rows that have an outcome."""
+        return {row.data_hash for row in self._all_rows(job_id) if row.status in FINISHED_ROW}
 
     def rows(self, job_id: str, status: RowStatus) -> list[RowOutcome]:
         """The job's rows in `status`, in file order; a RETRYING row's reason is the error it last met."""
-        rows: list[RowOutcome] = []
+        return sorted((row for row in self._all_rows(job_id) if row.status is status), key=lambda row: row.lines)
+
+    def _all_rows(self, job_id: str) -> Iterator[RowOutcome]:
         query: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(f"JOB#{job_id}") & Key("sk").begins_with("ROW#"),
-            "FilterExpression": Attr("status").eq(str(status)),
+            "KeyConditionExpression": Key("pk").eq(f"JOB#{job_id}") & Key("sk").begins_with("ROW"),
         }
         while True:
             page = self._table.query(**query)
-            rows.extend(
-                RowOutcome(
-                    data_hash=item["sk"].removeprefix("ROW#"),
-                    status=status,
-                    lines=[int(line) for line in item["lines"]],
-                    reason=item.get("reason") or item.get("last_error"),
-                    labels_added=int(item.get("labels_added", 0)),
-                    labels_removed=int(item.get("labels_removed", 0)),
-                    attempts=int(item.get("attempts", 0)),
-                    actions=tuple(item.get("actions", ())),
-                )
-                for item in page["Items"]
-            )
+            for item in page["Items"]:
+                yield from decoded_rows(item)
             if "LastEvaluatedKey" not in page:
-                return sorted(rows, key=lambda row: row.lines)
+                return
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
