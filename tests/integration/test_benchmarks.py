@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {
     "round_trips": ["--units", "30"],
+    "aws_model": ["--units", "40", "--bundle-size", "10", "--latency", "0", "--repeat", "1"],
     "throughput": ["--units", "30", "--naive-units", "3", "--latency", "0", "--repeat", "1"],
     "cpu_per_label": ["--units", "20", "--repeat", "1"],
     "cold_start": ["--repeat", "1"],
