@@ -9,18 +9,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from label_importer.runtime.observability import logger, metrics, tracer
 from label_importer.runtime.settings import settings
-from label_importer.runtime.world import World
 from label_importer.services.validator_failures import fail_abandoned_validation
+from label_importer.store.aws import AwsClients
+from label_importer.store.jobs import JobStore
+from label_importer.store.reports import ReportWriter
 
 
 @cache
-def _world() -> World:
-    return World.from_settings(settings())
+def _stores() -> tuple[JobStore, ReportWriter]:
+    """Only the jobs and the reports: not the `World`, whose Encord half (the SDK, numpy) this function never uses
+    and would import at every cold start."""
+    aws, configured = AwsClients.connect(), settings()
+    jobs = JobStore(configured.jobs_table_name, ttl_days=configured.record_ttl_days, resource=aws.dynamodb)
+    return jobs, ReportWriter(aws.s3)
 
 
 def record_handler(record: SQSRecord) -> None:
-    world = _world()
-    fail_abandoned_validation(record.body, world.jobs, world.reports)
+    fail_abandoned_validation(record.body, *_stores())
 
 
 @logger.inject_lambda_context(clear_state=True)
