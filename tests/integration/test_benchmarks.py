@@ -21,6 +21,7 @@ SMALL = {
     "cold_start": ["--repeat", "1"],
     "validator_memory": ["--sizes", "1", "--layouts", "interleaved"],
     "reader_speed": ["--images", "20", "--repeat", "1"],
+    "scaling": ["--megabytes", "1,2,4", "--rows", "10,20,40"],
 }
 
 
